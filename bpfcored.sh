@@ -1,0 +1,71 @@
+#!/bin/bash
+# The README's two commands:
+#   ./bpfcored.sh run    install dependencies, build, run bpfcored in the foreground
+#   ./bpfcored.sh test   install dependencies, build from scratch, run the whole test suite
+set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
+
+BUILD=${BUILD:-build}
+
+install_deps() {
+	local need=0
+	if [ ! -f /etc/apt/sources.list.d/bookworm-backports.list ] &&
+	   ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+		echo 'deb http://deb.debian.org/debian bookworm-backports main' \
+			>/etc/apt/sources.list.d/bookworm-backports.list
+		need=1
+	fi
+	local pkgs=(build-essential pkg-config meson ninja-build clang-19 llvm-19
+		libelf-dev zlib1g-dev libsystemd-dev libjson-c-dev libssl-dev iproute2)
+	local bpo=(libbpf-dev bpftool)
+	local missing=()
+	for p in "${pkgs[@]}" "${bpo[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+	done
+	# libbpf must be >= 1.4 (backports); bookworm's own 1.1 is too old.
+	if dpkg --compare-versions "$(dpkg-query -W -f='${Version}' libbpf-dev 2>/dev/null || echo 0)" lt 1:1.4; then
+		missing+=(libbpf-dev)
+	fi
+	if [ ${#missing[@]} -gt 0 ] || [ $need = 1 ]; then
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q
+		apt-get install -y -q --no-install-recommends "${pkgs[@]}"
+		apt-get install -y -q --no-install-recommends -t bookworm-backports "${bpo[@]}"
+	fi
+}
+
+build() {
+	if [ "${1:-}" = fresh ]; then
+		rm -rf "$BUILD"
+	fi
+	[ -d "$BUILD" ] || meson setup "$BUILD" --werror
+	ninja -C "$BUILD"
+}
+
+ensure_bpffs() {
+	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
+}
+
+case "${1:-}" in
+run)
+	shift
+	install_deps
+	build
+	ensure_bpffs
+	exec "$BUILD/daemon/bpfcored" --foreground "$@"
+	;;
+test)
+	shift
+	install_deps
+	build fresh
+	ensure_bpffs
+	rc=0
+	meson test -C "$BUILD" --print-errorlogs --num-processes 1 "$@" || rc=$?
+	python3 tests/summary.py "$BUILD/meson-logs/testlog.json" || rc=1
+	exit $rc
+	;;
+*)
+	echo "usage: $0 run|test" >&2
+	exit 2
+	;;
+esac

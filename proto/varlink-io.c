@@ -1,0 +1,330 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "macro.h"
+#include "varlink-io.h"
+
+#define VL_READ_CHUNK (64u * 1024)
+
+struct VlFdGroup {
+        uint64_t offset; /* stream offset of the first byte that came with them */
+        int fds[VL_MAX_FDS];
+        size_t n;
+};
+
+struct VlChunk {
+        VlChunk *next;
+        char *data;
+        size_t len, sent;
+        int fds[VL_MAX_FDS];
+        size_t n_fds;
+};
+
+void vl_reader_init(VlReader *r, size_t max_message) {
+        *r = (VlReader) { .max_message = max_message };
+}
+
+void vl_reader_done(VlReader *r) {
+        for (size_t i = 0; i < r->n_fd_groups; i++)
+                close_many(r->fds[i].fds, r->fds[i].n);
+        free(r->fds);
+        free(r->buf);
+        *r = (VlReader) {};
+}
+
+bool vl_reader_partial(const VlReader *r) {
+        return r->len > 0;
+}
+
+static int reader_add_fds(VlReader *r, uint64_t offset, const int *fds, size_t n) {
+        VlFdGroup *g;
+
+        if (n == 0)
+                return 0;
+        if (n > VL_MAX_FDS || r->n_fds + n > VL_MAX_FDS) {
+                close_many((int *) fds, n);
+                return -ETOOMANYREFS;
+        }
+        g = reallocarray(r->fds, r->n_fd_groups + 1, sizeof(VlFdGroup));
+        if (!g) {
+                close_many((int *) fds, n);
+                return -ENOMEM;
+        }
+        r->fds = g;
+        g = &r->fds[r->n_fd_groups++];
+        g->offset = offset;
+        g->n = n;
+        memcpy(g->fds, fds, n * sizeof(int));
+        r->n_fds += n;
+        return 0;
+}
+
+int vl_reader_fill(VlReader *r, int sock) {
+        union {
+                struct cmsghdr hdr;
+                char buf[CMSG_SPACE(sizeof(int) * VL_MAX_FDS)];
+        } control;
+        struct msghdr mh = {};
+        struct iovec iov;
+        ssize_t n;
+        int ret = 0;
+
+        /* Room for one more read, but never more than one message's worth. */
+        if (r->len >= r->max_message + 1)
+                return -EMSGSIZE;
+        if (r->alloc - r->len < VL_READ_CHUNK) {
+                size_t want = MIN(r->len + VL_READ_CHUNK, (size_t) r->max_message + 1);
+                char *p;
+
+                if (want > r->alloc) {
+                        p = realloc(r->buf, want + 1);
+                        if (!p)
+                                return -ENOMEM;
+                        r->buf = p;
+                        r->alloc = want;
+                }
+        }
+
+        iov = (struct iovec) { .iov_base = r->buf + r->len, .iov_len = r->alloc - r->len };
+        mh.msg_iov = &iov;
+        mh.msg_iovlen = 1;
+        mh.msg_control = &control;
+        mh.msg_controllen = sizeof(control);
+
+        n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+        if (n < 0)
+                return errno == EWOULDBLOCK ? -EAGAIN : -errno;
+
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+                size_t nfd;
+
+                if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+                        continue;
+                nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                if (ret == 0)
+                        ret = reader_add_fds(r, r->base + r->len, (int *) CMSG_DATA(c), nfd);
+                else
+                        close_many((int *) CMSG_DATA(c), nfd);
+        }
+        if (mh.msg_flags & MSG_CTRUNC)
+                ret = ret ?: -ETOOMANYREFS;
+        if (ret < 0)
+                return ret;
+
+        r->len += (size_t) n;
+        if (n > 0 && !memchr(r->buf, 0, r->len) && r->len > r->max_message)
+                return -EMSGSIZE;
+        return (int) MIN(n, (ssize_t) INT32_MAX);
+}
+
+int vl_reader_next(VlReader *r, char **ret_text, size_t *ret_len, int **ret_fds, size_t *ret_n_fds) {
+        _cleanup_free_ int *fds = NULL;
+        size_t n_fds = 0, used_groups = 0, len;
+        char *end, *text;
+        uint64_t end_offset;
+
+        end = r->len > 0 ? memchr(r->buf, 0, r->len) : NULL;
+        if (!end)
+                return 0;
+        len = (size_t) (end - r->buf);
+        if (len > r->max_message)
+                return -EMSGSIZE;
+        end_offset = r->base + len;
+
+        /* Fds that arrived with any byte of this message belong to it. */
+        for (; used_groups < r->n_fd_groups; used_groups++)
+                if (r->fds[used_groups].offset > end_offset)
+                        break;
+        for (size_t i = 0; i < used_groups; i++)
+                n_fds += r->fds[i].n;
+        if (n_fds > 0) {
+                fds = malloc(n_fds * sizeof(int));
+                if (!fds)
+                        return -ENOMEM;
+                n_fds = 0;
+                for (size_t i = 0; i < used_groups; i++) {
+                        memcpy(fds + n_fds, r->fds[i].fds, r->fds[i].n * sizeof(int));
+                        n_fds += r->fds[i].n;
+                }
+        }
+
+        text = malloc(len + 1);
+        if (!text)
+                return -ENOMEM;
+        memcpy(text, r->buf, len + 1);
+
+        memmove(r->fds, r->fds + used_groups, (r->n_fd_groups - used_groups) * sizeof(VlFdGroup));
+        r->n_fd_groups -= used_groups;
+        r->n_fds -= n_fds;
+        memmove(r->buf, end + 1, r->len - len - 1);
+        r->len -= len + 1;
+        r->base += len + 1;
+
+        *ret_text = text;
+        *ret_len = len;
+        *ret_n_fds = n_fds;
+        *ret_fds = TAKE_PTR(fds);
+        return 1;
+}
+
+int vl_parse(const char *text, size_t len, json_object **ret, char **ret_reason) {
+        json_tokener *tok;
+        json_object *o;
+        enum json_tokener_error e;
+        size_t consumed;
+        char *reason = NULL;
+
+        if (len > INT32_MAX)
+                return -EMSGSIZE;
+        tok = json_tokener_new_ex(VL_MAX_JSON_DEPTH);
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
+        o = json_tokener_parse_ex(tok, text, (int) len);
+        e = json_tokener_get_error(tok);
+        consumed = json_tokener_get_parse_end(tok);
+        json_tokener_free(tok);
+
+        if (!o || e != json_tokener_success) {
+                json_object_put(o);
+                if (e == json_tokener_continue)
+                        e = json_tokener_error_parse_eof;
+                if (asprintf(&reason, "not valid JSON: %s at byte %zu",
+                             json_tokener_error_desc(e), consumed) < 0)
+                        reason = NULL;
+                *ret_reason = reason;
+                return -EBADMSG;
+        }
+        if (consumed != len || !json_object_is_type(o, json_type_object)) {
+                json_object_put(o);
+                *ret_reason = strdup(consumed != len ? "trailing bytes after the JSON object"
+                                                     : "a message must be a JSON object");
+                return -EBADMSG;
+        }
+        *ret = o;
+        return 0;
+}
+
+static void chunk_free(VlChunk *c) {
+        if (!c)
+                return;
+        close_many(c->fds, c->n_fds);
+        free(c->data);
+        free(c);
+}
+
+void vl_writer_done(VlWriter *w) {
+        while (w->head) {
+                VlChunk *c = w->head;
+                w->head = c->next;
+                chunk_free(c);
+        }
+        *w = (VlWriter) {};
+}
+
+int vl_writer_queue(VlWriter *w, json_object *msg, int *fds, size_t n_fds) {
+        const char *s;
+        size_t len;
+        VlChunk *c;
+
+        if (n_fds > VL_MAX_FDS) {
+                close_many(fds, n_fds);
+                return -ETOOMANYREFS;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                close_many(fds, n_fds);
+                return -ENOMEM;
+        }
+        memcpy(c->fds, fds, n_fds * sizeof(int));
+        c->n_fds = n_fds;
+
+        s = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        c->data = malloc(len + 1);
+        if (!s || !c->data) {
+                chunk_free(c);
+                return -ENOMEM;
+        }
+        memcpy(c->data, s, len);
+        c->data[len] = 0;
+        c->len = len + 1;
+
+        if (w->tail)
+                w->tail->next = c;
+        else
+                w->head = c;
+        w->tail = c;
+        w->queued += c->len;
+        return 0;
+}
+
+static ssize_t send_with_fds(int sock, const char *p, size_t len, const int *fds, size_t n_fds, int flags) {
+        union {
+                struct cmsghdr hdr;
+                char buf[CMSG_SPACE(sizeof(int) * VL_MAX_FDS)];
+        } control = {};
+        struct iovec iov = { .iov_base = (void *) p, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (n_fds > 0) {
+                struct cmsghdr *c;
+
+                mh.msg_control = &control;
+                mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+                memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+        }
+        return sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
+}
+
+int vl_writer_flush(VlWriter *w, int sock) {
+        while (w->head) {
+                VlChunk *c = w->head;
+                ssize_t n;
+
+                n = send_with_fds(sock, c->data + c->sent, c->len - c->sent,
+                                  c->sent == 0 ? c->fds : NULL, c->sent == 0 ? c->n_fds : 0,
+                                  MSG_DONTWAIT);
+                if (n < 0)
+                        return errno == EWOULDBLOCK ? 0 : -errno;
+                if (c->sent == 0) /* the fds went with the first byte */
+                        close_many(c->fds, c->n_fds), c->n_fds = 0;
+                c->sent += (size_t) n;
+                w->queued -= (size_t) n;
+                if (c->sent < c->len)
+                        continue;
+                w->head = c->next;
+                if (!w->head)
+                        w->tail = NULL;
+                chunk_free(c);
+        }
+        return 1;
+}
+
+int vl_send(int sock, json_object *msg, const int *fds, size_t n_fds) {
+        const char *s;
+        size_t len, sent = 0;
+
+        if (n_fds > VL_MAX_FDS)
+                return -ETOOMANYREFS;
+        s = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        if (!s)
+                return -ENOMEM;
+        len++; /* the frame's NUL */
+        while (sent < len) {
+                ssize_t n = send_with_fds(sock, s + sent, len - sent, sent == 0 ? fds : NULL,
+                                          sent == 0 ? n_fds : 0, 0);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                sent += (size_t) n;
+        }
+        return 0;
+}
