@@ -27,6 +27,7 @@
 #define VL_ERROR_INVALID_PARAMETER "io.bpfcored.InvalidParameter"
 #define VL_ERROR_NOT_SUPPORTED "io.bpfcored.NotSupported"
 #define VL_ERROR_TOO_LARGE "io.bpfcored.TooLarge"
+#define VL_ERROR_SYSTEM "io.bpfcored.SystemError"
 
 #define VL_SERVICE_INTERFACE "org.varlink.service"
 #define VL_ERROR_METHOD_NOT_FOUND "org.varlink.service.MethodNotFound"

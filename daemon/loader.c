@@ -1,0 +1,437 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <errno.h>
+#include <gelf.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "globals.h"
+#include "loader.h"
+#include "log.h"
+#include "params.h"
+#include "protocol.h"
+
+#define CAPTURE_MAX (64u * 1024)
+
+#ifndef EM_BPF
+#define EM_BPF 247
+#endif
+
+/* libbpf's own words for the current load, to tell the caller why it failed. */
+static __thread FILE *capture;
+static __thread size_t captured;
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap) {
+        if (capture && level != LIBBPF_DEBUG && captured < CAPTURE_MAX) {
+                va_list aq;
+                int n;
+
+                va_copy(aq, ap);
+                n = vfprintf(capture, fmt, aq);
+                va_end(aq);
+                if (n > 0)
+                        captured += (size_t) n;
+        }
+        if (log_get_max_priority() >= LOG_DEBUG) {
+                _cleanup_free_ char *s = NULL;
+
+                if (vasprintf(&s, fmt, ap) >= 0)
+                        log_debug("libbpf: %s", s);
+        }
+        return 0;
+}
+
+void loader_setup(void) {
+        libbpf_set_print(libbpf_print);
+        elf_version(EV_CURRENT);
+}
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+int loader_digest(const void *data, size_t size, char ret[static 7 + 64 + 1]) {
+        unsigned char md[EVP_MAX_MD_SIZE];
+        unsigned int len = 0;
+
+        if (!EVP_Digest(data, size, md, &len, EVP_sha256(), NULL) || len != 32)
+                return -EIO;
+        strcpy(ret, "sha256:");
+        for (unsigned i = 0; i < len; i++)
+                sprintf(ret + 7 + 2 * i, "%02x", md[i]);
+        return 0;
+}
+
+static const char *machine_name(unsigned m) {
+        switch (m) {
+        case EM_X86_64: return "x86-64";
+        case EM_386: return "i386";
+        case EM_AARCH64: return "AArch64";
+        case EM_ARM: return "ARM";
+        case EM_RISCV: return "RISC-V";
+        case EM_PPC64: return "PowerPC64";
+        case EM_S390: return "s390";
+        default: return NULL;
+        }
+}
+
+int loader_check_elf(const void *data, size_t size, Failure *f) {
+        Elf *elf;
+        GElf_Ehdr eh;
+        Elf_Scn *scn = NULL;
+        size_t shnum, n_exec = 0;
+        int r = 0;
+
+#define INVALID(...) failure_setf(f, -EINVAL, VL_ERROR_INVALID_OBJECT, "message", __VA_ARGS__)
+        if (size == 0)
+                return INVALID("the object is empty (0 bytes)");
+        if (size < 4 || memcmp(data, ELFMAG, SELFMAG) != 0)
+                return INVALID("not an ELF file (no ELF magic in the first bytes)");
+        if (size < sizeof(Elf64_Ehdr))
+                return INVALID("truncated ELF: %zu bytes, shorter than an ELF header", size);
+
+        elf = elf_memory((char *) data, size);
+        if (!elf)
+                return INVALID("not a readable ELF file: %s", elf_errmsg(-1));
+        if (!gelf_getehdr(elf, &eh)) {
+                r = INVALID("broken ELF header: %s", elf_errmsg(-1));
+                goto out;
+        }
+        if (eh.e_ident[EI_CLASS] != ELFCLASS64) {
+                r = INVALID("32-bit ELF: BPF objects are 64-bit");
+                goto out;
+        }
+        if (eh.e_machine != EM_BPF) {
+                const char *m = machine_name(eh.e_machine);
+                r = m ? INVALID("ELF for %s, not BPF: compile with clang -target bpf", m)
+                      : INVALID("ELF for machine %u, not BPF (%u): compile with clang -target bpf", eh.e_machine,
+                                EM_BPF);
+                goto out;
+        }
+        if (eh.e_type != ET_REL) {
+                r = INVALID("ELF type %u, not a relocatable object (ET_REL) as clang -c produces", eh.e_type);
+                goto out;
+        }
+        if (eh.e_shoff > size || elf_getshdrnum(elf, &shnum) < 0 ||
+            (uint64_t) eh.e_shoff + (uint64_t) shnum * eh.e_shentsize > size) {
+                r = INVALID("truncated ELF: the section header table lies past the end of the %zu-byte file", size);
+                goto out;
+        }
+        while ((scn = elf_nextscn(elf, scn))) {
+                GElf_Shdr sh;
+
+                if (!gelf_getshdr(scn, &sh)) {
+                        r = INVALID("broken section header: %s", elf_errmsg(-1));
+                        goto out;
+                }
+                if (sh.sh_type != SHT_NOBITS && (sh.sh_offset > size || sh.sh_size > size - sh.sh_offset)) {
+                        r = INVALID("truncated ELF: section %zu ends at byte %llu of a %zu-byte file",
+                                    elf_ndxscn(scn), (unsigned long long) (sh.sh_offset + sh.sh_size), size);
+                        goto out;
+                }
+                if (sh.sh_type == SHT_PROGBITS && (sh.sh_flags & SHF_EXECINSTR) && sh.sh_size > 0)
+                        n_exec++;
+        }
+        if (n_exec == 0)
+                r = INVALID("the object has no programs (no executable section)");
+out:
+        elf_end(elf);
+        return r;
+#undef INVALID
+}
+
+/* libbpf's captured warnings, trimmed to what a person needs to read. */
+static json_object *captured_message(const char *prefix, int err, const char *text) {
+        _cleanup_free_ char *s = NULL;
+        size_t len = text ? strlen(text) : 0;
+
+        while (len > 0 && text[len - 1] == '\n')
+                len--;
+        if (asprintf(&s, "%s: %s%s%.*s", prefix, strerror(-err), len ? "\nlibbpf: " : "", (int) len,
+                     text ?: "") < 0)
+                return NULL;
+        return json_object_new_string(s);
+}
+
+static int fail_captured(Failure *f, int err, const char *error, const char *prefix, const char *text) {
+        json_object *p = json_object_new_object();
+
+        json_object_object_add(p, "message", captured_message(prefix, err, text));
+        return failure_set(f, err, error, p);
+}
+
+static int select_programs(struct bpf_object *obj, json_object *programs, Failure *f) {
+        struct bpf_program *prog;
+        size_t n = programs ? json_object_array_length(programs) : 0;
+
+        if (!programs)
+                return 0;
+        if (n == 0)
+                return failure_invalid_parameter(f, -EINVAL, "programs", "the list of programs to load is empty");
+        for (size_t i = 0; i < n; i++) {
+                const char *name = json_object_get_string(json_object_array_get_idx(programs, i));
+
+                if (!bpf_object__find_program_by_name(obj, name))
+                        return failure_setf(f, -ENOENT, VL_ERROR_NO_SUCH_PROGRAM, "program", "%s", name);
+        }
+        bpf_object__for_each_program(prog, obj) {
+                bool wanted = false;
+
+                for (size_t i = 0; i < n && !wanted; i++)
+                        wanted = strcmp(bpf_program__name(prog),
+                                        json_object_get_string(json_object_array_get_idx(programs, i))) == 0;
+                bpf_program__set_autoload(prog, wanted);
+        }
+        return 0;
+}
+
+typedef struct MapSettings {
+        OptionalU32 max_entries, value_size;
+} MapSettings;
+
+static int apply_maps(struct bpf_object *obj, json_object *maps, Failure *f) {
+        static const ParamField table[] = {
+                { "max_entries", json_type_int, param_optional_uint32, offsetof(MapSettings, max_entries) },
+                { "value_size", json_type_int, param_optional_uint32, offsetof(MapSettings, value_size) },
+                {}
+        };
+
+        if (!maps)
+                return 0;
+        json_object_object_foreach(maps, name, settings) {
+                MapSettings s = {};
+                struct bpf_map *map;
+                int r;
+
+                map = bpf_object__find_map_by_name(obj, name);
+                if (!map)
+                        return failure_setf(f, -ENOENT, VL_ERROR_NO_SUCH_MAP, "map", "%s", name);
+                if (!json_object_is_type(settings, json_type_object))
+                        return failure_invalid_parameter(f, -EINVAL, "maps", "maps.%s must be an object", name);
+                r = params_decode(settings, table, &s, f);
+                if (r < 0) {
+                        json_object *p;
+                        const char *which = "maps";
+                        if (json_object_object_get_ex(f->parameters, "parameter", &p))
+                                which = json_object_get_string(p);
+                        return failure_invalid_parameter(f, r, "maps", "maps.%s.%s: invalid", name, which);
+                }
+                if ((s.max_entries.set && s.max_entries.value == 0) || (s.value_size.set && s.value_size.value == 0))
+                        return failure_invalid_parameter(f, -EINVAL, "maps", "maps.%s: sizes must be at least 1", name);
+                if (s.max_entries.set) {
+                        r = bpf_map__set_max_entries(map, s.max_entries.value);
+                        if (r < 0)
+                                return failure_invalid_parameter(f, r, "maps", "maps.%s.max_entries: %s", name,
+                                                                 strerror(-r));
+                }
+                if (s.value_size.set) {
+                        r = bpf_map__set_value_size(map, s.value_size.value);
+                        if (r < 0)
+                                return failure_invalid_parameter(f, r, "maps", "maps.%s.value_size: %s", name,
+                                                                 strerror(-r));
+                }
+        }
+        return 0;
+}
+
+/* Internal maps (.rodata, .bss) are named by their section, as the source names them. */
+static const char *map_display_name(const struct bpf_object *obj, const struct bpf_map *map) {
+        if (bpf_map__is_internal(map)) {
+                const struct btf *btf = bpf_object__btf(obj);
+                const struct btf_type *t = btf ? btf__type_by_id(btf, bpf_map__btf_value_type_id(map)) : NULL;
+                const char *n = t ? btf__name_by_offset(btf, t->name_off) : NULL;
+
+                if (n && *n)
+                        return n;
+        }
+        return bpf_map__name(map);
+}
+
+static int collect_info(struct bpf_object *obj, Object *o) {
+        struct bpf_program *prog;
+        struct bpf_map *map;
+        size_t n = 0;
+
+        bpf_object__for_each_program(prog, obj)
+                n += bpf_program__autoload(prog);
+        o->programs = calloc(n ?: 1, sizeof(ProgramInfo));
+        if (!o->programs)
+                return -ENOMEM;
+        bpf_object__for_each_program(prog, obj) {
+                struct bpf_prog_info info = {};
+                __u32 len = sizeof(info);
+                ProgramInfo *p;
+                int r;
+
+                if (!bpf_program__autoload(prog))
+                        continue;
+                r = bpf_prog_get_info_by_fd(bpf_program__fd(prog), &info, &len);
+                if (r < 0)
+                        return r;
+                p = &o->programs[o->n_programs++];
+                p->name = strdup(bpf_program__name(prog));
+                p->section = strdup(bpf_program__section_name(prog));
+                p->type = strdup(libbpf_bpf_prog_type_str(bpf_program__type(prog)) ?: "unknown");
+                if (!p->name || !p->section || !p->type)
+                        return -ENOMEM;
+                p->id = info.id;
+                for (int i = 0; i < 8; i++)
+                        sprintf(p->tag + 2 * i, "%02x", info.tag[i]);
+                p->xlated_bytes = info.xlated_prog_len;
+                p->jited_bytes = info.jited_prog_len;
+                p->verified_insns = info.verified_insns;
+        }
+
+        n = 0;
+        bpf_object__for_each_map(map, obj)
+                n += bpf_map__autocreate(map);
+        o->maps = calloc(n ?: 1, sizeof(MapInfo));
+        if (!o->maps)
+                return -ENOMEM;
+        bpf_object__for_each_map(map, obj) {
+                struct bpf_map_info info = {};
+                __u32 len = sizeof(info);
+                MapInfo *m;
+                int r;
+
+                if (bpf_map__fd(map) < 0)
+                        continue;
+                r = bpf_map_get_info_by_fd(bpf_map__fd(map), &info, &len);
+                if (r < 0)
+                        return r;
+                m = &o->maps[o->n_maps++];
+                m->name = strdup(map_display_name(obj, map));
+                m->type = strdup(libbpf_bpf_map_type_str(info.type) ?: "unknown");
+                if (!m->name || !m->type)
+                        return -ENOMEM;
+                m->id = info.id;
+                m->key_size = info.key_size;
+                m->value_size = info.value_size;
+                m->max_entries = info.max_entries;
+        }
+        return 0;
+}
+
+typedef struct LogBuffers {
+        char **buf;
+        size_t n;
+} LogBuffers;
+
+static void log_buffers_done(LogBuffers *l) {
+        for (size_t i = 0; i < l->n; i++)
+                free(l->buf[i]);
+        free(l->buf);
+}
+
+/* Which program the verifier refused: the one that has a log and no fd. */
+static int verifier_failure(struct bpf_object *obj, LogBuffers *logs, int err, Failure *f) {
+        struct bpf_program *prog;
+        size_t i = 0;
+
+        bpf_object__for_each_program(prog, obj) {
+                const char *log = logs->buf[i++];
+                json_object *p;
+                char msg[256];
+
+                if (!bpf_program__autoload(prog) || bpf_program__fd(prog) >= 0 || !log || !log[0])
+                        continue;
+                p = json_object_new_object();
+                json_object_object_add(p, "program", json_object_new_string(bpf_program__name(prog)));
+                json_object_object_add(p, "log", json_object_new_string(log));
+                snprintf(msg, sizeof(msg), "the kernel's verifier rejected program %s: %s", bpf_program__name(prog),
+                         strerror(-err));
+                json_object_object_add(p, "message", json_object_new_string(msg));
+                return failure_set(f, err, VL_ERROR_VERIFIER_REJECTED, p);
+        }
+        return 0;
+}
+
+int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f) {
+        _cleanup_free_ char *text = NULL;
+        LogBuffers logs = {};
+        struct bpf_object *obj = NULL;
+        struct bpf_program *prog;
+        size_t text_size = 0;
+        uint64_t t0 = now_usec(), t1;
+        int r;
+
+        capture = open_memstream(&text, &text_size);
+        captured = 0;
+        if (!capture)
+                return -ENOMEM;
+
+        LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = s->name, .pin_root_path = s->maps_pin_dir);
+        obj = bpf_object__open_mem(data, size, &opts);
+        if (!obj) {
+                r = negative_errno();
+                fflush(capture);
+                r = fail_captured(f, r, VL_ERROR_INVALID_OBJECT, "libbpf cannot open the object", text);
+                goto finish;
+        }
+
+        r = select_programs(obj, s->programs, f);
+        if (r < 0)
+                goto finish;
+        r = apply_maps(obj, s->maps, f);
+        if (r < 0)
+                goto finish;
+        r = globals_apply(obj, s->globals, f);
+        if (r < 0)
+                goto finish;
+
+        bpf_object__for_each_program(prog, obj)
+                logs.n++;
+        logs.buf = calloc(logs.n ?: 1, sizeof(char *));
+        if (!logs.buf) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        logs.n = 0;
+        bpf_object__for_each_program(prog, obj) {
+                char *b = NULL;
+
+                /* Only read on failure: libbpf retries a failed load with logging on. */
+                if (bpf_program__autoload(prog)) {
+                        b = calloc(1, LOADER_LOG_MAX);
+                        if (!b) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        bpf_program__set_log_buf(prog, b, LOADER_LOG_MAX);
+                }
+                logs.buf[logs.n++] = b;
+        }
+
+        t1 = now_usec();
+        o->timings.open = t1 - t0;
+        r = bpf_object__load(obj);
+        o->timings.load = now_usec() - t1;
+        if (r < 0) {
+                fflush(capture);
+                r = verifier_failure(obj, &logs, r, f) ?: fail_captured(f, r, VL_ERROR_INVALID_OBJECT,
+                                                                      "the object failed to load", text);
+                goto finish;
+        }
+
+        r = collect_info(obj, o);
+        if (r < 0) {
+                r = failure_system(f, r, "reading program and map info");
+                goto finish;
+        }
+        o->bpf = TAKE_PTR(obj);
+        r = 0;
+finish:
+        /* The log buffers are libbpf's until the object is closed or loaded. */
+        bpf_object__close(obj);
+        log_buffers_done(&logs);
+        fclose(capture);
+        capture = NULL;
+        return r;
+}

@@ -1,0 +1,36 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Object intake and loading: checks the ELF before anything trusts it,
+ * opens it with libbpf from memory, applies the caller's program, global
+ * and map settings, loads it and captures the verifier's log per program.
+ * A failure leaves nothing behind.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stddef.h>
+
+#include "failure.h"
+#include "object.h"
+
+/* Cap on the verifier log kept per program (the kernel keeps the tail). */
+#define LOADER_LOG_MAX (1u * 1024 * 1024)
+
+typedef struct LoadSettings {
+        const char *name;      /* object name, already validated */
+        json_object *programs; /* array of names, or NULL for all */
+        json_object *globals;  /* {var: value}, or NULL */
+        json_object *maps;     /* {map: {max_entries, value_size}}, or NULL */
+        const char *maps_pin_dir; /* where maps declared pinned by name go */
+} LoadSettings;
+
+void loader_setup(void);
+
+/* Is this a BPF ELF object whose sections lie within it? InvalidObject otherwise. */
+int loader_check_elf(const void *data, size_t size, Failure *f);
+
+/* Loads into the kernel; fills o->bpf, programs, maps and timings.open/load. */
+int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f);
+
+/* sha256:<hex> of data. */
+int loader_digest(const void *data, size_t size, char ret[static 7 + 64 + 1]);

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Logging: structured entries to journald (sd_journal_sendv), and a plain
+ * line on stderr unless stderr already is the journal.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <syslog.h>
+
+#include "macro.h"
+
+/* MESSAGE_IDs, one per kind of event. */
+#define MESSAGE_ID_STARTED "0844666ef24a4ae59e5f5c0b34f168f7"
+#define MESSAGE_ID_STOPPED "39b7016d3b38490d982e7e1d076973fe"
+#define MESSAGE_ID_LOADED "01edef0129984433a273f7713c218776"
+#define MESSAGE_ID_LOAD_FAILED "3e1d7a5feacb4b938576efb8ad31f546"
+#define MESSAGE_ID_UNLOADED "5798b9aca29140e197d7b92925a955ee"
+
+void log_setup(int max_priority);
+int log_get_max_priority(void);
+
+_printf_(2, 3) void log_msg(int priority, const char *fmt, ...);
+/* Logs and returns err (a negative errno); %m in fmt prints strerror(-err). */
+_printf_(3, 4) int log_errno(int priority, int err, const char *fmt, ...);
+
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_INFO, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_WARNING, __VA_ARGS__)
+#define log_error(...) log_msg(LOG_ERR, __VA_ARGS__)
+#define log_error_errno(err, ...) log_errno(LOG_ERR, err, __VA_ARGS__)
+#define log_warning_errno(err, ...) log_errno(LOG_WARNING, err, __VA_ARGS__)
+#define log_debug_errno(err, ...) log_errno(LOG_DEBUG, err, __VA_ARGS__)
+
+/* Structured fields of one journal entry, "KEY=value" each. */
+#define LOG_FIELDS_MAX 24
+typedef struct LogFields {
+        char *field[LOG_FIELDS_MAX];
+        size_t n;
+} LogFields;
+
+_printf_(3, 4) void log_field(LogFields *f, const char *key, const char *fmt, ...);
+void log_fields_done(LogFields *f);
+/* Sends MESSAGE, PRIORITY, MESSAGE_ID and the fields; frees the fields. */
+_printf_(4, 5) void log_event(LogFields *f, int priority, const char *message_id, const char *fmt, ...);

@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "manager.h"
+#include "protocol.h"
+
+static void help(void) {
+        printf("Usage: bpfcored [OPTIONS]\n"
+               "Loads BPF programs for clients over varlink, relocated against the kernel's BTF.\n\n"
+               "  -s, --socket PATH      listen on PATH (default $%s or %s)\n"
+               "      --bpffs-root DIR   pin objects under DIR (default /sys/fs/bpf/bpfcored)\n"
+               "      --state-dir DIR    keep state files in DIR (default /run/bpfcored/state)\n"
+               "  -d, --foreground       stay in the foreground (the only mode; for compatibility)\n"
+               "  -v, --verbose          log debug messages (libbpf's too)\n"
+               "  -h, --help             show this help\n"
+               "      --version          show the version\n",
+               BPFCORED_SOCKET_ENV, BPFCORED_DEFAULT_SOCKET);
+}
+
+static int parse_argv(int argc, char *argv[], Options *o) {
+        enum { ARG_BPFFS_ROOT = 0x100, ARG_STATE_DIR, ARG_VERSION };
+        static const struct option options[] = {
+                { "socket", required_argument, NULL, 's' },
+                { "bpffs-root", required_argument, NULL, ARG_BPFFS_ROOT },
+                { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "foreground", no_argument, NULL, 'd' },
+                { "verbose", no_argument, NULL, 'v' },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {}
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "s:dvh", options, NULL)) >= 0)
+                switch (c) {
+                case 's':
+                        o->socket_path = optarg;
+                        break;
+                case ARG_BPFFS_ROOT:
+                        o->bpffs_root = optarg;
+                        break;
+                case ARG_STATE_DIR:
+                        o->state_dir = optarg;
+                        break;
+                case 'd':
+                        break;
+                case 'v':
+                        log_setup(LOG_DEBUG);
+                        break;
+                case 'h':
+                        help();
+                        return 0;
+                case ARG_VERSION:
+                        printf("bpfcored %s\n", BPFCORED_VERSION);
+                        return 0;
+                default:
+                        return -EINVAL;
+                }
+        if (optind < argc) {
+                fprintf(stderr, "bpfcored: unexpected argument '%s'\n", argv[optind]);
+                return -EINVAL;
+        }
+        if (o->bpffs_root[0] != '/' || o->state_dir[0] != '/' || o->socket_path[0] != '/') {
+                fprintf(stderr, "bpfcored: paths must be absolute\n");
+                return -EINVAL;
+        }
+        return 1;
+}
+
+int main(int argc, char *argv[]) {
+        _cleanup_(manager_freep) Manager *m = NULL;
+        const char *env = getenv(BPFCORED_SOCKET_ENV);
+        Options o = {
+                .socket_path = env && *env ? env : BPFCORED_DEFAULT_SOCKET,
+                .bpffs_root = "/sys/fs/bpf/bpfcored",
+                .state_dir = "/run/bpfcored/state",
+        };
+        int r;
+
+        r = parse_argv(argc, argv, &o);
+        if (r <= 0)
+                return r < 0 ? 2 : 0;
+
+        r = manager_new(&o, &m);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up: %m");
+                return 1;
+        }
+        r = manager_startup(m);
+        if (r < 0)
+                return 1;
+
+        LogFields lf = {};
+        log_field(&lf, "BPFCORED_SOCKET", "%s", m->socket_path);
+        log_event(&lf, LOG_INFO, MESSAGE_ID_STARTED, "bpfcored %s listening on %s, pinning under %s.",
+                  BPFCORED_VERSION, m->socket_path, m->bpffs_root);
+        (void) sd_notify(false, "READY=1\nSTATUS=Listening.");
+
+        r = sd_event_loop(m->event);
+        (void) sd_notify(false, "STOPPING=1");
+        if (r < 0) {
+                log_error_errno(r, "Event loop failed: %m");
+                return 1;
+        }
+        log_event(&lf, LOG_INFO, MESSAGE_ID_STOPPED, "bpfcored stopped.");
+        return 0;
+}

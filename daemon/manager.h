@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The Manager owns the event loop, the listening socket, the connections and the registry. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "registry.h"
+
+typedef struct Connection Connection;
+
+#define MANAGER_MAX_CONNECTIONS 1024u
+
+typedef struct Counters {
+        uint64_t loads;
+        uint64_t load_failures;
+        uint64_t verifier_rejections;
+        uint64_t unloads;
+        uint64_t connections_accepted;
+        uint64_t connections_refused;
+        uint64_t calls;
+        uint64_t protocol_errors;
+} Counters;
+
+typedef struct Options {
+        const char *socket_path;
+        const char *bpffs_root;
+        const char *state_dir;
+} Options;
+
+typedef struct Manager {
+        sd_event *event;
+        char *socket_path;
+        int listen_fd;
+        bool unlink_socket; /* we bound it (not socket-activated) */
+        sd_event_source *listen_source;
+
+        Connection *connections;
+        size_t n_connections;
+
+        Registry *registry;
+        char *bpffs_root;
+        char *state_dir;
+
+        uint64_t started_usec; /* CLOCK_MONOTONIC */
+        Counters counters;
+} Manager;
+
+int manager_new(const Options *o, Manager **ret);
+Manager *manager_free(Manager *m);
+int manager_startup(Manager *m);
+
+static inline void manager_freep(Manager **m) {
+        manager_free(*m);
+}

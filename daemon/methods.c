@@ -1,0 +1,522 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The method handlers of io.bpfcored and org.varlink.service. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <time.h>
+
+#include "loader.h"
+#include "log.h"
+#include "params.h"
+#include "protocol.h"
+#include "varlink.h"
+
+#define OBJECT_NAME_MAX 64
+
+static const char varlink_service_description[] =
+        "interface org.varlink.service\n"
+        "\n"
+        "method GetInfo() -> (\n"
+        "  vendor: string,\n"
+        "  product: string,\n"
+        "  version: string,\n"
+        "  url: string,\n"
+        "  interfaces: []string\n"
+        ")\n"
+        "\n"
+        "method GetInterfaceDescription(interface: string) -> (description: string)\n"
+        "\n"
+        "error InterfaceNotFound (interface: string)\n"
+        "error MethodNotFound (method: string)\n"
+        "error MethodNotImplemented (method: string)\n"
+        "error InvalidParameter (parameter: string)\n"
+        "error PermissionDenied ()\n"
+        "error ExpectedMore ()\n";
+
+static uint64_t now_usec(clockid_t clock) {
+        struct timespec ts;
+
+        clock_gettime(clock, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static int reply_failure(Call *call, Failure *f) {
+        json_object *p = TAKE_PTR(f->parameters);
+
+        return vl_error(call, f->error, p);
+}
+
+static int decode(Call *call, const ParamField table[], void *base) {
+        Failure f = {};
+        int r = params_decode(call->parameters, table, base, &f);
+
+        if (r < 0) {
+                int q = reply_failure(call, &f);
+                failure_done(&f);
+                return q < 0 ? q : r;
+        }
+        return 0;
+}
+
+static int reply_errorf(Call *call, const char *error, const char *key, const char *fmt, ...) _printf_(4, 5);
+static int reply_errorf(Call *call, const char *error, const char *key, const char *fmt, ...) {
+        _cleanup_free_ char *s = NULL;
+        json_object *p = json_object_new_object();
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        json_object_object_add(p, key, json_object_new_string(s ?: ""));
+        return vl_error(call, error, p);
+}
+
+static int reply_invalid_parameter(Call *call, const char *parameter, const char *message) {
+        json_object *p = json_object_new_object();
+
+        json_object_object_add(p, "parameter", json_object_new_string(parameter));
+        json_object_object_add(p, "message", json_object_new_string(message));
+        return vl_error(call, VL_ERROR_INVALID_PARAMETER, p);
+}
+
+static int reply_no_such_object(Call *call, uint64_t id) {
+        json_object *p = json_object_new_object();
+
+        json_object_object_add(p, "id", json_object_new_uint64(id));
+        return vl_error(call, VL_ERROR_NO_SUCH_OBJECT, p);
+}
+
+static bool object_name_valid(const char *s) {
+        size_t n = strlen(s);
+
+        return n > 0 && n <= OBJECT_NAME_MAX &&
+               strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+/* A name from what the fd was opened as: "execsnoop.bpf.o" or "memfd:execsnoop" gives "execsnoop". */
+static char *object_name_from_fd(int fd) {
+        char proc[64], target[4096];
+        const char *base;
+        char *name, *p;
+        ssize_t n;
+        size_t len;
+
+        snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+        n = readlink(proc, target, sizeof(target) - 1);
+        if (n <= 0)
+                return strdup("object");
+        target[n] = 0;
+        if ((p = strstr(target, " (deleted)")) && p[10] == 0)
+                *p = 0;
+        base = strrchr(target, '/');
+        base = base ? base + 1 : target;
+        if (strncmp(base, "memfd:", 6) == 0)
+                base += 6;
+        name = strndup(base, OBJECT_NAME_MAX);
+        if (!name)
+                return NULL;
+        len = strlen(name);
+        if (len > 6 && strcmp(name + len - 6, ".bpf.o") == 0)
+                name[len - 6] = 0;
+        else if (len > 2 && strcmp(name + len - 2, ".o") == 0)
+                name[len - 2] = 0;
+        for (p = name; *p; p++)
+                if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *p))
+                        *p = '_';
+        if (!*name) {
+                free(name);
+                return strdup("object");
+        }
+        return name;
+}
+
+/* Reads the whole object from the caller's fd; the file may change under us, so never mmap it. */
+static int read_object(Call *call, int fd, void **ret_data, size_t *ret_size) {
+        _cleanup_free_ char *data = NULL;
+        struct stat st;
+        size_t size, done = 0;
+
+        if (fstat(fd, &st) < 0)
+                return reply_invalid_parameter(call, "fd", "the passed file descriptor cannot be examined");
+        if (S_ISDIR(st.st_mode))
+                return reply_invalid_parameter(call, "fd", "the passed fd is a directory: pass an open BPF object file or a memfd");
+        if (!S_ISREG(st.st_mode))
+                return reply_invalid_parameter(call, "fd", "the passed fd is not a regular file or memfd");
+        if ((uint64_t) st.st_size > VL_MAX_OBJECT) {
+                json_object *p = json_object_new_object();
+                char msg[128];
+
+                snprintf(msg, sizeof(msg), "the object has %lld bytes, at most %u are accepted",
+                         (long long) st.st_size, VL_MAX_OBJECT);
+                json_object_object_add(p, "limit", json_object_new_string("object_size"));
+                json_object_object_add(p, "message", json_object_new_string(msg));
+                return vl_error(call, VL_ERROR_TOO_LARGE, p);
+        }
+        size = (size_t) st.st_size;
+        data = malloc(size + 1);
+        if (!data)
+                return -ENOMEM;
+        while (done < size) {
+                ssize_t n = pread(fd, data + done, size - done, (off_t) done);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return reply_invalid_parameter(call, "fd", errno == EBADF ? "the passed fd is not open for reading"
+                                                                                  : "reading the passed fd failed");
+                }
+                if (n == 0)
+                        break; /* shrank meanwhile: what we have is the object */
+                done += (size_t) n;
+        }
+        *ret_data = TAKE_PTR(data);
+        *ret_size = done;
+        return 1;
+}
+
+typedef struct LoadParameters {
+        uint32_t fd;
+        const char *name;
+        json_object *programs;
+        json_object *globals;
+        json_object *maps;
+        bool attach;
+        OptionalU32 btf_fd;
+        const char *btf;
+} LoadParameters;
+
+static void log_load_failure(Call *call, const char *name, const Failure *f) {
+        LogFields lf = {};
+        json_object *m = NULL;
+        const char *detail = "";
+
+        if (f->parameters && (json_object_object_get_ex(f->parameters, "message", &m) ||
+                              json_object_object_get_ex(f->parameters, "program", &m)))
+                detail = json_object_get_string(m);
+        log_field(&lf, "BPFCORED_OBJECT_NAME", "%s", name);
+        log_field(&lf, "BPFCORED_ERROR", "%s", f->error);
+        log_field(&lf, "BPFCORED_CLIENT_UID", "%u", call->peer->cred.uid);
+        log_field(&lf, "BPFCORED_CLIENT_PID", "%d", call->peer->cred.pid);
+        log_field(&lf, "BPFCORED_CLIENT_CGROUP", "%s", call->peer->cgroup ?: "");
+        log_event(&lf, LOG_WARNING, MESSAGE_ID_LOAD_FAILED, "Load of %s for uid %u failed: %s: %.200s", name,
+                  call->peer->cred.uid, f->error, detail);
+}
+
+static void log_loaded(const Object *o) {
+        LogFields lf = {};
+        char ids[256] = "";
+        size_t off = 0;
+
+        for (size_t i = 0; i < o->n_programs && off < sizeof(ids) - 12; i++)
+                off += (size_t) snprintf(ids + off, sizeof(ids) - off, "%s%u", i ? " " : "", o->programs[i].id);
+        log_field(&lf, "BPFCORED_OBJECT_ID", "%llu", (unsigned long long) o->id);
+        log_field(&lf, "BPFCORED_OBJECT_NAME", "%s", o->name);
+        log_field(&lf, "BPFCORED_OBJECT_DIGEST", "%s", o->digest);
+        log_field(&lf, "BPFCORED_PROG_IDS", "%s", ids);
+        if (o->n_programs > 0)
+                log_field(&lf, "BPFCORED_PROG_ID", "%u", o->programs[0].id);
+        log_field(&lf, "BPFCORED_CLIENT_UID", "%u", o->owner.uid);
+        log_field(&lf, "BPFCORED_CLIENT_PID", "%d", o->owner.pid);
+        log_field(&lf, "BPFCORED_CLIENT_CGROUP", "%s", o->owner.cgroup ?: "");
+        log_field(&lf, "BPFCORED_LOAD_USEC", "%llu", (unsigned long long) o->timings.total);
+        log_event(&lf, LOG_INFO, MESSAGE_ID_LOADED, "Loaded object %llu (%s) for uid %u: %zu programs [%s], %zu maps, %llu us.",
+                  (unsigned long long) o->id, o->name, o->owner.uid, o->n_programs, ids, o->n_maps,
+                  (unsigned long long) o->timings.total);
+}
+
+static int vl_method_load(Call *call) {
+        static const ParamField table[] = {
+                { "fd", json_type_int, param_uint32, offsetof(LoadParameters, fd), true },
+                { "name", json_type_string, param_string, offsetof(LoadParameters, name) },
+                { "programs", json_type_array, param_strv, offsetof(LoadParameters, programs) },
+                { "globals", json_type_object, param_json, offsetof(LoadParameters, globals) },
+                { "maps", json_type_object, param_json, offsetof(LoadParameters, maps) },
+                { "attach", json_type_boolean, param_bool, offsetof(LoadParameters, attach) },
+                { "btf_fd", json_type_int, param_optional_uint32, offsetof(LoadParameters, btf_fd) },
+                { "btf", json_type_string, param_string, offsetof(LoadParameters, btf) },
+                {}
+        };
+        Manager *m = call->manager;
+        LoadParameters p = {};
+        _cleanup_(object_freep) Object *o = NULL;
+        _cleanup_free_ void *data = NULL;
+        _cleanup_free_ char *name = NULL, *maps_dir = NULL;
+        Failure f = {};
+        size_t size = 0;
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC), t1;
+        int fd, r;
+
+        r = decode(call, table, &p);
+        if (r != 0)
+                return r;
+        if (p.attach)
+                return reply_errorf(call, VL_ERROR_NOT_SUPPORTED, "message",
+                                    "attaching is not available yet: load without attach");
+        if (p.btf_fd.set || p.btf)
+                return reply_errorf(call, VL_ERROR_NOT_SUPPORTED, "message",
+                                    "extra BTF for CO-RE is not available yet: load without btf/btf_fd");
+        if (p.fd >= call->n_fds) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "fd %u refers to no file descriptor: the call carried %zu", p.fd,
+                         call->n_fds);
+                return reply_invalid_parameter(call, "fd", msg);
+        }
+        fd = call->fds[p.fd];
+        if (p.name && !object_name_valid(p.name))
+                return reply_invalid_parameter(call, "name",
+                                               "a name has 1 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'");
+
+        r = read_object(call, fd, &data, &size);
+        if (r <= 0)
+                return r;
+        name = p.name ? strdup(p.name) : object_name_from_fd(fd);
+        if (!name)
+                return -ENOMEM;
+
+        o = calloc(1, sizeof(*o));
+        if (!o)
+                return -ENOMEM;
+        o->name = TAKE_PTR(name);
+        o->owner = (Owner) { .uid = call->peer->cred.uid, .gid = call->peer->cred.gid, .pid = call->peer->cred.pid };
+        if (call->peer->cgroup && !(o->owner.cgroup = strdup(call->peer->cgroup)))
+                return -ENOMEM;
+
+        r = loader_check_elf(data, size, &f);
+        if (r >= 0)
+                r = loader_digest(data, size, o->digest);
+        t1 = now_usec(CLOCK_MONOTONIC);
+        o->timings.receive = t1 - t0;
+        if (r >= 0)
+                r = registry_reserve(m->registry, o, &f);
+        if (r >= 0 && asprintf(&maps_dir, "%s/maps", o->pin_dir) < 0)
+                r = -ENOMEM;
+        if (r >= 0) {
+                LoadSettings s = {
+                        .name = o->name,
+                        .programs = p.programs,
+                        .globals = p.globals,
+                        .maps = p.maps,
+                        .maps_pin_dir = maps_dir,
+                };
+                r = loader_load(data, size, &s, o, &f);
+        }
+        if (r >= 0) {
+                uint64_t t2 = now_usec(CLOCK_MONOTONIC);
+                r = registry_pin(o, &f);
+                o->timings.pin = now_usec(CLOCK_MONOTONIC) - t2;
+        }
+        if (r >= 0)
+                r = registry_add(m->registry, o);
+        if (r < 0) {
+                m->counters.load_failures++;
+                registry_unpin(o);
+                if (!f.error)
+                        failure_system(&f, r, "loading the object");
+                if (strcmp(f.error, VL_ERROR_VERIFIER_REJECTED) == 0)
+                        m->counters.verifier_rejections++;
+                log_load_failure(call, o->name, &f);
+                r = reply_failure(call, &f);
+                failure_done(&f);
+                return r;
+        }
+
+        o->loaded_at_usec = now_usec(CLOCK_REALTIME);
+        o->timings.total = now_usec(CLOCK_MONOTONIC) - t0;
+        m->counters.loads++;
+        log_loaded(o);
+
+        json_object *reply = json_object_new_object();
+        json_object_object_add(reply, "object", object_to_json(o));
+        TAKE_PTR(o); /* the registry has it */
+        return vl_reply(call, reply, NULL, 0);
+}
+
+typedef struct IdParameters {
+        uint64_t id;
+} IdParameters;
+
+static const ParamField id_table[] = {
+        { "id", json_type_int, param_uint64, offsetof(IdParameters, id), true },
+        {}
+};
+
+static int vl_method_get(Call *call) {
+        IdParameters p = {};
+        Object *o;
+        json_object *reply;
+        int r;
+
+        r = decode(call, id_table, &p);
+        if (r != 0)
+                return r;
+        o = registry_get(call->manager->registry, p.id);
+        if (!o)
+                return reply_no_such_object(call, p.id);
+        reply = json_object_new_object();
+        json_object_object_add(reply, "object", object_to_json(o));
+        return vl_reply(call, reply, NULL, 0);
+}
+
+typedef struct ListParameters {
+        OptionalU32 owner;
+} ListParameters;
+
+static int vl_method_list(Call *call) {
+        static const ParamField table[] = {
+                { "owner", json_type_int, param_optional_uint32, offsetof(ListParameters, owner) },
+                {}
+        };
+        Registry *reg = call->manager->registry;
+        ListParameters p = {};
+        json_object *reply, *objects;
+        int r;
+
+        r = decode(call, table, &p);
+        if (r != 0)
+                return r;
+        objects = json_object_new_array();
+        for (size_t i = 0; i < reg->n_objects; i++)
+                if (!p.owner.set || reg->objects[i]->owner.uid == p.owner.value)
+                        json_object_array_add(objects, object_to_json(reg->objects[i]));
+        reply = json_object_new_object();
+        json_object_object_add(reply, "objects", objects);
+        return vl_reply(call, reply, NULL, 0);
+}
+
+static int vl_method_unload(Call *call) {
+        Manager *m = call->manager;
+        IdParameters p = {};
+        LogFields lf = {};
+        Object *o;
+        _cleanup_free_ char *name = NULL;
+        int r;
+
+        r = decode(call, id_table, &p);
+        if (r != 0)
+                return r;
+        o = registry_get(m->registry, p.id);
+        if (!o)
+                return reply_no_such_object(call, p.id);
+        name = strdup(o->name);
+        r = registry_unload(m->registry, p.id);
+        if (r < 0)
+                return r;
+        m->counters.unloads++;
+        log_field(&lf, "BPFCORED_OBJECT_ID", "%llu", (unsigned long long) p.id);
+        log_field(&lf, "BPFCORED_OBJECT_NAME", "%s", name ?: "");
+        log_field(&lf, "BPFCORED_CLIENT_UID", "%u", call->peer->cred.uid);
+        log_field(&lf, "BPFCORED_CLIENT_PID", "%d", call->peer->cred.pid);
+        log_field(&lf, "BPFCORED_CLIENT_CGROUP", "%s", call->peer->cgroup ?: "");
+        log_event(&lf, LOG_INFO, MESSAGE_ID_UNLOADED, "Unloaded object %llu (%s) for uid %u.",
+                  (unsigned long long) p.id, name ?: "", call->peer->cred.uid);
+        return vl_reply(call, NULL, NULL, 0);
+}
+
+static int vl_method_status(Call *call) {
+        static const ParamField table[] = { {} };
+        Manager *m = call->manager;
+        json_object *reply, *counters, *limits;
+        struct utsname u;
+        int r;
+
+        r = decode(call, table, NULL);
+        if (r != 0)
+                return r;
+        uname(&u);
+        reply = json_object_new_object();
+        json_object_object_add(reply, "version", json_object_new_string(BPFCORED_VERSION));
+        json_object_object_add(reply, "uptime_us",
+                               json_object_new_uint64(now_usec(CLOCK_MONOTONIC) - m->started_usec));
+        json_object_object_add(reply, "kernel", json_object_new_string(u.release));
+        json_object_object_add(reply, "objects", json_object_new_uint64(m->registry->n_objects));
+        json_object_object_add(reply, "programs", json_object_new_uint64(registry_count_programs(m->registry)));
+        json_object_object_add(reply, "maps", json_object_new_uint64(registry_count_maps(m->registry)));
+        json_object_object_add(reply, "connections", json_object_new_uint64(m->n_connections));
+        json_object_object_add(reply, "bpffs_root", json_object_new_string(m->bpffs_root));
+
+        counters = json_object_new_object();
+        json_object_object_add(counters, "loads", json_object_new_uint64(m->counters.loads));
+        json_object_object_add(counters, "load_failures", json_object_new_uint64(m->counters.load_failures));
+        json_object_object_add(counters, "verifier_rejections",
+                               json_object_new_uint64(m->counters.verifier_rejections));
+        json_object_object_add(counters, "unloads", json_object_new_uint64(m->counters.unloads));
+        json_object_object_add(counters, "calls", json_object_new_uint64(m->counters.calls));
+        json_object_object_add(counters, "connections_accepted",
+                               json_object_new_uint64(m->counters.connections_accepted));
+        json_object_object_add(counters, "connections_refused",
+                               json_object_new_uint64(m->counters.connections_refused));
+        json_object_object_add(counters, "protocol_errors", json_object_new_uint64(m->counters.protocol_errors));
+        json_object_object_add(reply, "counters", counters);
+
+        limits = json_object_new_object();
+        json_object_object_add(limits, "message_bytes", json_object_new_uint64(VL_MAX_MESSAGE));
+        json_object_object_add(limits, "object_bytes", json_object_new_uint64(VL_MAX_OBJECT));
+        json_object_object_add(limits, "fds_per_message", json_object_new_uint64(VL_MAX_FDS));
+        json_object_object_add(limits, "connections", json_object_new_uint64(MANAGER_MAX_CONNECTIONS));
+        json_object_object_add(limits, "verifier_log_bytes", json_object_new_uint64(LOADER_LOG_MAX));
+        json_object_object_add(reply, "limits", limits);
+        return vl_reply(call, reply, NULL, 0);
+}
+
+static int vl_method_get_info(Call *call) {
+        static const ParamField table[] = { {} };
+        json_object *reply, *interfaces;
+        int r;
+
+        r = decode(call, table, NULL);
+        if (r != 0)
+                return r;
+        reply = json_object_new_object();
+        json_object_object_add(reply, "vendor", json_object_new_string("bpfcored"));
+        json_object_object_add(reply, "product", json_object_new_string("bpfcored"));
+        json_object_object_add(reply, "version", json_object_new_string(BPFCORED_VERSION));
+        json_object_object_add(reply, "url", json_object_new_string("https://varlink.org"));
+        interfaces = json_object_new_array();
+        json_object_array_add(interfaces, json_object_new_string(VL_SERVICE_INTERFACE));
+        json_object_array_add(interfaces, json_object_new_string(BPFCORED_INTERFACE));
+        json_object_object_add(reply, "interfaces", interfaces);
+        return vl_reply(call, reply, NULL, 0);
+}
+
+typedef struct InterfaceParameters {
+        const char *interface;
+} InterfaceParameters;
+
+static int vl_method_get_interface_description(Call *call) {
+        static const ParamField table[] = {
+                { "interface", json_type_string, param_string, offsetof(InterfaceParameters, interface), true },
+                {}
+        };
+        InterfaceParameters p = {};
+        const char *d;
+        json_object *reply;
+        int r;
+
+        r = decode(call, table, &p);
+        if (r != 0)
+                return r;
+        if (strcmp(p.interface, BPFCORED_INTERFACE) == 0)
+                d = bpfcored_interface_description;
+        else if (strcmp(p.interface, VL_SERVICE_INTERFACE) == 0)
+                d = varlink_service_description;
+        else
+                return reply_errorf(call, VL_ERROR_INTERFACE_NOT_FOUND, "interface", "%s", p.interface);
+        reply = json_object_new_object();
+        json_object_object_add(reply, "description", json_object_new_string(d));
+        return vl_reply(call, reply, NULL, 0);
+}
+
+const Method bpfcored_methods[] = {
+        { VL_METHOD("Load"), vl_method_load },
+        { VL_METHOD("List"), vl_method_list },
+        { VL_METHOD("Get"), vl_method_get },
+        { VL_METHOD("Unload"), vl_method_unload },
+        { VL_METHOD("Status"), vl_method_status },
+        { VL_SERVICE_INTERFACE ".GetInfo", vl_method_get_info },
+        { VL_SERVICE_INTERFACE ".GetInterfaceDescription", vl_method_get_interface_description },
+        {}
+};

@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "macro.h"
+#include "object.h"
+
+void owner_done(Owner *o) {
+        free(o->cgroup);
+        o->cgroup = NULL;
+}
+
+int owner_copy(const Owner *from, Owner *to) {
+        *to = *from;
+        to->cgroup = from->cgroup ? strdup(from->cgroup) : NULL;
+        return !from->cgroup || to->cgroup ? 0 : -ENOMEM;
+}
+
+Object *object_free(Object *o) {
+        if (!o)
+                return NULL;
+        bpf_object__close(o->bpf);
+        for (size_t i = 0; i < o->n_programs; i++) {
+                free(o->programs[i].name);
+                free(o->programs[i].section);
+                free(o->programs[i].type);
+        }
+        for (size_t i = 0; i < o->n_maps; i++) {
+                free(o->maps[i].name);
+                free(o->maps[i].type);
+        }
+        free(o->programs);
+        free(o->maps);
+        owner_done(&o->owner);
+        free(o->pin_dir);
+        free(o->name);
+        free(o);
+        return NULL;
+}
+
+static void add_str(json_object *j, const char *key, const char *v) {
+        json_object_object_add(j, key, json_object_new_string(v ?: ""));
+}
+
+static void add_int(json_object *j, const char *key, int64_t v) {
+        json_object_object_add(j, key, json_object_new_int64(v));
+}
+
+json_object *object_to_json(const Object *o) {
+        json_object *j, *owner, *progs, *maps, *timings;
+        char when[64];
+        struct tm tm;
+        time_t t = (time_t) (o->loaded_at_usec / 1000000);
+
+        j = json_object_new_object();
+        if (!j)
+                return NULL;
+        add_int(j, "id", (int64_t) o->id);
+        add_str(j, "name", o->name);
+        add_str(j, "digest", o->digest);
+
+        owner = json_object_new_object();
+        add_int(owner, "uid", o->owner.uid);
+        add_int(owner, "gid", o->owner.gid);
+        add_int(owner, "pid", o->owner.pid);
+        add_str(owner, "cgroup", o->owner.cgroup);
+        json_object_object_add(j, "owner", owner);
+
+        gmtime_r(&t, &tm);
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        add_str(j, "loaded_at", when);
+
+        progs = json_object_new_array();
+        for (size_t i = 0; i < o->n_programs; i++) {
+                const ProgramInfo *p = &o->programs[i];
+                json_object *e = json_object_new_object();
+
+                add_str(e, "name", p->name);
+                add_str(e, "section", p->section);
+                add_str(e, "type", p->type);
+                add_int(e, "id", p->id);
+                add_str(e, "tag", p->tag);
+                add_int(e, "xlated_bytes", p->xlated_bytes);
+                add_int(e, "jited_bytes", p->jited_bytes);
+                add_int(e, "verified_insns", p->verified_insns);
+                json_object_object_add(e, "links", json_object_new_array());
+                json_object_array_add(progs, e);
+        }
+        json_object_object_add(j, "programs", progs);
+
+        maps = json_object_new_array();
+        for (size_t i = 0; i < o->n_maps; i++) {
+                const MapInfo *m = &o->maps[i];
+                json_object *e = json_object_new_object();
+
+                add_str(e, "name", m->name);
+                add_str(e, "type", m->type);
+                add_int(e, "id", m->id);
+                add_int(e, "key_size", m->key_size);
+                add_int(e, "value_size", m->value_size);
+                add_int(e, "max_entries", m->max_entries);
+                json_object_array_add(maps, e);
+        }
+        json_object_object_add(j, "maps", maps);
+
+        /* CO-RE relocations are reported once the planner does them (libbpf resolves them today). */
+        json_object_object_add(j, "relocations", json_object_new_array());
+
+        timings = json_object_new_object();
+        add_int(timings, "receive", (int64_t) o->timings.receive);
+        add_int(timings, "open", (int64_t) o->timings.open);
+        add_int(timings, "load", (int64_t) o->timings.load);
+        add_int(timings, "pin", (int64_t) o->timings.pin);
+        add_int(timings, "total", (int64_t) o->timings.total);
+        json_object_object_add(j, "timings_us", timings);
+        add_str(j, "pin_path", o->pin_dir);
+        return j;
+}

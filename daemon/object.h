@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* A loaded object as the daemon knows it, and its JSON (design.md). */
+#pragma once
+
+#include <bpf/libbpf.h>
+#include <json-c/json.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct Owner {
+        uid_t uid;
+        gid_t gid;
+        pid_t pid;
+        char *cgroup;
+} Owner;
+
+typedef struct ProgramInfo {
+        char *name;
+        char *section;
+        char *type;
+        uint32_t id;
+        char tag[17];
+        uint32_t xlated_bytes, jited_bytes, verified_insns;
+} ProgramInfo;
+
+typedef struct MapInfo {
+        char *name;
+        char *type;
+        uint32_t id;
+        uint32_t key_size, value_size, max_entries;
+} MapInfo;
+
+/* Microseconds spent in each step of a Load. */
+typedef struct Timings {
+        uint64_t receive, open, load, pin, total;
+} Timings;
+
+typedef struct Object {
+        uint64_t id;
+        char *name;
+        char digest[7 + 64 + 1]; /* "sha256:" + hex */
+        Owner owner;
+        uint64_t loaded_at_usec; /* CLOCK_REALTIME */
+        char *pin_dir;
+        struct bpf_object *bpf; /* holds the fds while the daemon runs */
+        ProgramInfo *programs;
+        size_t n_programs;
+        MapInfo *maps;
+        size_t n_maps;
+        Timings timings;
+} Object;
+
+Object *object_free(Object *o);
+static inline void object_freep(Object **o) {
+        object_free(*o);
+}
+void owner_done(Owner *o);
+int owner_copy(const Owner *from, Owner *to);
+
+json_object *object_to_json(const Object *o);

@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <systemd/sd-daemon.h>
+
+#include "log.h"
+#include "varlink.h"
+#include "varlink-io.h"
+
+/* Calls served per wake-up before others get their turn. */
+#define CALLS_PER_DISPATCH 16
+/* Replies a client leaves unread beyond this get it disconnected. */
+#define MAX_QUEUED_OUTPUT (2u * VL_MAX_MESSAGE)
+
+struct Connection {
+        Manager *manager;
+        Connection *next, *prev;
+        int fd;
+        sd_event_source *io;
+        sd_event_source *defer; /* more buffered calls to serve */
+        VlReader reader;
+        VlWriter writer;
+        Peer peer;
+        bool closing; /* hang up once the queued replies are sent */
+};
+
+static void connection_free(Connection *c) {
+        Manager *m;
+
+        if (!c)
+                return;
+        m = c->manager;
+        if (c->prev)
+                c->prev->next = c->next;
+        else if (m->connections == c)
+                m->connections = c->next;
+        if (c->next)
+                c->next->prev = c->prev;
+        m->n_connections--;
+
+        sd_event_source_disable_unref(c->io);
+        sd_event_source_disable_unref(c->defer);
+        vl_reader_done(&c->reader);
+        vl_writer_done(&c->writer);
+        free(c->peer.cgroup);
+        safe_close(c->fd);
+        free(c);
+}
+
+static int queue_message(Connection *c, json_object *msg, int *fds, size_t n_fds) {
+        int r = vl_writer_queue(&c->writer, msg, fds, n_fds);
+
+        json_object_put(msg);
+        if (r >= 0 && c->writer.queued > MAX_QUEUED_OUTPUT) {
+                log_debug("Client pid %d does not read its replies: disconnecting.", c->peer.cred.pid);
+                return -ENOBUFS;
+        }
+        return r;
+}
+
+int vl_reply(Call *call, json_object *parameters, int *fds, size_t n_fds) {
+        json_object *msg;
+
+        call->replied = true;
+        if (call->oneway) {
+                json_object_put(parameters);
+                close_many(fds, n_fds);
+                return 0;
+        }
+        msg = json_object_new_object();
+        if (!msg) {
+                json_object_put(parameters);
+                close_many(fds, n_fds);
+                return -ENOMEM;
+        }
+        json_object_object_add(msg, "parameters", parameters ?: json_object_new_object());
+        return queue_message(call->connection, msg, fds, n_fds);
+}
+
+int vl_error(Call *call, const char *error, json_object *parameters) {
+        json_object *msg;
+
+        call->replied = true;
+        if (call->oneway) {
+                json_object_put(parameters);
+                return 0;
+        }
+        msg = json_object_new_object();
+        if (!msg) {
+                json_object_put(parameters);
+                return -ENOMEM;
+        }
+        json_object_object_add(msg, "error", json_object_new_string(error));
+        json_object_object_add(msg, "parameters", parameters ?: json_object_new_object());
+        return queue_message(call->connection, msg, NULL, 0);
+}
+
+/* An error not tied to a call (the message could not be read): reply, then hang up. */
+static int connection_fail(Connection *c, const char *error, const char *key, const char *value,
+                           const char *key2, const char *value2) {
+        json_object *msg = json_object_new_object(), *p = json_object_new_object();
+
+        c->manager->counters.protocol_errors++;
+        json_object_object_add(p, key, json_object_new_string(value));
+        if (key2)
+                json_object_object_add(p, key2, json_object_new_string(value2));
+        json_object_object_add(msg, "error", json_object_new_string(error));
+        json_object_object_add(msg, "parameters", p);
+        c->closing = true;
+        return queue_message(c, msg, NULL, 0);
+}
+
+static const Method *find_method(const char *name) {
+        for (const Method *m = bpfcored_methods; m->name; m++)
+                if (strcmp(m->name, name) == 0)
+                        return m;
+        return NULL;
+}
+
+static bool interface_known(const char *method) {
+        const char *dot = strrchr(method, '.');
+        size_t len = dot ? (size_t) (dot - method) : 0;
+
+        return (len == strlen(BPFCORED_INTERFACE) && strncmp(method, BPFCORED_INTERFACE, len) == 0) ||
+               (len == strlen(VL_SERVICE_INTERFACE) && strncmp(method, VL_SERVICE_INTERFACE, len) == 0);
+}
+
+static int dispatch(Connection *c, const char *text, size_t len, int *fds, size_t n_fds) {
+        _cleanup_free_ char *reason = NULL;
+        json_object *msg = NULL, *v, *params = NULL;
+        const Method *method;
+        Call call = {
+                .manager = c->manager,
+                .connection = c,
+                .peer = &c->peer,
+                .fds = fds,
+                .n_fds = n_fds,
+        };
+        int r;
+
+        c->manager->counters.calls++;
+        r = vl_parse(text, len, &msg, &reason);
+        if (r < 0)
+                return connection_fail(c, VL_ERROR_INVALID_PARAMETER, "parameter", "(message)", "message",
+                                       reason ?: "malformed message");
+
+        if (!json_object_object_get_ex(msg, "method", &v) || !json_object_is_type(v, json_type_string)) {
+                json_object_put(msg);
+                return connection_fail(c, VL_ERROR_INVALID_PARAMETER, "parameter", "method", "message",
+                                       "a call needs a \"method\" string");
+        }
+        call.method = json_object_get_string(v);
+        if (json_object_object_get_ex(msg, "more", &v))
+                call.more = json_object_get_boolean(v);
+        if (json_object_object_get_ex(msg, "oneway", &v))
+                call.oneway = json_object_get_boolean(v);
+        if (json_object_object_get_ex(msg, "parameters", &v) && !json_object_is_type(v, json_type_null))
+                params = json_object_get(v);
+        else
+                params = json_object_new_object();
+        call.parameters = params;
+
+        log_debug("Call %s from pid %d (%zu fds).", call.method, c->peer.cred.pid, n_fds);
+        method = find_method(call.method);
+        if (!method) {
+                json_object *p = json_object_new_object();
+
+                if (interface_known(call.method)) {
+                        json_object_object_add(p, "method", json_object_new_string(call.method));
+                        r = vl_error(&call, VL_ERROR_METHOD_NOT_FOUND, p);
+                } else {
+                        const char *dot = strrchr(call.method, '.');
+                        json_object_object_add(p, "interface",
+                                               json_object_new_string_len(call.method,
+                                                                          dot ? (int) (dot - call.method) : 0));
+                        r = vl_error(&call, VL_ERROR_INTERFACE_NOT_FOUND, p);
+                }
+        } else if (!json_object_is_type(params, json_type_object)) {
+                json_object *p = json_object_new_object();
+
+                json_object_object_add(p, "parameter", json_object_new_string("parameters"));
+                r = vl_error(&call, VL_ERROR_VARLINK_INVALID_PARAMETER, p);
+        } else {
+                r = method->handler(&call);
+                if (r < 0 && !call.replied) {
+                        json_object *p = json_object_new_object();
+
+                        json_object_object_add(p, "message", json_object_new_string(strerror(-r)));
+                        json_object_object_add(p, "errno", json_object_new_int(-r));
+                        r = vl_error(&call, VL_ERROR_SYSTEM, p);
+                }
+        }
+        json_object_put(params);
+        json_object_put(msg);
+        return r;
+}
+
+static void connection_update_events(Connection *c) {
+        uint32_t events = 0;
+
+        if (!vl_writer_empty(&c->writer))
+                events |= EPOLLOUT;
+        if (!c->closing && vl_writer_empty(&c->writer))
+                events |= EPOLLIN;
+        /* With nothing to wait for, the source stays armed for hang-ups only. */
+        sd_event_source_set_io_events(c->io, events);
+}
+
+/* Serves what can be served now; returns <0 when the connection is done for. */
+static int connection_process(Connection *c) {
+        unsigned calls = 0;
+        int r;
+
+        for (;;) {
+                if (!vl_writer_empty(&c->writer)) {
+                        r = vl_writer_flush(&c->writer, c->fd);
+                        if (r < 0)
+                                return r;
+                        if (r == 0)
+                                break; /* socket full: wait for EPOLLOUT */
+                }
+                if (c->closing)
+                        return -ECONNRESET;
+
+                _cleanup_free_ char *text = NULL;
+                _cleanup_free_ int *fds = NULL;
+                size_t len, n_fds;
+
+                if (calls >= CALLS_PER_DISPATCH) {
+                        /* Let other clients in; come back for the rest. */
+                        sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+                        break;
+                }
+                r = vl_reader_next(&c->reader, &text, &len, &fds, &n_fds);
+                if (r < 0)
+                        return r;
+                if (r > 0) {
+                        calls++;
+                        r = dispatch(c, text, len, fds, n_fds);
+                        close_many(fds, n_fds);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+
+                r = vl_reader_fill(&c->reader, c->fd);
+                if (r == -EAGAIN || r == -EINTR)
+                        break;
+                if (r == -EMSGSIZE) {
+                        char msg[128];
+                        snprintf(msg, sizeof(msg), "a message may have at most %u bytes", VL_MAX_MESSAGE);
+                        r = connection_fail(c, VL_ERROR_TOO_LARGE, "limit", "message_size", "message", msg);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (r == -ETOOMANYREFS) {
+                        char msg[128];
+                        snprintf(msg, sizeof(msg), "a message may carry at most %u file descriptors", VL_MAX_FDS);
+                        r = connection_fail(c, VL_ERROR_TOO_LARGE, "limit", "fds", "message", msg);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
+                if (r < 0)
+                        return r;
+                if (r == 0) {
+                        if (vl_reader_partial(&c->reader))
+                                log_debug("Client pid %d hung up in the middle of a message.", c->peer.cred.pid);
+                        return -ECONNRESET;
+                }
+        }
+        connection_update_events(c);
+        return 0;
+}
+
+static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Connection *c = userdata;
+
+        if (connection_process(c) < 0)
+                connection_free(c);
+        return 0;
+}
+
+static int on_connection_defer(sd_event_source *s, void *userdata) {
+        return on_connection_io(s, -1, 0, userdata);
+}
+
+static char *peer_cgroup(pid_t pid) {
+        _cleanup_free_ char *line = NULL;
+        char path[64];
+        size_t n = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/cgroup", pid);
+        f = fopen(path, "re");
+        if (!f)
+                return NULL;
+        /* The unified hierarchy's line is "0::/path". */
+        while (getline(&line, &n, f) > 0)
+                if (strncmp(line, "0::", 3) == 0) {
+                        fclose(f);
+                        line[strcspn(line, "\n")] = 0;
+                        return strdup(line + 3);
+                }
+        fclose(f);
+        return NULL;
+}
+
+static void refuse(Manager *m, int fd) {
+        static const char msg[] = "{\"error\":\"" VL_ERROR_QUOTA_EXCEEDED "\",\"parameters\":{\"limit\":\"connections\"}}";
+
+        m->counters.connections_refused++;
+        /* Best effort: the socket is new, so its buffer has room. */
+        (void) !send(fd, msg, sizeof(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
+        close(fd);
+}
+
+static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Manager *m = userdata;
+        socklen_t len;
+        Connection *c;
+        int cfd, r;
+
+        cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                        log_warning_errno(-errno, "accept() failed: %m");
+                return 0;
+        }
+        if (m->n_connections >= MANAGER_MAX_CONNECTIONS) {
+                log_warning("Refusing a connection: %u connections are open already.", MANAGER_MAX_CONNECTIONS);
+                refuse(m, cfd);
+                return 0;
+        }
+
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+                close(cfd);
+                return 0;
+        }
+        c->manager = m;
+        c->fd = cfd;
+        vl_reader_init(&c->reader, VL_MAX_MESSAGE);
+        len = sizeof(c->peer.cred);
+        if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &c->peer.cred, &len) < 0)
+                c->peer.cred = (struct ucred) { .pid = 0, .uid = (uid_t) -1, .gid = (gid_t) -1 };
+        c->peer.cgroup = peer_cgroup(c->peer.cred.pid);
+
+        c->next = m->connections;
+        if (m->connections)
+                m->connections->prev = c;
+        m->connections = c;
+        m->n_connections++;
+        m->counters.connections_accepted++;
+
+        r = sd_event_add_io(m->event, &c->io, cfd, EPOLLIN, on_connection_io, c);
+        if (r >= 0)
+                r = sd_event_add_defer(m->event, &c->defer, on_connection_defer, c);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot watch a new connection: %m");
+                connection_free(c);
+                return 0;
+        }
+        log_debug("Connection from pid %d uid %u.", c->peer.cred.pid, c->peer.cred.uid);
+        return 0;
+}
+
+static int bind_socket(Manager *m) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *dir = NULL;
+        char *slash;
+
+        if (strlen(m->socket_path) >= sizeof(sa.sun_path))
+                return log_error_errno(-ENAMETOOLONG, "Socket path too long: %s", m->socket_path);
+        strcpy(sa.sun_path, m->socket_path);
+
+        dir = strdup(m->socket_path);
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash && slash != dir) {
+                *slash = 0;
+                if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+                        return log_error_errno(-errno, "Cannot create %s: %m", dir);
+        }
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return log_error_errno(-errno, "socket() failed: %m");
+
+        /* A socket file left by a dead daemon is replaced; a live one is not. */
+        {
+                _cleanup_close_ int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+                if (probe >= 0 && connect(probe, (struct sockaddr *) &sa, sizeof(sa)) == 0)
+                        return log_error_errno(-EADDRINUSE, "Another daemon is listening on %s.", m->socket_path);
+        }
+        (void) unlink(m->socket_path);
+
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return log_error_errno(-errno, "Cannot bind %s: %m", m->socket_path);
+        if (chmod(m->socket_path, 0660) < 0)
+                return log_error_errno(-errno, "Cannot chmod %s: %m", m->socket_path);
+        if (listen(fd, SOMAXCONN) < 0)
+                return log_error_errno(-errno, "listen() failed: %m");
+        m->unlink_socket = true;
+        return TAKE_FD(fd);
+}
+
+int varlink_listen(Manager *m) {
+        int n, fd, r;
+
+        n = sd_listen_fds(true);
+        if (n < 0)
+                return log_error_errno(n, "Cannot read passed sockets: %m");
+        if (n > 1)
+                return log_error_errno(-EINVAL, "Expected one passed socket, got %d.", n);
+        if (n == 1) {
+                fd = SD_LISTEN_FDS_START;
+                if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
+                        return log_error_errno(-EINVAL, "The passed socket is not a listening Unix stream socket.");
+                r = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+                if (r < 0)
+                        return log_error_errno(-errno, "fcntl() failed: %m");
+                log_debug("Using the socket passed by the service manager.");
+        } else {
+                fd = bind_socket(m);
+                if (fd < 0)
+                        return fd;
+        }
+        m->listen_fd = fd;
+
+        r = sd_event_add_io(m->event, &m->listen_source, fd, EPOLLIN, on_accept, m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot watch the listening socket: %m");
+        return 0;
+}
+
+void varlink_stop(Manager *m) {
+        while (m->connections)
+                connection_free(m->connections);
+        m->listen_source = sd_event_source_disable_unref(m->listen_source);
+        if (m->listen_fd >= 0 && m->unlink_socket)
+                (void) unlink(m->socket_path);
+        m->listen_fd = safe_close(m->listen_fd);
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The varlink server: accepts connections, reads NUL-framed calls with
+ * their fds, dispatches them to the method table, queues replies. Every
+ * socket is non-blocking; a client is read from only when its previous
+ * replies are sent, so a slow or silent client holds only itself up.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "manager.h"
+
+/* Who is calling: the peer's credentials when it connected. */
+typedef struct Peer {
+        struct ucred cred;
+        char *cgroup;
+} Peer;
+
+typedef struct Call {
+        Manager *manager;
+        Connection *connection;
+        const Peer *peer;
+        const char *method;
+        json_object *parameters; /* an object, never NULL */
+        int *fds;                /* handlers take an fd by setting its slot to -1 */
+        size_t n_fds;
+        bool more, oneway;
+        bool replied;
+} Call;
+
+typedef int (*MethodHandler)(Call *call);
+
+typedef struct Method {
+        const char *name; /* full name, "io.bpfcored.Load" */
+        MethodHandler handler;
+} Method;
+
+/* The method table, defined by methods.c. */
+extern const Method bpfcored_methods[];
+
+int varlink_listen(Manager *m);
+void varlink_stop(Manager *m);
+
+/* Replies: parameters (taken; NULL for none) and fds (taken). */
+int vl_reply(Call *call, json_object *parameters, int *fds, size_t n_fds);
+int vl_error(Call *call, const char *error, json_object *parameters);
