@@ -221,7 +221,11 @@ static int encode(const struct btf *btf, uint32_t type_id, json_object *value, v
                                 store_uint(dst, t->size, json_object_get_boolean(value));
                                 return 0;
                         }
-                        return encode_integer(value, t->size, false, dst, ret_message);
+                        if (!json_object_is_type(value, json_type_int) || json_object_get_int64(value) < 0 ||
+                            json_object_get_int64(value) > 1)
+                                return fail_msg(ret_message, "value out of range for a bool: true, false, 0 or 1");
+                        store_uint(dst, t->size, (uint64_t) json_object_get_int64(value));
+                        return 0;
                 }
                 if (json_object_is_type(value, json_type_boolean))
                         return fail_msg(ret_message, "a boolean cannot be stored in a non-bool integer");

@@ -26,6 +26,7 @@ struct Connection {
         VlWriter writer;
         Peer peer;
         bool closing; /* hang up once the queued replies are sent */
+        int failed;   /* a reply could not be queued: the connection is done for */
 };
 
 static void connection_free(Connection *c) {
@@ -57,8 +58,10 @@ static int queue_message(Connection *c, json_object *msg, int *fds, size_t n_fds
         json_object_put(msg);
         if (r >= 0 && c->writer.queued > MAX_QUEUED_OUTPUT) {
                 log_debug("Client pid %d does not read its replies: disconnecting.", c->peer.cred.pid);
-                return -ENOBUFS;
+                r = -ENOBUFS;
         }
+        if (r < 0 && !c->failed)
+                c->failed = r;
         return r;
 }
 
@@ -191,12 +194,13 @@ static int dispatch(Connection *c, const char *text, size_t len, int *fds, size_
 
                         json_object_object_add(p, "message", json_object_new_string(strerror(-r)));
                         json_object_object_add(p, "errno", json_object_new_int(-r));
-                        r = vl_error(&call, VL_ERROR_SYSTEM, p);
+                        (void) vl_error(&call, VL_ERROR_SYSTEM, p);
                 }
         }
         json_object_put(params);
         json_object_put(msg);
-        return r;
+        /* A handler's error is the caller's answer; only a reply we could not queue ends the connection. */
+        return c->failed;
 }
 
 static void connection_update_events(Connection *c) {

@@ -104,8 +104,10 @@ int vl_reader_fill(VlReader *r, int sock) {
                 if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
                         continue;
                 nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-                if (ret == 0)
-                        ret = reader_add_fds(r, r->base + r->len, (int *) CMSG_DATA(c), nfd);
+                /* The kernel ends a read with the chunk that carried fds: they belong
+                 * to the message holding the last byte read. */
+                if (ret == 0 && n > 0)
+                        ret = reader_add_fds(r, r->base + r->len + (uint64_t) n - 1, (int *) CMSG_DATA(c), nfd);
                 else
                         close_many((int *) CMSG_DATA(c), nfd);
         }
@@ -170,6 +172,42 @@ int vl_reader_next(VlReader *r, char **ret_text, size_t *ret_len, int **ret_fds,
         return 1;
 }
 
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF.
+ * json-c checks only the byte pattern. Returns the offset of the first bad byte, or len. */
+static size_t utf8_valid_prefix(const unsigned char *s, size_t len) {
+        size_t i = 0;
+
+        while (i < len) {
+                unsigned char c = s[i];
+                uint32_t cp, min;
+                size_t n;
+
+                if (c < 0x80) {
+                        i++;
+                        continue;
+                }
+                if ((c & 0xe0) == 0xc0)
+                        n = 1, cp = c & 0x1f, min = 0x80;
+                else if ((c & 0xf0) == 0xe0)
+                        n = 2, cp = c & 0x0f, min = 0x800;
+                else if ((c & 0xf8) == 0xf0)
+                        n = 3, cp = c & 0x07, min = 0x10000;
+                else
+                        return i;
+                if (len - i <= n)
+                        return i;
+                for (size_t k = 1; k <= n; k++) {
+                        if ((s[i + k] & 0xc0) != 0x80)
+                                return i;
+                        cp = cp << 6 | (s[i + k] & 0x3f);
+                }
+                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return i;
+                i += n + 1;
+        }
+        return len;
+}
+
 int vl_parse(const char *text, size_t len, json_object **ret, char **ret_reason) {
         json_tokener *tok;
         json_object *o;
@@ -179,6 +217,13 @@ int vl_parse(const char *text, size_t len, json_object **ret, char **ret_reason)
 
         if (len > INT32_MAX)
                 return -EMSGSIZE;
+        consumed = utf8_valid_prefix((const unsigned char *) text, len);
+        if (consumed != len) {
+                if (asprintf(&reason, "invalid UTF-8 at byte %zu", consumed) < 0)
+                        reason = NULL;
+                *ret_reason = reason;
+                return -EBADMSG;
+        }
         tok = json_tokener_new_ex(VL_MAX_JSON_DEPTH);
         if (!tok)
                 return -ENOMEM;

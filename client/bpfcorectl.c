@@ -1,0 +1,874 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * bpfcorectl: the admin CLI of bpfcored. Each command is one varlink call;
+ * people get tables, --json gets exactly the reply's parameters.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bpfcore-client.h"
+#include "macro.h"
+#include "protocol.h"
+
+#define streq(a, b) (strcmp((a), (b)) == 0)
+
+/* Usage errors are -EINVAL inside and exit 2, as with other getopt tools. */
+#define EXIT_USAGE 2
+
+struct cmd {
+        const char *name;
+        int (*func)(int argc, char **argv);
+};
+
+typedef struct Table {
+        size_t n_columns;
+        char **cells; /* row-major, the header row first */
+        size_t n_cells;
+        size_t n_allocated;
+        int error; /* first failure of table_add(), returned by table_print() */
+} Table;
+
+static const char *arg_socket;
+static bool arg_json;
+
+static void json_object_putp(json_object **o) {
+        json_object_put(*o);
+}
+
+static const char *startswith(const char *s, const char *prefix) {
+        size_t n = strlen(prefix);
+
+        return strncmp(s, prefix, n) == 0 ? s + n : NULL;
+}
+
+static const char *strdash(const char *s) {
+        return s && *s ? s : "-";
+}
+
+static int help(void) {
+        printf("bpfcorectl [OPTIONS...] COMMAND ...\n"
+               "\n"
+               "Load and manage BPF programs through bpfcored.\n"
+               "\n"
+               "Commands:\n"
+               "  load FILE [--name N] [--program P]... [--global VAR=VALUE]...\n"
+               "       [--map NAME.max_entries=N]... [--map NAME.value_size=N]...\n"
+               "       [--attach] [--btf FILE]\n"
+               "                      Load a BPF object (clang -target bpf -g)\n"
+               "  list                List loaded objects\n"
+               "  show ID             Show an object: programs, links, maps\n"
+               "  unload ID           Unload an object\n"
+               "  status              Show the daemon's status\n"
+               "  help                Show this help\n"
+               "\n"
+               "Options:\n"
+               "  -h --help           Show this help\n"
+               "     --version        Show the version\n"
+               "     --socket PATH    Daemon socket (now: %s)\n"
+               "  -j --json           Print the reply's parameters as JSON\n"
+               "\n"
+               "A --global VALUE is an integer (decimal, 0x-hex, negative), true or false,\n"
+               "hex:BYTES (raw bytes), str:TEXT (a string, whatever it looks like), or\n"
+               "else a string. Commands may be abbreviated to a unique prefix.\n",
+               arg_socket ?: bpfcore_default_socket());
+        return 0;
+}
+
+static void print_json(json_object *o) {
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+}
+
+/* In --json mode stdout stays valid JSON when a command fails, too. */
+static void print_json_error(const char *name, json_object *parameters) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+        if (!o)
+                return;
+        json_object_object_add(o, "error", json_object_new_string(name));
+        json_object_object_add(o, "parameters", json_object_get(parameters));
+        print_json(o);
+}
+
+/* A failure of bpfcorectl itself, named in JSON by its errno ("ENOENT"). */
+static int log_errorv(int r, const char *fmt, va_list ap) {
+        _cleanup_(json_object_putp) json_object *parameters = NULL;
+        _cleanup_free_ char *message = NULL;
+
+        errno = -r; /* for %m */
+        if (vasprintf(&message, fmt, ap) < 0)
+                message = NULL;
+        fprintf(stderr, "bpfcorectl: %s\n", message ?: "out of memory");
+
+        if (arg_json) {
+                parameters = json_object_new_object();
+                if (parameters && message)
+                        json_object_object_add(parameters, "message", json_object_new_string(message));
+                print_json_error(strerrorname_np(-r) ?: "EIO", parameters);
+        }
+        return r;
+}
+
+_printf_(2, 3) static int log_error_errno(int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        r = log_errorv(r, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static int log_oom(void) {
+        return log_error_errno(-ENOMEM, "out of memory");
+}
+
+_printf_(1, 2) static int usage_error(const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = log_errorv(-EINVAL, fmt, ap);
+        va_end(ap);
+        fputs("Usage: bpfcorectl [--socket PATH] [--json] COMMAND ...\n"
+              "Try 'bpfcorectl --help' for more information.\n",
+              stderr);
+        return r;
+}
+
+/* Called for what getopt_long() returned '?' or ':' for ("+:…" keeps it quiet). */
+static int option_error(int c, char **argv) {
+        const char *arg = argv[optind - 1];
+
+        if (c == ':')
+                return usage_error("option '%s' requires an argument", arg);
+        /* optopt names a bad short option; a long one (or "--attach=x") is the argument itself. */
+        if (optopt > 0 && optopt < 0x80 && !startswith(arg, "--"))
+                return usage_error("invalid option '-%c'", optopt);
+        return usage_error("invalid option '%s'", arg);
+}
+
+/* Decimal or 0x-hex, no sign, no blanks: strtoull() alone would accept all three. */
+static int parse_u64(const char *s, uint64_t *ret) {
+        unsigned long long v;
+        int base = 10;
+        char *end;
+
+        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+                base = 16;
+                s += 2;
+        }
+        if (!(base == 16 ? isxdigit((unsigned char) s[0]) : isdigit((unsigned char) s[0])))
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, base);
+        if (*end)
+                return -EINVAL;
+        if (errno == ERANGE)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+/* Adds value (owned; NULL after a failed allocation) to o under key. */
+static int json_add(json_object *o, const char *key, json_object *value) {
+        if (!value || json_object_object_add(o, key, value) < 0) {
+                json_object_put(value);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* parent[key], created empty on first use: repeated options fill one container. */
+static int json_child(json_object *parent, const char *key, json_type type, json_object **ret) {
+        json_object *v;
+        int r;
+
+        if (!json_object_object_get_ex(parent, key, &v)) {
+                v = type == json_type_array ? json_object_new_array() : json_object_new_object();
+                r = json_add(parent, key, v);
+                if (r < 0)
+                        return r;
+        }
+        *ret = v;
+        return 0;
+}
+
+/* Replies are read leniently: a missing or mistyped key reads as empty or 0. */
+static json_object *json_get(json_object *o, const char *key, json_type type) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, type))
+                return NULL;
+        return v;
+}
+
+static const char *json_get_str(json_object *o, const char *key) {
+        json_object *v = json_get(o, key, json_type_string);
+
+        return v ? json_object_get_string(v) : "";
+}
+
+static int64_t json_get_int(json_object *o, const char *key) {
+        json_object *v = json_get(o, key, json_type_int);
+
+        return v ? json_object_get_int64(v) : 0;
+}
+
+static size_t json_array_length(json_object *a) {
+        return a ? json_object_array_length(a) : 0;
+}
+
+/* A scalar as a person reads it: strings without quotes. */
+static const char *json_text(json_object *v) {
+        if (json_object_is_type(v, json_type_string))
+                return json_object_get_string(v);
+        return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+}
+
+static Table *table_free(Table *t) {
+        if (!t)
+                return NULL;
+        for (size_t i = 0; i < t->n_cells; i++)
+                free(t->cells[i]);
+        free(t->cells);
+        free(t);
+        return NULL;
+}
+
+static void table_freep(Table **t) {
+        table_free(*t);
+}
+
+_printf_(2, 3) static void table_add(Table *t, const char *fmt, ...) {
+        va_list ap;
+        char *cell;
+        int r;
+
+        if (t->error < 0)
+                return;
+        if (t->n_cells == t->n_allocated) {
+                size_t n = MAX(t->n_allocated * 2, (size_t) 16);
+                char **cells = reallocarray(t->cells, n, sizeof(char *));
+
+                if (!cells) {
+                        t->error = -ENOMEM;
+                        return;
+                }
+                t->cells = cells;
+                t->n_allocated = n;
+        }
+        va_start(ap, fmt);
+        r = vasprintf(&cell, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                t->error = -ENOMEM;
+                return;
+        }
+        t->cells[t->n_cells++] = cell;
+}
+
+/* The column names follow ret, NULL-terminated. */
+__attribute__((sentinel)) static int table_new(Table **ret, ...) {
+        _cleanup_(table_freep) Table *t = NULL;
+        const char *name;
+        va_list ap;
+
+        t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        va_start(ap, ret);
+        while ((name = va_arg(ap, const char *))) {
+                table_add(t, "%s", name);
+                t->n_columns++;
+        }
+        va_end(ap);
+        if (t->error < 0)
+                return t->error;
+        *ret = TAKE_PTR(t);
+        return 0;
+}
+
+static bool table_is_empty(const Table *t) {
+        return t->n_cells <= t->n_columns;
+}
+
+/* Columns as wide as their widest cell; the last one unpadded. */
+static int table_print(const Table *t) {
+        _cleanup_free_ size_t *width = NULL;
+
+        if (t->error < 0)
+                return t->error;
+        width = calloc(t->n_columns, sizeof(*width));
+        if (!width)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->n_cells; i++)
+                width[i % t->n_columns] = MAX(width[i % t->n_columns], strlen(t->cells[i]));
+        for (size_t i = 0; i < t->n_cells; i++) {
+                size_t column = i % t->n_columns;
+
+                if (column == t->n_columns - 1)
+                        printf("%s\n", t->cells[i]);
+                else
+                        printf("%-*s  ", (int) width[column], t->cells[i]);
+        }
+        return 0;
+}
+
+/* A table after a blank line, or nothing when it has no rows. */
+static int table_print_section(const Table *t) {
+        if (t->error < 0)
+                return t->error;
+        if (table_is_empty(t))
+                return 0;
+        putchar('\n');
+        return table_print(t);
+}
+
+static int print_programs(json_object *programs) {
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        r = table_new(&t, "PROG_ID", "NAME", "TYPE", "SECTION", "TAG", "XLATED", "JITED", "INSNS", NULL);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < json_array_length(programs); i++) {
+                json_object *p = json_object_array_get_idx(programs, i);
+
+                table_add(t, "%" PRId64, json_get_int(p, "id"));
+                table_add(t, "%s", strdash(json_get_str(p, "name")));
+                table_add(t, "%s", strdash(json_get_str(p, "type")));
+                table_add(t, "%s", strdash(json_get_str(p, "section")));
+                table_add(t, "%s", strdash(json_get_str(p, "tag")));
+                table_add(t, "%" PRId64, json_get_int(p, "xlated_bytes"));
+                table_add(t, "%" PRId64, json_get_int(p, "jited_bytes"));
+                table_add(t, "%" PRId64, json_get_int(p, "verified_insns"));
+        }
+        return table_print_section(t);
+}
+
+/* Links hang off their programs; shown only once something is attached. */
+static int print_links(json_object *programs) {
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        r = table_new(&t, "LINK_ID", "PROGRAM", "TYPE", "TARGET", NULL);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < json_array_length(programs); i++) {
+                json_object *p = json_object_array_get_idx(programs, i);
+                json_object *links = json_get(p, "links", json_type_array);
+
+                for (size_t j = 0; j < json_array_length(links); j++) {
+                        json_object *l = json_object_array_get_idx(links, j);
+
+                        table_add(t, "%" PRId64, json_get_int(l, "id"));
+                        table_add(t, "%s", strdash(json_get_str(p, "name")));
+                        table_add(t, "%s", strdash(json_get_str(l, "type")));
+                        table_add(t, "%s", strdash(json_get_str(l, "target")));
+                }
+        }
+        return table_print_section(t);
+}
+
+static int print_maps(json_object *maps) {
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        r = table_new(&t, "MAP_ID", "NAME", "TYPE", "KEY", "VALUE", "MAX_ENTRIES", NULL);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < json_array_length(maps); i++) {
+                json_object *m = json_object_array_get_idx(maps, i);
+
+                table_add(t, "%" PRId64, json_get_int(m, "id"));
+                table_add(t, "%s", strdash(json_get_str(m, "name")));
+                table_add(t, "%s", strdash(json_get_str(m, "type")));
+                table_add(t, "%" PRId64, json_get_int(m, "key_size"));
+                table_add(t, "%" PRId64, json_get_int(m, "value_size"));
+                table_add(t, "%" PRId64, json_get_int(m, "max_entries"));
+        }
+        return table_print_section(t);
+}
+
+/* The daemon may time more steps than today's: print whichever it sends. */
+static void print_timings(json_object *timings) {
+        const char *sep = "\ntimings:";
+
+        if (!timings)
+                return;
+        json_object_object_foreach(timings, key, val) {
+                printf("%s %s %s µs", sep, key, json_text(val));
+                sep = ",";
+        }
+        if (!streq(sep, "\ntimings:"))
+                putchar('\n');
+}
+
+static int print_object(json_object *o) {
+        json_object *owner = json_get(o, "owner", json_type_object);
+        json_object *programs = json_get(o, "programs", json_type_array);
+        int r;
+
+        printf("object %" PRId64 " \"%s\" %s owner uid %" PRId64 " pid %" PRId64 " loaded %s\n",
+               json_get_int(o, "id"),
+               json_get_str(o, "name"),
+               strdash(json_get_str(o, "digest")),
+               json_get_int(owner, "uid"),
+               json_get_int(owner, "pid"),
+               strdash(json_get_str(o, "loaded_at")));
+
+        r = print_programs(programs);
+        if (r < 0)
+                return r;
+        r = print_links(programs);
+        if (r < 0)
+                return r;
+        r = print_maps(json_get(o, "maps", json_type_array));
+        if (r < 0)
+                return r;
+        print_timings(json_get(o, "timings_us", json_type_object));
+        return 0;
+}
+
+/* "key: value" with values aligned; nested objects (counters, limits) indented below their key. */
+static void print_fields(json_object *o, int indent) {
+        size_t width = 0;
+
+        {
+                json_object_object_foreach(o, key, val)
+                        width = MAX(width, strlen(key));
+        }
+        json_object_object_foreach(o, key, val) {
+                if (json_object_is_type(val, json_type_object)) {
+                        printf("%*s%s:\n", indent, "", key);
+                        print_fields(val, indent + 2);
+                } else
+                        printf("%*s%s:%*s %s\n", indent, "", key, (int) (width - strlen(key)), "", json_text(val));
+        }
+}
+
+/*
+ * One call on a fresh connection. Failures are reported here: a connection
+ * that fails, or an error reply (-EREMOTEIO: the daemon said no).
+ */
+static int call(const char *method, json_object *params, const int *fds, size_t n_fds, BpfcoreReply *ret) {
+        _cleanup_(bpfcore_disconnectp) BpfcoreClient *c = NULL;
+        _cleanup_(json_object_putp) json_object *empty = NULL;
+        const char *path = arg_socket ?: bpfcore_default_socket();
+        _cleanup_free_ char *description = NULL;
+        int r;
+
+        r = bpfcore_connect(path, &c);
+        if (r < 0)
+                return log_error_errno(r, "cannot connect to %s: %m", path);
+
+        /* varlink allows leaving parameters out, but every server takes {}. */
+        if (!params) {
+                params = empty = json_object_new_object();
+                if (!empty)
+                        return log_oom();
+        }
+        r = bpfcore_call(c, method, params, fds, n_fds, ret);
+        if (r < 0)
+                return log_error_errno(r, "%s on %s failed: %m", method, path);
+        if (!ret->error)
+                return 0;
+
+        description = bpfcore_error_describe(ret);
+        fprintf(stderr, "bpfcorectl: %s\n", description ?: ret->error);
+        if (arg_json)
+                print_json_error(ret->error, ret->parameters);
+        bpfcore_reply_done(ret);
+        return -EREMOTEIO;
+}
+
+/* For commands without options: checks that n positional arguments follow, at argv[optind]. */
+static int parse_no_options(int argc, char **argv, int n) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        int c;
+
+        optind = 0; /* a full restart of getopt after the global options */
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+                if (c == 'h')
+                        return help();
+                return option_error(c, argv);
+        }
+        if (argc - optind < n)
+                return usage_error("%s: missing argument", argv[0]);
+        if (argc - optind > n)
+                return usage_error("%s: unexpected argument '%s'", argv[0], argv[optind + n]);
+        return 1;
+}
+
+/* "true"/"false", "hex:…", "str:…", an integer, else a string: see help(). */
+static int parse_global_value(const char *name, const char *s, json_object **ret) {
+        bool negative = s[0] == '-';
+        json_object *v = NULL;
+        const char *p;
+        uint64_t u;
+        int r;
+
+        if (streq(s, "true") || streq(s, "false"))
+                v = json_object_new_boolean(s[0] == 't');
+        else if ((p = startswith(s, "hex:"))) {
+                if (strspn(p, "0123456789abcdefABCDEF") != strlen(p) || strlen(p) % 2 != 0)
+                        return usage_error("--global %s: 'hex:' takes pairs of hex digits, got '%s'", name, p);
+                v = json_object_new_object();
+                if (v && json_add(v, "hex", json_object_new_string(p)) < 0)
+                        v = json_object_put(v) ? NULL : NULL;
+        } else if ((p = startswith(s, "str:")))
+                v = json_object_new_string(p);
+        else if ((r = parse_u64(s + negative, &u)) == -ERANGE ||
+                 (r == 0 && negative && u > (uint64_t) INT64_MAX + 1))
+                return usage_error("--global %s: %s is out of range", name, s);
+        else if (r < 0)
+                v = json_object_new_string(s);
+        else if (negative)
+                v = json_object_new_int64(u == (uint64_t) INT64_MAX + 1 ? INT64_MIN : -(int64_t) u);
+        else if (u > INT64_MAX)
+                v = json_object_new_uint64(u);
+        else
+                v = json_object_new_int64((int64_t) u);
+
+        if (!v)
+                return log_oom();
+        *ret = v;
+        return 0;
+}
+
+static int parse_global(json_object *params, const char *arg) {
+        _cleanup_free_ char *name = NULL;
+        json_object *globals, *value = NULL;
+        const char *eq = strchr(arg, '=');
+        int r;
+
+        if (!eq || eq == arg)
+                return usage_error("--global takes VAR=VALUE, got '%s'", arg);
+        name = strndup(arg, eq - arg);
+        if (!name)
+                return log_oom();
+        r = parse_global_value(name, eq + 1, &value);
+        if (r < 0)
+                return r;
+        if (json_child(params, "globals", json_type_object, &globals) < 0 || json_add(globals, name, value) < 0)
+                return log_oom();
+        return 0;
+}
+
+static int parse_map_setting(json_object *params, const char *arg) {
+        _cleanup_free_ char *name = NULL;
+        json_object *maps, *map;
+        const char *eq = strchr(arg, '=');
+        char *setting;
+        uint64_t v;
+
+        if (!eq)
+                return usage_error("--map takes NAME.max_entries=N or NAME.value_size=N, got '%s'", arg);
+        name = strndup(arg, eq - arg);
+        if (!name)
+                return log_oom();
+        /* Map names may hold dots themselves (".data.counters"): the setting is after the last. */
+        setting = strrchr(name, '.');
+        if (!setting || setting == name)
+                return usage_error("--map takes NAME.max_entries=N or NAME.value_size=N, got '%s'", arg);
+        *setting++ = '\0';
+        if (!streq(setting, "max_entries") && !streq(setting, "value_size"))
+                return usage_error("--map %s: unknown setting '%s' (max_entries or value_size)", name, setting);
+        if (parse_u64(eq + 1, &v) < 0 || v > UINT32_MAX)
+                return usage_error("--map %s.%s: invalid size '%s'", name, setting, eq + 1);
+
+        if (json_child(params, "maps", json_type_object, &maps) < 0 ||
+            json_child(maps, name, json_type_object, &map) < 0 ||
+            json_add(map, setting, json_object_new_int64((int64_t) v)) < 0)
+                return log_oom();
+        return 0;
+}
+
+static int do_load(int argc, char **argv) {
+        enum { ARG_NAME = 0x100, ARG_PROGRAM, ARG_GLOBAL, ARG_MAP, ARG_ATTACH, ARG_BTF };
+        static const struct option options[] = {
+                { "help",    no_argument,       NULL, 'h'         },
+                { "name",    required_argument, NULL, ARG_NAME    },
+                { "program", required_argument, NULL, ARG_PROGRAM },
+                { "global",  required_argument, NULL, ARG_GLOBAL  },
+                { "map",     required_argument, NULL, ARG_MAP     },
+                { "attach",  no_argument,       NULL, ARG_ATTACH  },
+                { "btf",     required_argument, NULL, ARG_BTF     },
+                {}
+        };
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        _cleanup_close_ int fd = -1, btf_fd = -1;
+        const char *path, *btf_path = NULL;
+        json_object *programs;
+        int c, r;
+
+        params = json_object_new_object();
+        if (!params || json_add(params, "fd", json_object_new_int(0)) < 0)
+                return log_oom();
+
+        optind = 0; /* a full restart of getopt, now permuting: FILE may come first */
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        return help();
+                case ARG_NAME:
+                        if (json_add(params, "name", json_object_new_string(optarg)) < 0)
+                                return log_oom();
+                        break;
+                case ARG_PROGRAM:
+                        if (json_child(params, "programs", json_type_array, &programs) < 0 ||
+                            json_object_array_add(programs, json_object_new_string(optarg)) < 0)
+                                return log_oom();
+                        break;
+                case ARG_GLOBAL:
+                        r = parse_global(params, optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_MAP:
+                        r = parse_map_setting(params, optarg);
+                        if (r < 0)
+                                return r;
+                        break;
+                case ARG_ATTACH:
+                        if (json_add(params, "attach", json_object_new_boolean(true)) < 0)
+                                return log_oom();
+                        break;
+                case ARG_BTF:
+                        btf_path = optarg;
+                        break;
+                default:
+                        return option_error(c, argv);
+                }
+        }
+        if (optind >= argc)
+                return usage_error("load: missing FILE");
+        if (optind + 1 < argc)
+                return usage_error("load: unexpected argument '%s'", argv[optind + 1]);
+        path = argv[optind];
+
+        /* The daemon never opens a path for a client: the object travels as fd 0, BTF as fd 1. */
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return log_error_errno(negative_errno(), "cannot open %s: %m", path);
+        if (btf_path) {
+                btf_fd = open(btf_path, O_RDONLY | O_CLOEXEC);
+                if (btf_fd < 0)
+                        return log_error_errno(negative_errno(), "cannot open %s: %m", btf_path);
+                if (json_add(params, "btf_fd", json_object_new_int(1)) < 0)
+                        return log_oom();
+        }
+
+        const int fds[] = { fd, btf_fd };
+        r = call(VL_METHOD("Load"), params, fds, btf_fd >= 0 ? 2 : 1, &reply);
+        if (r < 0)
+                return r;
+        if (arg_json) {
+                print_json(reply.parameters);
+                return 0;
+        }
+        r = print_object(json_get(reply.parameters, "object", json_type_object));
+        return r < 0 ? log_oom() : 0;
+}
+
+static int do_list(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(table_freep) Table *t = NULL;
+        json_object *objects;
+        int r;
+
+        r = parse_no_options(argc, argv, 0);
+        if (r <= 0)
+                return r;
+        r = call(VL_METHOD("List"), NULL, NULL, 0, &reply);
+        if (r < 0)
+                return r;
+        if (arg_json) {
+                print_json(reply.parameters);
+                return 0;
+        }
+
+        objects = json_get(reply.parameters, "objects", json_type_array);
+        if (json_array_length(objects) == 0) {
+                puts("No objects.");
+                return 0;
+        }
+        r = table_new(&t, "ID", "NAME", "PROGRAMS", "MAPS", "OWNER_UID", "LOADED_AT", NULL);
+        if (r < 0)
+                return log_oom();
+        for (size_t i = 0; i < json_array_length(objects); i++) {
+                json_object *o = json_object_array_get_idx(objects, i);
+
+                table_add(t, "%" PRId64, json_get_int(o, "id"));
+                table_add(t, "%s", strdash(json_get_str(o, "name")));
+                table_add(t, "%zu", json_array_length(json_get(o, "programs", json_type_array)));
+                table_add(t, "%zu", json_array_length(json_get(o, "maps", json_type_array)));
+                table_add(t, "%" PRId64, json_get_int(json_get(o, "owner", json_type_object), "uid"));
+                table_add(t, "%s", strdash(json_get_str(o, "loaded_at")));
+        }
+        r = table_print(t);
+        return r < 0 ? log_oom() : 0;
+}
+
+/* show ID, unload ID: one id argument, one call; 1 when the call succeeded. */
+static int call_by_id(const char *method, int argc, char **argv, uint64_t *ret_id, BpfcoreReply *ret) {
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        uint64_t id;
+        int r;
+
+        r = parse_no_options(argc, argv, 1);
+        if (r <= 0)
+                return r;
+        if (parse_u64(argv[optind], &id) < 0 || id > INT64_MAX)
+                return usage_error("%s: invalid object id '%s'", argv[0], argv[optind]);
+
+        params = json_object_new_object();
+        if (!params || json_add(params, "id", json_object_new_int64((int64_t) id)) < 0)
+                return log_oom();
+        r = call(method, params, NULL, 0, ret);
+        if (r < 0)
+                return r;
+        *ret_id = id;
+        return 1;
+}
+
+static int do_show(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        uint64_t id;
+        int r;
+
+        r = call_by_id(VL_METHOD("Get"), argc, argv, &id, &reply);
+        if (r <= 0)
+                return r;
+        if (arg_json) {
+                print_json(reply.parameters);
+                return 0;
+        }
+        r = print_object(json_get(reply.parameters, "object", json_type_object));
+        return r < 0 ? log_oom() : 0;
+}
+
+static int do_unload(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        uint64_t id;
+        int r;
+
+        r = call_by_id(VL_METHOD("Unload"), argc, argv, &id, &reply);
+        if (r <= 0)
+                return r;
+        if (arg_json)
+                print_json(reply.parameters);
+        else
+                printf("Unloaded object %" PRIu64 ".\n", id);
+        return 0;
+}
+
+static int do_status(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        int r;
+
+        r = parse_no_options(argc, argv, 0);
+        if (r <= 0)
+                return r;
+        r = call(VL_METHOD("Status"), NULL, NULL, 0, &reply);
+        if (r < 0)
+                return r;
+        if (arg_json)
+                print_json(reply.parameters);
+        else
+                print_fields(reply.parameters, 0);
+        return 0;
+}
+
+static int do_help(int argc, char **argv) {
+        return help();
+}
+
+static const struct cmd cmds[] = {
+        { "load",   do_load   },
+        { "list",   do_list   },
+        { "show",   do_show   },
+        { "unload", do_unload },
+        { "status", do_status },
+        { "help",   do_help   },
+};
+
+/* argv[0] names the command: in full, or by a prefix that only one command has. */
+static int cmd_select(const struct cmd *table, size_t n, int argc, char **argv) {
+        const struct cmd *found = NULL;
+        size_t len = strlen(argv[0]), n_found = 0;
+
+        for (const struct cmd *c = table; len > 0 && c < table + n; c++) {
+                if (strncmp(c->name, argv[0], len) != 0)
+                        continue;
+                found = c;
+                if (c->name[len] == '\0') {
+                        n_found = 1;
+                        break;
+                }
+                n_found++;
+        }
+        if (n_found == 0)
+                return usage_error("unknown command '%s'", argv[0]);
+        if (n_found > 1)
+                return usage_error("ambiguous command '%s'", argv[0]);
+        return found->func(argc, argv);
+}
+
+/* 1 when a command follows at argv[optind], 0 when done (--help), < 0 on error. */
+static int parse_argv(int argc, char **argv) {
+        enum { ARG_VERSION = 0x100, ARG_SOCKET };
+        static const struct option options[] = {
+                { "help",    no_argument,       NULL, 'h'         },
+                { "version", no_argument,       NULL, ARG_VERSION },
+                { "socket",  required_argument, NULL, ARG_SOCKET  },
+                { "json",    no_argument,       NULL, 'j'         },
+                {}
+        };
+        int c;
+
+        /* "+": stop at the command, whose options are its own. */
+        while ((c = getopt_long(argc, argv, "+:hj", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        return help();
+                case ARG_VERSION:
+                        puts(BPFCORED_VERSION);
+                        return 0;
+                case ARG_SOCKET:
+                        arg_socket = optarg;
+                        break;
+                case 'j':
+                        arg_json = true;
+                        break;
+                default:
+                        return option_error(c, argv);
+                }
+        }
+        if (optind >= argc)
+                return usage_error("missing command");
+        return 1;
+}
+
+int main(int argc, char **argv) {
+        int r;
+
+        r = parse_argv(argc, argv);
+        if (r > 0)
+                r = cmd_select(cmds, ELEMENTSOF(cmds), argc - optind, argv + optind);
+        if (r == -EINVAL)
+                return EXIT_USAGE;
+        return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -1,0 +1,719 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * A real bpfcored on a private socket and bpffs root, real loads into this
+ * machine's kernel, driven through raw varlink and through bpfcorectl.
+ */
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "macro.h"
+#include "tap.h"
+
+static TestDaemon d;
+static uint32_t *progs_before;
+static size_t n_progs_before;
+
+static void reply_free(BpfcoreReply *r) {
+        bpfcore_reply_done(r);
+}
+#define _cleanup_reply_ _cleanup_(reply_free)
+
+static json_object *params_new(const char *json) {
+        return json_tokener_parse(json);
+}
+
+static bool pin_exists(uint64_t id, const char *what) {
+        char path[512];
+        struct stat st;
+
+        snprintf(path, sizeof(path), "%s/%llu/%s", d.bpffs_root, (unsigned long long) id, what);
+        return stat(path, &st) == 0;
+}
+
+static size_t count_pin_dirs(void) {
+        char path[256];
+        size_t n = 0;
+        DIR *dir;
+        struct dirent *de;
+
+        snprintf(path, sizeof(path), "%s", d.bpffs_root);
+        dir = opendir(path);
+        if (!dir)
+                return 0;
+        while ((de = readdir(dir)))
+                n += de->d_name[0] != '.';
+        closedir(dir);
+        return n;
+}
+
+static void unload(uint64_t id) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        json_object *p = json_object_new_object();
+
+        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
+        call(&d, "io.bpfcored.Unload", p, NULL, 0, &r);
+        json_object_put(p);
+        tap_is_str(reply_error(&r), "", "unload of object %llu succeeds", (unsigned long long) id);
+}
+
+TEST(start) {
+        int r;
+
+        if (geteuid() != 0)
+                tap_skip_all("needs root (CAP_BPF, CAP_SYS_ADMIN) to load BPF programs");
+        if (kernel_prog_ids(&progs_before, &n_progs_before) < 0)
+                tap_skip_all("cannot enumerate BPF programs: no CAP_SYS_ADMIN here");
+        r = daemon_start(&d);
+        if (!tap_is_int(r, 0, "daemon starts and answers on %s", d.socket_path)) {
+                daemon_dump_log(&d);
+                tap_bail("no daemon");
+        }
+}
+
+TEST(status) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        struct utsname u;
+
+        uname(&u);
+        tap_is_int(call(&d, "io.bpfcored.Status", NULL, NULL, 0, &r), 0, "Status answers");
+        tap_is_str(reply_error(&r), "", "Status is no error");
+        tap_is_str(json_str(r.parameters, "kernel"), u.release, "Status reports the running kernel");
+        tap_is_str(json_str(r.parameters, "bpffs_root"), d.bpffs_root, "Status reports the bpffs root");
+        tap_ok(json_int(r.parameters, "uptime_us") >= 0, "Status reports uptime");
+}
+
+TEST(varlink_service) {
+        _cleanup_reply_ BpfcoreReply info = {}, desc = {}, bad = {};
+        _cleanup_free_ char *path = NULL, *text = NULL;
+        json_object *p, *ifaces;
+        size_t size;
+
+        tap_is_int(call(&d, "org.varlink.service.GetInfo", NULL, NULL, 0, &info), 0, "GetInfo answers");
+        tap_ok(json_object_object_get_ex(info.parameters, "interfaces", &ifaces) &&
+                       strstr(json_object_to_json_string(ifaces), "io.bpfcored"),
+               "GetInfo lists io.bpfcored");
+
+        p = params_new("{\"interface\":\"io.bpfcored\"}");
+        call(&d, "org.varlink.service.GetInterfaceDescription", p, NULL, 0, &desc);
+        json_object_put(p);
+        if (asprintf(&path, "%s/proto/io.bpfcored.varlink", harness_env("SOURCE_ROOT")) < 0)
+                abort();
+        tap_is_int(read_file(path, &text, &size), 0, "interface file readable");
+        tap_is_str(json_str(desc.parameters, "description"), text,
+                   "GetInterfaceDescription returns proto/io.bpfcored.varlink verbatim");
+
+        p = params_new("{\"interface\":\"com.example.nothing\"}");
+        call(&d, "org.varlink.service.GetInterfaceDescription", p, NULL, 0, &bad);
+        json_object_put(p);
+        tap_is_str(bad.error, "org.varlink.service.InterfaceNotFound", "unknown interface is InterfaceNotFound");
+}
+
+TEST(load_get_list_unload) {
+        _cleanup_reply_ BpfcoreReply r = {}, g = {}, l = {}, again = {};
+        json_object *progs, *maps, *exec, *exit_prog, *hash, *objects, *p;
+        struct bpf_prog_info info = {};
+        struct bpf_map_info minfo = {};
+        __u32 len = sizeof(info);
+        uint64_t id;
+        char tag[17];
+        int fd;
+
+        tap_is_int(load_object(&d, "tp_core", NULL, &r), 0, "Load answers");
+        if (!tap_is_str(reply_error(&r), "", "tp_core loads")) {
+                tap_diag("%s", json_object_to_json_string(r.parameters));
+                return;
+        }
+        id = (uint64_t) object_int(&r, "id");
+        tap_ok(id > 0, "object has a daemon id");
+        tap_is_str(json_object_get_string(object_get(&r, "name")), "tp_core", "name derived from the file name");
+        tap_ok(strncmp(json_object_get_string(object_get(&r, "digest")), "sha256:", 7) == 0 &&
+                       strlen(json_object_get_string(object_get(&r, "digest"))) == 71,
+               "digest is sha256:<64 hex>");
+        tap_is_int(json_int(object_get(&r, "owner"), "uid"), 0, "owner uid is the caller's (root)");
+        tap_is_int(json_int(object_get(&r, "owner"), "pid"), getpid(), "owner pid is the caller's");
+
+        progs = object_get(&r, "programs");
+        maps = object_get(&r, "maps");
+        tap_is_int(progs ? json_object_array_length(progs) : 0, 2, "both programs loaded");
+        exec = array_find_name(progs, "handle_exec");
+        exit_prog = array_find_name(progs, "handle_exit");
+        tap_ok(exec && exit_prog, "programs handle_exec and handle_exit reported");
+        tap_is_str(json_str(exec, "type"), "tracepoint", "program type");
+        tap_is_str(json_str(exec, "section"), "tracepoint/syscalls/sys_enter_execve", "program section");
+        tap_ok(json_object_object_get_ex(object_get(&r, "timings_us"), "total", NULL), "timings reported");
+
+        /* What the kernel says about the program the daemon named. */
+        fd = bpf_prog_get_fd_by_id((uint32_t) json_int(exec, "id"));
+        if (tap_ok(fd >= 0, "kernel has program id %lld", (long long) json_int(exec, "id"))) {
+                bpf_prog_get_info_by_fd(fd, &info, &len);
+                close(fd);
+                for (int i = 0; i < 8; i++)
+                        sprintf(tag + 2 * i, "%02x", info.tag[i]);
+                tap_is_str(json_str(exec, "tag"), tag, "tag matches the kernel's");
+                tap_is_int(json_int(exec, "xlated_bytes"), info.xlated_prog_len, "xlated size matches");
+                tap_is_int(json_int(exec, "verified_insns"), info.verified_insns, "verified_insns matches");
+                tap_is_int(info.type, BPF_PROG_TYPE_TRACEPOINT, "kernel program type is tracepoint");
+        }
+        hash = array_find_name(maps, "exec_count");
+        fd = hash ? bpf_map_get_fd_by_id((uint32_t) json_int(hash, "id")) : -1;
+        if (tap_ok(fd >= 0, "kernel has map exec_count by the reported id")) {
+                len = sizeof(minfo);
+                bpf_map_get_info_by_fd(fd, &minfo, &len);
+                close(fd);
+                tap_is_str(minfo.name, "exec_count", "kernel map name");
+                tap_is_int(json_int(hash, "max_entries"), minfo.max_entries, "max_entries matches");
+                tap_is_str(json_str(hash, "type"), "hash", "map type");
+        }
+        tap_ok(pin_exists(id, "programs/handle_exec"), "program pinned under the bpffs root");
+        tap_ok(pin_exists(id, "maps/exec_count"), "map pinned under the bpffs root");
+
+        p = json_object_new_object();
+        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
+        call(&d, "io.bpfcored.Get", p, NULL, 0, &g);
+        tap_is_int(object_int(&g, "id"), (int64_t) id, "Get returns the object");
+        tap_is_str(json_str(array_find_name(object_get(&g, "programs"), "handle_exec"), "tag"), json_str(exec, "tag"),
+                   "Get reports the same program");
+
+        call(&d, "io.bpfcored.List", NULL, NULL, 0, &l);
+        tap_ok(json_object_object_get_ex(l.parameters, "objects", &objects) && json_object_array_length(objects) == 1,
+               "List shows one object");
+
+        unload(id);
+        tap_ok(kernel_prog_gone((uint32_t) json_int(exec, "id")), "program gone from the kernel after Unload");
+        tap_ok(!pin_exists(id, ""), "pin directory removed");
+        call(&d, "io.bpfcored.Get", p, NULL, 0, &again);
+        tap_is_str(reply_error(&again), "NoSuchObject", "Get after Unload is NoSuchObject");
+        json_object_put(p);
+}
+
+TEST(program_subset) {
+        _cleanup_reply_ BpfcoreReply r = {}, bad = {};
+        json_object *progs;
+
+        load_object(&d, "tp_core", params_new("{\"programs\":[\"handle_exec\"]}"), &r);
+        progs = object_get(&r, "programs");
+        tap_is_str(reply_error(&r), "", "subset loads");
+        tap_is_int(progs ? json_object_array_length(progs) : 0, 1, "only one program loaded");
+        tap_ok(array_find_name(progs, "handle_exec") && !array_find_name(progs, "handle_exit"),
+               "it is handle_exec");
+        if (object_int(&r, "id") > 0)
+                unload((uint64_t) object_int(&r, "id"));
+
+        load_object(&d, "tp_core", params_new("{\"programs\":[\"no_such_prog\"]}"), &bad);
+        tap_is_str(reply_error(&bad), "NoSuchProgram", "unknown program is NoSuchProgram");
+        tap_is_str(json_str(bad.parameters, "program"), "no_such_prog", "error names the program");
+}
+
+/* The bytes of variable name in the loaded datasec map, read back from the kernel. */
+static bool read_global(json_object *maps, const char *section, const char *name, void *ret, size_t size) {
+        json_object *m = array_find_name(maps, section);
+        struct bpf_map_info info = {};
+        __u32 len = sizeof(info), key = 0;
+        struct btf *btf = NULL;
+        bool ok = false;
+        int fd;
+
+        fd = m ? bpf_map_get_fd_by_id((uint32_t) json_int(m, "id")) : -1;
+        if (fd < 0)
+                return false;
+        if (bpf_map_get_info_by_fd(fd, &info, &len) == 0 && info.btf_id)
+                btf = btf__load_from_kernel_by_id(info.btf_id);
+        if (btf) {
+                const struct btf_type *sec = btf__type_by_id(btf, info.btf_value_type_id);
+                uint8_t *value = calloc(1, info.value_size);
+
+                if (sec && btf_is_datasec(sec) && value && bpf_map_lookup_elem(fd, &key, value) == 0) {
+                        const struct btf_var_secinfo *v = btf_var_secinfos(sec);
+
+                        for (int i = 0; i < btf_vlen(sec); i++, v++) {
+                                const struct btf_type *var = btf__type_by_id(btf, v->type);
+                                if (strcmp(btf__name_by_offset(btf, var->name_off), name) == 0 && v->size == size) {
+                                        memcpy(ret, value + v->offset, size);
+                                        ok = true;
+                                }
+                        }
+                }
+                free(value);
+                btf__free(btf);
+        }
+        close(fd);
+        return ok;
+}
+
+TEST(globals) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        json_object *maps;
+        uint32_t pid = 0;
+        int64_t threshold = 0;
+        uint8_t enabled = 0;
+        uint32_t mode = 0;
+        uint64_t data_counter = 0;
+        char comm[16] = "x";
+
+        load_object(&d, "globals",
+                    params_new("{\"globals\":{\"target_pid\":4242,\"threshold\":-5,\"enabled\":true,"
+                               "\"comm_filter\":\"bash\",\"mode\":\"COUNT_OVER_THRESHOLD\",\"data_counter\":99},"
+                               "\"maps\":{\"settings\":{\"max_entries\":64}}}"),
+                    &r);
+        if (!tap_is_str(reply_error(&r), "", "globals object loads with globals and map settings")) {
+                tap_diag("%s", json_object_to_json_string(r.parameters));
+                return;
+        }
+        maps = object_get(&r, "maps");
+        tap_ok(read_global(maps, ".rodata", "target_pid", &pid, sizeof(pid)) && pid == 4242,
+               "u32 target_pid is 4242 in the kernel's .rodata");
+        tap_ok(read_global(maps, ".rodata", "threshold", &threshold, sizeof(threshold)) && threshold == -5,
+               "s64 threshold is -5");
+        tap_ok(read_global(maps, ".rodata", "enabled", &enabled, sizeof(enabled)) && enabled == 1,
+               "bool enabled is true");
+        tap_ok(read_global(maps, ".rodata", "comm_filter", comm, sizeof(comm)) && strcmp(comm, "bash") == 0,
+               "char[16] comm_filter is \"bash\"");
+        tap_ok(read_global(maps, ".rodata", "mode", &mode, sizeof(mode)) && mode == 1,
+               "enum mode set by enumerator name");
+        tap_ok(read_global(maps, ".data", "data_counter", &data_counter, sizeof(data_counter)) &&
+                       data_counter == 99,
+               ".data variable set");
+        tap_is_int(json_int(array_find_name(maps, "settings"), "max_entries"), 64, "map max_entries overridden");
+        if (object_int(&r, "id") > 0)
+                unload((uint64_t) object_int(&r, "id"));
+}
+
+TEST(globals_and_maps_rejected) {
+        static const struct {
+                const char *params, *error, *parameter, *why;
+        } cases[] = {
+                { "{\"globals\":{\"target_pid\":-1}}", "InvalidParameter", "globals.target_pid", "negative into u32" },
+                { "{\"globals\":{\"target_pid\":4294967296}}", "InvalidParameter", "globals.target_pid", "u32 overflow" },
+                { "{\"globals\":{\"threshold\":\"many\"}}", "InvalidParameter", "globals.threshold", "string into s64" },
+                { "{\"globals\":{\"comm_filter\":\"0123456789abcdef\"}}", "InvalidParameter", "globals.comm_filter",
+                  "string without room for NUL" },
+                { "{\"globals\":{\"mode\":\"COUNT_SOMETIMES\"}}", "InvalidParameter", "globals.mode", "unknown enumerator" },
+                { "{\"globals\":{\"enabled\":2}}", "InvalidParameter", "globals.enabled", "2 into bool" },
+                { "{\"globals\":{\"no_such_var\":1}}", "InvalidParameter", "globals.no_such_var", "unknown variable" },
+                { "{\"globals\":{\"target_pid\":{\"hex\":\"0102\"}}}", "InvalidParameter", "globals.target_pid",
+                  "hex of the wrong size" },
+                { "{\"maps\":{\"nope\":{\"max_entries\":8}}}", "NoSuchMap", NULL, "unknown map" },
+                { "{\"maps\":{\"settings\":{\"max_entries\":0}}}", "InvalidParameter", "maps", "zero max_entries" },
+                { "{\"maps\":{\"settings\":{\"max_entries\":\"big\"}}}", "InvalidParameter", "maps", "mistyped max_entries" },
+                { "{\"programs\":[]}", "InvalidParameter", "programs", "empty program list" },
+                { "{\"programs\":\"count_getpid\"}", "InvalidParameter", "programs", "programs not an array" },
+                { "{\"name\":\"../../etc\"}", "InvalidParameter", "name", "name with slashes" },
+                { "{\"bogus\":1}", "InvalidParameter", "bogus", "unknown parameter" },
+        };
+        uint32_t *before, *after;
+        size_t n_before, n_after, dirs = count_pin_dirs();
+
+        kernel_prog_ids(&before, &n_before);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_reply_ BpfcoreReply r = {};
+
+                load_object(&d, "globals", params_new(cases[i].params), &r);
+                tap_is_str(reply_error(&r), cases[i].error, "%s is %s", cases[i].why, cases[i].error);
+                if (cases[i].parameter)
+                        tap_is_str(json_str(r.parameters, "parameter"), cases[i].parameter, "%s names %s",
+                                   cases[i].why, cases[i].parameter);
+        }
+        kernel_prog_ids(&after, &n_after);
+        tap_is_int(ids_added(before, n_before, after, n_after), 0, "failed loads leave no program behind");
+        tap_is_int(count_pin_dirs(), dirs, "failed loads leave no pin directory behind");
+        free(before);
+        free(after);
+}
+
+TEST(xdp) {
+        _cleanup_reply_ BpfcoreReply r = {};
+
+        load_object(&d, "xdp_pass", NULL, &r);
+        tap_is_str(reply_error(&r), "", "XDP object loads");
+        tap_is_str(json_str(array_find_name(object_get(&r, "programs"), "xdp_count"), "type"), "xdp", "type is xdp");
+        tap_is_str(json_str(array_find_name(object_get(&r, "maps"), "xdp_stats"), "type"), "percpu_array",
+                   "map type percpu_array");
+        if (object_int(&r, "id") > 0)
+                unload((uint64_t) object_int(&r, "id"));
+}
+
+TEST(pin_by_name_stays_inside) {
+        _cleanup_reply_ BpfcoreReply a = {}, b = {};
+        struct stat st;
+        uint64_t id_a, id_b;
+
+        load_object(&d, "pinned", NULL, &a);
+        load_object(&d, "pinned", NULL, &b);
+        tap_is_str(reply_error(&a), "", "first object with a pinned-by-name map loads");
+        tap_is_str(reply_error(&b), "", "second one loads too");
+        id_a = (uint64_t) object_int(&a, "id");
+        id_b = (uint64_t) object_int(&b, "id");
+        tap_ok(pin_exists(id_a, "maps/shared_counts") && pin_exists(id_b, "maps/shared_counts"),
+               "each object's map is pinned in its own directory");
+        tap_ok(json_int(array_find_name(object_get(&a, "maps"), "shared_counts"), "id") !=
+                       json_int(array_find_name(object_get(&b, "maps"), "shared_counts"), "id"),
+               "the two tenants' maps of the same name are distinct");
+        tap_ok(stat("/sys/fs/bpf/shared_counts", &st) < 0, "nothing written at libbpf's default /sys/fs/bpf/<name>");
+        if (id_a > 0)
+                unload(id_a);
+        if (id_b > 0)
+                unload(id_b);
+}
+
+static void expect_invalid_object(const char *what, const void *data, size_t size, const char *needle) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        json_object *p = json_object_new_object();
+        int fd = memfd_with(what, data, size);
+
+        json_object_object_add(p, "fd", json_object_new_int(0));
+        call(&d, "io.bpfcored.Load", p, &fd, 1, &r);
+        json_object_put(p);
+        close(fd);
+        tap_is_str(reply_error(&r), "InvalidObject", "%s is InvalidObject", what);
+        if (!tap_ok(strstr(json_str(r.parameters, "message"), needle), "%s: message says \"%s\"", what, needle))
+                tap_diag("message: %s", json_str(r.parameters, "message"));
+}
+
+TEST(invalid_objects) {
+        _cleanup_free_ char *path = harness_object_path("tp_core"), *elf = NULL, *self = NULL;
+        char random[4096];
+        size_t size, self_size;
+        uint32_t *before, *after;
+        size_t n_before, n_after, dirs = count_pin_dirs();
+
+        kernel_prog_ids(&before, &n_before);
+        srand(42);
+        for (size_t i = 0; i < sizeof(random); i++)
+                random[i] = (char) rand();
+        read_file(path, &elf, &size);
+        read_file("/proc/self/exe", &self, &self_size);
+
+        expect_invalid_object("empty file", "", 0, "empty");
+        expect_invalid_object("random bytes", random, sizeof(random), "not an ELF");
+        expect_invalid_object("truncated ELF", elf, size / 2, "truncated");
+        expect_invalid_object("header only", elf, 70, "truncated");
+        expect_invalid_object("x86-64 executable", self, self_size, "x86-64");
+
+        kernel_prog_ids(&after, &n_after);
+        tap_is_int(ids_added(before, n_before, after, n_after), 0, "invalid objects leave no program behind");
+        tap_is_int(count_pin_dirs(), dirs, "invalid objects leave no pin directory behind");
+        free(before);
+        free(after);
+}
+
+TEST(verifier_rejection) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        size_t dirs = count_pin_dirs();
+
+        load_object(&d, "reject", NULL, &r);
+        tap_is_str(reply_error(&r), "VerifierRejected", "reject.bpf.o is VerifierRejected");
+        tap_is_str(json_str(r.parameters, "program"), "bad_access", "error names the program");
+        if (!tap_ok(strstr(json_str(r.parameters, "log"), "invalid mem access"),
+                    "log carries the verifier's own words"))
+                tap_diag("log: %.2000s", json_str(r.parameters, "log"));
+        tap_ok(strstr(json_str(r.parameters, "log"), "processed") != NULL, "log is the whole log, to its last line");
+        tap_is_int(count_pin_dirs(), dirs, "rejection leaves no pin directory");
+}
+
+TEST(bad_fds) {
+        _cleanup_reply_ BpfcoreReply none = {}, missing = {}, dir = {}, big = {}, wronly = {};
+        json_object *p = params_new("{\"fd\":0}");
+        int dfd = open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int bigfd = memfd_create("big", MFD_CLOEXEC);
+        int wfd = open("/dev/null", O_WRONLY | O_CLOEXEC);
+
+        call(&d, "io.bpfcored.Load", p, NULL, 0, &none);
+        tap_is_str(reply_error(&none), "InvalidParameter", "fd index without an fd is InvalidParameter");
+        tap_is_str(json_str(none.parameters, "parameter"), "fd", "names parameter fd");
+
+        call(&d, "io.bpfcored.Load", NULL, NULL, 0, &missing);
+        tap_is_str(missing.error, "org.varlink.service.InvalidParameter", "missing fd parameter is varlink's InvalidParameter");
+        tap_is_str(json_str(missing.parameters, "parameter"), "fd", "names parameter fd");
+
+        call(&d, "io.bpfcored.Load", p, &dfd, 1, &dir);
+        tap_is_str(reply_error(&dir), "InvalidParameter", "a directory fd is InvalidParameter");
+        tap_ok(strstr(json_str(dir.parameters, "message"), "directory"), "message says directory");
+
+        tap_ok(ftruncate(bigfd, 65 * 1024 * 1024) == 0, "65 MiB sparse memfd");
+        call(&d, "io.bpfcored.Load", p, &bigfd, 1, &big);
+        tap_is_str(reply_error(&big), "TooLarge", "an object over 64 MiB is TooLarge");
+
+        call(&d, "io.bpfcored.Load", p, &wfd, 1, &wronly);
+        tap_is_str(reply_error(&wronly), "InvalidParameter", "a non-regular (device) fd is InvalidParameter");
+
+        json_object_put(p);
+        close(dfd);
+        close(bigfd);
+        close(wfd);
+}
+
+static int raw_connect(void) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        strcpy(sa.sun_path, d.socket_path);
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+/* Reads one NUL-terminated reply (or until EOF); returns it, NULL on timeout. */
+static char *raw_reply(int fd, bool *ret_eof) {
+        char *buf = NULL;
+        size_t len = 0;
+
+        *ret_eof = false;
+        for (;;) {
+                struct pollfd pfd = { .fd = fd, .events = POLLIN };
+                char c;
+
+                if (poll(&pfd, 1, 5000) <= 0)
+                        break;
+                if (read(fd, &c, 1) != 1) {
+                        *ret_eof = true;
+                        break;
+                }
+                buf = realloc(buf, len + 2);
+                buf[len++] = c;
+                buf[len] = 0;
+                if (c == 0)
+                        return buf;
+        }
+        return buf;
+}
+
+static bool raw_eof(int fd) {
+        bool eof;
+        free(raw_reply(fd, &eof));
+        return eof;
+}
+
+static bool status_works(void) {
+        _cleanup_reply_ BpfcoreReply r = {};
+
+        return call(&d, "io.bpfcored.Status", NULL, NULL, 0, &r) == 0 && !r.error;
+}
+
+TEST(protocol_errors) {
+        static const char unknown_method[] = "{\"method\":\"io.bpfcored.Explode\"}";
+        static const char no_method[] = "{\"parameters\":{}}";
+        static const char malformed[] = "{\"method\": io.bpfcored.Status";
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+        bool eof;
+        int fd;
+
+        fd = raw_connect();
+        write(fd, unknown_method, sizeof(unknown_method));
+        a = raw_reply(fd, &eof);
+        tap_ok(a && strstr(a, "org.varlink.service.MethodNotFound"), "unknown method is MethodNotFound");
+        write(fd, no_method, sizeof(no_method));
+        b = raw_reply(fd, &eof);
+        tap_ok(b && strstr(b, "InvalidParameter") && strstr(b, "method"), "a call without method is InvalidParameter");
+        close(fd);
+
+        fd = raw_connect();
+        write(fd, malformed, sizeof(malformed));
+        c = raw_reply(fd, &eof);
+        tap_ok(c && strstr(c, "InvalidParameter") && strstr(c, "not valid JSON"), "malformed JSON gets an error reply");
+        tap_ok(raw_eof(fd), "and the connection is closed");
+        close(fd);
+        tap_ok(status_works(), "daemon still serves others");
+}
+
+TEST(oversized_message) {
+        size_t size = 16 * 1024 * 1024 + 4096;
+        char *big = malloc(size);
+        char *reply = NULL;
+        size_t sent = 0;
+        bool eof = false;
+        int fd = raw_connect();
+
+        memset(big, ' ', size);
+        memcpy(big, "{\"method\":\"io.bpfcored.Status\",\"parameters\":{},\"pad\":\"", 53);
+        /* The daemon answers and hangs up once the limit passes; stop writing then. */
+        fcntl(fd, F_SETFL, O_NONBLOCK);
+        while (sent < size) {
+                struct pollfd pfd = { .fd = fd, .events = POLLOUT | POLLIN };
+                ssize_t n;
+
+                if (poll(&pfd, 1, 5000) <= 0 || (pfd.revents & (POLLIN | POLLHUP | POLLERR)))
+                        break;
+                n = write(fd, big + sent, size - sent);
+                if (n <= 0)
+                        break;
+                sent += (size_t) n;
+        }
+        fcntl(fd, F_SETFL, 0);
+        reply = raw_reply(fd, &eof);
+        tap_ok(reply && strstr(reply, "io.bpfcored.TooLarge"), "a message over 16 MiB is TooLarge");
+        tap_ok(raw_eof(fd), "and the connection is closed");
+        close(fd);
+        free(reply);
+        free(big);
+        tap_ok(status_works(), "daemon still serves others");
+}
+
+TEST(too_many_fds) {
+        static const char msg[] = "{\"method\":\"io.bpfcored.Status\"}";
+        union {
+                struct cmsghdr h;
+                char buf[CMSG_SPACE(sizeof(int) * 17)];
+        } control = {};
+        struct iovec iov = { .iov_base = (void *) msg, .iov_len = sizeof(msg) };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof(control) };
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        int fds[17], fd = raw_connect();
+        char *reply;
+        bool eof;
+
+        for (int i = 0; i < 17; i++)
+                fds[i] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(fds));
+        memcpy(CMSG_DATA(cm), fds, sizeof(fds));
+        tap_ok(sendmsg(fd, &mh, 0) > 0, "sent a call with 17 fds");
+        reply = raw_reply(fd, &eof);
+        tap_ok(reply && strstr(reply, "io.bpfcored.TooLarge") && strstr(reply, "fds"), "17 fds is TooLarge");
+        free(reply);
+        close(fd);
+        for (int i = 0; i < 17; i++)
+                close(fds[i]);
+        tap_ok(status_works(), "daemon still serves others");
+}
+
+TEST(stalled_and_vanishing_clients) {
+        static const char half[] = "{\"method\":\"io.bpfcored.Sta";
+        int stalled = raw_connect(), vanishing = raw_connect();
+
+        write(stalled, half, strlen(half));
+        tap_ok(status_works(), "a client stalled mid-message does not delay another");
+        write(vanishing, half, strlen(half));
+        close(vanishing);
+        tap_ok(status_works(), "a client that disconnects mid-message costs nothing");
+        close(stalled);
+        tap_ok(status_works(), "daemon still serves after both");
+}
+
+TEST(bpfcorectl) {
+        _cleanup_free_ char *path = harness_object_path("globals");
+        _cleanup_free_ char *out = NULL, *err = NULL, *jout = NULL, *lout = NULL, *sout = NULL, *eout = NULL,
+                            *eerr = NULL, *stout = NULL, *uout = NULL;
+        json_object *j = NULL, *o;
+        char id[32];
+        int rc;
+
+        rc = run_ctl(&d, &out, &err, "load", path, "--name", "ctl-test", "--program", "count_getpid", "--global",
+                     "target_pid=77", "--global", "comm_filter=str:123", "--map", "settings.max_entries=16", NULL);
+        tap_is_int(rc, 0, "bpfcorectl load exits 0");
+        tap_ok(out && strstr(out, "count_getpid") && strstr(out, "settings"), "prints a table of programs and maps");
+        if (rc != 0)
+                tap_diag("stderr: %s", err);
+        free(out);
+        out = NULL;
+
+        rc = run_ctl(&d, &jout, NULL, "--json", "list", NULL);
+        tap_is_int(rc, 0, "bpfcorectl --json list exits 0");
+        j = json_tokener_parse(jout ?: "");
+        tap_ok(j && json_object_object_get_ex(j, "objects", &o) && json_object_array_length(o) == 1,
+               "--json list prints the reply's parameters");
+        o = j && json_object_object_get_ex(j, "objects", &o) ? json_object_array_get_idx(o, 0) : NULL;
+        tap_is_str(json_str(o, "name"), "ctl-test", "--name applied");
+        tap_is_int(json_int(array_find_name(json_object_object_get(o, "maps"), "settings"), "max_entries"), 16,
+                   "--map applied");
+        snprintf(id, sizeof(id), "%lld", (long long) json_int(o, "id"));
+
+        rc = run_ctl(&d, &lout, NULL, "list", NULL);
+        tap_ok(rc == 0 && lout && strstr(lout, "ctl-test"), "bpfcorectl list shows it");
+        rc = run_ctl(&d, &sout, NULL, "show", id, NULL);
+        tap_ok(rc == 0 && sout && strstr(sout, "count_getpid"), "bpfcorectl show ID shows its programs");
+        rc = run_ctl(&d, &stout, NULL, "status", NULL);
+        tap_ok(rc == 0 && stout && strstr(stout, "0.1.0"), "bpfcorectl status shows the version");
+
+        rc = run_ctl(&d, &eout, &eerr, "show", "999999", NULL);
+        tap_ok(rc != 0, "show of an unknown id exits non-zero");
+        tap_ok(eerr && strstr(eerr, "NoSuchObject"), "and names the error on stderr");
+
+        rc = run_ctl(&d, &uout, NULL, "unload", id, NULL);
+        tap_is_int(rc, 0, "bpfcorectl unload exits 0");
+        json_object_put(j);
+}
+
+TEST(bpfcorectl_errors) {
+        _cleanup_free_ char *path = harness_object_path("reject"), *err = NULL, *jout = NULL, *gerr = NULL;
+        _cleanup_free_ char *gpath = harness_object_path("globals");
+        json_object *j;
+        int rc;
+
+        rc = run_ctl(&d, NULL, &err, "load", path, NULL);
+        tap_ok(rc != 0, "loading a rejected object exits non-zero");
+        tap_ok(err && strstr(err, "VerifierRejected") && strstr(err, "invalid mem access"),
+               "stderr has the error name and the verifier log");
+
+        rc = run_ctl(&d, &jout, NULL, "--json", "load", path, NULL);
+        j = json_tokener_parse(jout ?: "");
+        tap_ok(rc != 0 && j && strcmp(json_str(j, "error"), "io.bpfcored.VerifierRejected") == 0,
+               "--json prints the error as JSON on stdout");
+        json_object_put(j);
+
+        rc = run_ctl(&d, NULL, &gerr, "load", gpath, "--global", "target_pid=-3", NULL);
+        tap_ok(rc != 0 && gerr && strstr(gerr, "globals.target_pid"), "a bad --global is refused, naming it");
+}
+
+TEST(survives_client_and_daemon) {
+        _cleanup_reply_ BpfcoreReply r = {}, after = {};
+        uint32_t prog;
+        uint64_t id;
+        int rc;
+
+        load_object(&d, "tp_core", NULL, &r);
+        prog = (uint32_t) json_int(array_find_name(object_get(&r, "programs"), "handle_exec"), "id");
+        id = (uint64_t) object_int(&r, "id");
+        tap_ok(prog > 0 && kernel_prog_exists(prog), "program loaded; its client has disconnected");
+
+        rc = daemon_stop(&d);
+        tap_is_int(rc, 0, "daemon exits 0 on SIGTERM");
+        tap_ok(kernel_prog_exists(prog), "program stays loaded while the daemon is down");
+        tap_ok(pin_exists(id, "programs/handle_exec"), "its pin stays");
+
+        tap_is_int(daemon_start(&d), 0, "daemon starts again");
+        tap_ok(kernel_prog_exists(prog), "program still loaded after the restart");
+        load_object(&d, "xdp_pass", NULL, &after);
+        tap_ok(object_int(&after, "id") > (int64_t) id, "ids continue after those still pinned");
+        if (object_int(&after, "id") > 0)
+                unload((uint64_t) object_int(&after, "id"));
+}
+
+TEST(cleanup) {
+        uint32_t *after;
+        size_t n_after;
+
+        /* Objects from before the restart are not in the registry yet: their pins go with the bpffs root. */
+        daemon_cleanup(&d);
+        kernel_prog_ids(&after, &n_after);
+        for (size_t i = 0; i < n_after; i++) {
+                bool old = false;
+                for (size_t j = 0; j < n_progs_before && !old; j++)
+                        old = progs_before[j] == after[i];
+                if (!old)
+                        kernel_prog_gone(after[i]);
+        }
+        free(after);
+        kernel_prog_ids(&after, &n_after);
+        tap_is_int(ids_added(progs_before, n_progs_before, after, n_after), 0,
+                   "nothing this test loaded is left in the kernel");
+        free(after);
+        free(progs_before);
+}
+
+TAP_MAIN
