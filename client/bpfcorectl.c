@@ -54,6 +54,22 @@ static const char *strdash(const char *s) {
         return s && *s ? s : "-";
 }
 
+/* "5.6 MiB": sizes for people; --json keeps the exact bytes. */
+static const char *format_bytes(char *buf, size_t size, uint64_t bytes) {
+        static const char units[] = "KMGTPE";
+        double v = (double) bytes;
+        size_t i = 0;
+
+        if (bytes < 1024) {
+                snprintf(buf, size, "%" PRIu64 " B", bytes);
+                return buf;
+        }
+        for (v /= 1024; v >= 1024 && i + 1 < sizeof(units) - 1; i++)
+                v /= 1024;
+        snprintf(buf, size, "%.1f %ciB", v, units[i]);
+        return buf;
+}
+
 static int help(void) {
         printf("bpfcorectl [OPTIONS...] COMMAND ...\n"
                "\n"
@@ -62,11 +78,22 @@ static int help(void) {
                "Commands:\n"
                "  load FILE [--name N] [--program P]... [--global VAR=VALUE]...\n"
                "       [--map NAME.max_entries=N]... [--map NAME.value_size=N]...\n"
-               "       [--attach] [--btf FILE]\n"
-               "                      Load a BPF object (clang -target bpf -g)\n"
+               "       [--attach] [--btf FILE] [--target NAME]\n"
+               "                      Load a BPF object (clang -target bpf -g); --btf adds\n"
+               "                      a BTF file to the CO-RE target, --target relocates\n"
+               "                      against a registered external BTF instead\n"
+               "  check FILE [--btf NAME] [--btf-file FILE] [--program P]...\n"
+               "       [--global VAR=VALUE]... [--map NAME.SETTING=N]...\n"
+               "                      Plan an object's CO-RE relocations against the\n"
+               "                      kernel's BTF (or registered BTF NAME) and load\n"
+               "                      nothing; exit 1 when one of them fails\n"
                "  list                List loaded objects\n"
-               "  show ID             Show an object: programs, links, maps\n"
+               "  show ID             Show an object: programs, links, maps, relocations\n"
                "  unload ID           Unload an object\n"
+               "  btf list            List the daemon's BTF cache: vmlinux, modules,\n"
+               "                      registered external BTF\n"
+               "  btf show TYPE [--kind KIND] [--btf NAME]\n"
+               "                      Show a type from the BTF cache as C\n"
                "  status              Show the daemon's status\n"
                "  help                Show this help\n"
                "\n"
@@ -78,7 +105,8 @@ static int help(void) {
                "\n"
                "A --global VALUE is an integer (decimal, 0x-hex, negative), true or false,\n"
                "hex:BYTES (raw bytes), str:TEXT (a string, whatever it looks like), or\n"
-               "else a string. Commands may be abbreviated to a unique prefix.\n",
+               "else a string. --btf-file FILE and --target NAME work for both load and\n"
+               "check. Commands may be abbreviated to a unique prefix.\n",
                arg_socket ?: bpfcore_default_socket());
         return 0;
 }
@@ -398,18 +426,53 @@ static int print_maps(json_object *maps) {
         return table_print_section(t);
 }
 
+/* Relocations as planned: a failed one says why, a poisoned one fails only if the verifier reaches it. */
+static int print_relocations(json_object *relocations) {
+        _cleanup_(table_freep) Table *t = NULL;
+        int r;
+
+        r = table_new(&t, "PROGRAM", "INSN", "KIND", "TYPE", "ACCESS", "LOCAL", "TARGET", "BTF", "STATUS", NULL);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < json_array_length(relocations); i++) {
+                json_object *rel = json_object_array_get_idx(relocations, i);
+                json_object *target = json_get(rel, "target", json_type_int);
+                json_object *ok = json_get(rel, "ok", json_type_boolean);
+                json_object *poisoned = json_get(rel, "poisoned", json_type_boolean);
+                const char *error = json_get_str(rel, "error");
+
+                table_add(t, "%s", strdash(json_get_str(rel, "program")));
+                table_add(t, "%" PRId64, json_get_int(rel, "insn"));
+                table_add(t, "%s", strdash(json_get_str(rel, "kind")));
+                table_add(t, "%s", strdash(json_get_str(rel, "type")));
+                table_add(t, "%s", strdash(json_get_str(rel, "access")));
+                table_add(t, "%" PRId64, json_get_int(rel, "local"));
+                if (target)
+                        table_add(t, "%" PRId64, json_object_get_int64(target));
+                else
+                        table_add(t, "-");
+                table_add(t, "%s", strdash(json_get_str(rel, "btf")));
+                if (ok && json_object_get_boolean(ok))
+                        table_add(t, "ok");
+                else
+                        table_add(t, "%s%s%s",
+                                  poisoned && json_object_get_boolean(poisoned) ? "poisoned" : "failed",
+                                  *error ? ": " : "", error);
+        }
+        return table_print_section(t);
+}
+
 /* The daemon may time more steps than today's: print whichever it sends. */
 static void print_timings(json_object *timings) {
         const char *sep = "\ntimings:";
 
-        if (!timings)
+        if (!timings || json_object_object_length(timings) == 0)
                 return;
         json_object_object_foreach(timings, key, val) {
                 printf("%s %s %s µs", sep, key, json_text(val));
                 sep = ",";
         }
-        if (!streq(sep, "\ntimings:"))
-                putchar('\n');
+        putchar('\n');
 }
 
 static int print_object(json_object *o) {
@@ -434,24 +497,32 @@ static int print_object(json_object *o) {
         r = print_maps(json_get(o, "maps", json_type_array));
         if (r < 0)
                 return r;
+        r = print_relocations(json_get(o, "relocations", json_type_array));
+        if (r < 0)
+                return r;
         print_timings(json_get(o, "timings_us", json_type_object));
         return 0;
 }
 
-/* "key: value" with values aligned; nested objects (counters, limits) indented below their key. */
-static void print_fields(json_object *o, int indent) {
+static size_t json_max_key_length(json_object *o) {
         size_t width = 0;
 
-        {
-                json_object_object_foreach(o, key, val)
-                        width = MAX(width, strlen(key));
-        }
+        json_object_object_foreach(o, key, val)
+                width = MAX(width, strlen(key));
+        return width;
+}
+
+/* "key: value" with values aligned; nested objects (counters, limits) indented below their key. */
+static void print_fields(json_object *o, int indent) {
+        size_t width = json_max_key_length(o);
+
         json_object_object_foreach(o, key, val) {
                 if (json_object_is_type(val, json_type_object)) {
                         printf("%*s%s:\n", indent, "", key);
                         print_fields(val, indent + 2);
                 } else
-                        printf("%*s%s:%*s %s\n", indent, "", key, (int) (width - strlen(key)), "", json_text(val));
+                        printf("%*s%s:%*s %s\n", indent, "", key, (int) (width - strlen(key)), "",
+                               json_text(val));
         }
 }
 
@@ -523,10 +594,13 @@ static int parse_global_value(const char *name, const char *s, json_object **ret
                 v = json_object_new_boolean(s[0] == 't');
         else if ((p = startswith(s, "hex:"))) {
                 if (strspn(p, "0123456789abcdefABCDEF") != strlen(p) || strlen(p) % 2 != 0)
-                        return usage_error("--global %s: 'hex:' takes pairs of hex digits, got '%s'", name, p);
+                        return usage_error("--global %s: 'hex:' takes pairs of hex digits, got '%s'",
+                                           name, p);
                 v = json_object_new_object();
-                if (v && json_add(v, "hex", json_object_new_string(p)) < 0)
-                        v = json_object_put(v) ? NULL : NULL;
+                if (v && json_add(v, "hex", json_object_new_string(p)) < 0) {
+                        json_object_put(v);
+                        v = NULL;
+                }
         } else if ((p = startswith(s, "str:")))
                 v = json_object_new_string(p);
         else if ((r = parse_u64(s + negative, &u)) == -ERANGE ||
@@ -561,7 +635,8 @@ static int parse_global(json_object *params, const char *arg) {
         r = parse_global_value(name, eq + 1, &value);
         if (r < 0)
                 return r;
-        if (json_child(params, "globals", json_type_object, &globals) < 0 || json_add(globals, name, value) < 0)
+        if (json_child(params, "globals", json_type_object, &globals) < 0 ||
+            json_add(globals, name, value) < 0)
                 return log_oom();
         return 0;
 }
@@ -584,7 +659,8 @@ static int parse_map_setting(json_object *params, const char *arg) {
                 return usage_error("--map takes NAME.max_entries=N or NAME.value_size=N, got '%s'", arg);
         *setting++ = '\0';
         if (!streq(setting, "max_entries") && !streq(setting, "value_size"))
-                return usage_error("--map %s: unknown setting '%s' (max_entries or value_size)", name, setting);
+                return usage_error("--map %s: unknown setting '%s' (max_entries or value_size)", name,
+                                   setting);
         if (parse_u64(eq + 1, &v) < 0 || v > UINT32_MAX)
                 return usage_error("--map %s.%s: invalid size '%s'", name, setting, eq + 1);
 
@@ -595,22 +671,28 @@ static int parse_map_setting(json_object *params, const char *arg) {
         return 0;
 }
 
-static int do_load(int argc, char **argv) {
-        enum { ARG_NAME = 0x100, ARG_PROGRAM, ARG_GLOBAL, ARG_MAP, ARG_ATTACH, ARG_BTF };
+/*
+ * load and check: the same arguments, into the same parameters. --btf is a
+ * BTF file for load and a registered BTF's name for check; --btf-file FILE
+ * and --target NAME say the same for both. 1 when a call is to be made.
+ */
+static int parse_object_argv(int argc, char **argv, bool check, json_object **ret_params,
+                             const char **ret_path, const char **ret_btf_path) {
+        enum { ARG_NAME = 0x100, ARG_PROGRAM, ARG_GLOBAL, ARG_MAP, ARG_ATTACH, ARG_BTF, ARG_BTF_FILE, ARG_TARGET };
         static const struct option options[] = {
-                { "help",    no_argument,       NULL, 'h'         },
-                { "name",    required_argument, NULL, ARG_NAME    },
-                { "program", required_argument, NULL, ARG_PROGRAM },
-                { "global",  required_argument, NULL, ARG_GLOBAL  },
-                { "map",     required_argument, NULL, ARG_MAP     },
-                { "attach",  no_argument,       NULL, ARG_ATTACH  },
-                { "btf",     required_argument, NULL, ARG_BTF     },
+                { "help",     no_argument,       NULL, 'h'          },
+                { "name",     required_argument, NULL, ARG_NAME     },
+                { "program",  required_argument, NULL, ARG_PROGRAM  },
+                { "global",   required_argument, NULL, ARG_GLOBAL   },
+                { "map",      required_argument, NULL, ARG_MAP      },
+                { "attach",   no_argument,       NULL, ARG_ATTACH   },
+                { "btf",      required_argument, NULL, ARG_BTF      },
+                { "btf-file", required_argument, NULL, ARG_BTF_FILE },
+                { "target",   required_argument, NULL, ARG_TARGET   },
                 {}
         };
-        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
         _cleanup_(json_object_putp) json_object *params = NULL;
-        _cleanup_close_ int fd = -1, btf_fd = -1;
-        const char *path, *btf_path = NULL;
+        const char *verb = check ? "check" : "load", *btf_path = NULL;
         json_object *programs;
         int c, r;
 
@@ -647,19 +729,35 @@ static int do_load(int argc, char **argv) {
                                 return log_oom();
                         break;
                 case ARG_BTF:
-                        btf_path = optarg;
+                case ARG_BTF_FILE:
+                case ARG_TARGET:
+                        if (c == ARG_BTF_FILE || (c == ARG_BTF && !check))
+                                btf_path = optarg;
+                        else if (!*optarg)
+                                return usage_error("%s: BTF name must not be empty", verb);
+                        else if (json_add(params, "btf", json_object_new_string(optarg)) < 0)
+                                return log_oom();
                         break;
                 default:
                         return option_error(c, argv);
                 }
         }
         if (optind >= argc)
-                return usage_error("load: missing FILE");
+                return usage_error("%s: missing FILE", verb);
         if (optind + 1 < argc)
-                return usage_error("load: unexpected argument '%s'", argv[optind + 1]);
-        path = argv[optind];
+                return usage_error("%s: unexpected argument '%s'", verb, argv[optind + 1]);
 
-        /* The daemon never opens a path for a client: the object travels as fd 0, BTF as fd 1. */
+        *ret_params = TAKE_PTR(params);
+        *ret_path = argv[optind];
+        *ret_btf_path = btf_path;
+        return 1;
+}
+
+/* The daemon never opens a path for a client: the object travels as fd 0, extra BTF as fd 1. */
+static int call_with_object(const char *method, json_object *params, const char *path, const char *btf_path,
+                            BpfcoreReply *ret) {
+        _cleanup_close_ int fd = -1, btf_fd = -1;
+
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return log_error_errno(negative_errno(), "cannot open %s: %m", path);
@@ -672,7 +770,19 @@ static int do_load(int argc, char **argv) {
         }
 
         const int fds[] = { fd, btf_fd };
-        r = call(VL_METHOD("Load"), params, fds, btf_fd >= 0 ? 2 : 1, &reply);
+        return call(method, params, fds, btf_fd >= 0 ? 2 : 1, ret);
+}
+
+static int do_load(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        const char *path = NULL, *btf_path = NULL;
+        int r;
+
+        r = parse_object_argv(argc, argv, false, &params, &path, &btf_path);
+        if (r <= 0)
+                return r;
+        r = call_with_object(VL_METHOD("Load"), params, path, btf_path, &reply);
         if (r < 0)
                 return r;
         if (arg_json) {
@@ -681,6 +791,54 @@ static int do_load(int argc, char **argv) {
         }
         r = print_object(json_get(reply.parameters, "object", json_type_object));
         return r < 0 ? log_oom() : 0;
+}
+
+/* Exit 1 when a relocation fails: "would this object work on that kernel?" has a shell answer. */
+static int do_check(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        const char *path = NULL, *btf_path = NULL, *btf;
+        json_object *relocations, *ok;
+        size_t n, n_failed = 0;
+        bool all_ok;
+        int r;
+
+        r = parse_object_argv(argc, argv, true, &params, &path, &btf_path);
+        if (r <= 0)
+                return r;
+        r = call_with_object(VL_METHOD("Check"), params, path, btf_path, &reply);
+        if (r < 0)
+                return r;
+
+        relocations = json_get(reply.parameters, "relocations", json_type_array);
+        n = json_array_length(relocations);
+        for (size_t i = 0; i < n; i++) {
+                json_object *rel_ok = json_get(json_object_array_get_idx(relocations, i), "ok", json_type_boolean);
+
+                if (!rel_ok || !json_object_get_boolean(rel_ok))
+                        n_failed++;
+        }
+        /* The daemon's verdict counts; a reply without one is judged by its relocations. */
+        ok = json_get(reply.parameters, "ok", json_type_boolean);
+        all_ok = ok ? json_object_get_boolean(ok) : n_failed == 0;
+        btf = strdash(json_get_str(reply.parameters, "btf"));
+
+        if (arg_json) {
+                print_json(reply.parameters);
+                if (!all_ok)
+                        fprintf(stderr, "bpfcorectl: %zu of %zu relocations fail against BTF %s\n", n_failed, n, btf);
+        } else {
+                if (all_ok)
+                        printf("OK: all %zu relocations resolve against BTF %s\n", n, btf);
+                else
+                        printf("NOT OK: %zu of %zu relocations fail against BTF %s\n", n_failed, n, btf);
+                r = print_relocations(relocations);
+                if (r < 0)
+                        return log_oom();
+                if (json_get(reply.parameters, "plan_us", json_type_int))
+                        printf("\nplanned in %" PRId64 " µs\n", json_get_int(reply.parameters, "plan_us"));
+        }
+        return all_ok ? 0 : -ECANCELED; /* exit 1; already said */
 }
 
 static int do_list(int argc, char **argv) {
@@ -725,7 +883,7 @@ static int do_list(int argc, char **argv) {
 /* show ID, unload ID: one id argument, one call; 1 when the call succeeded. */
 static int call_by_id(const char *method, int argc, char **argv, uint64_t *ret_id, BpfcoreReply *ret) {
         _cleanup_(json_object_putp) json_object *params = NULL;
-        uint64_t id;
+        uint64_t id = 0;
         int r;
 
         r = parse_no_options(argc, argv, 1);
@@ -746,7 +904,7 @@ static int call_by_id(const char *method, int argc, char **argv, uint64_t *ret_i
 
 static int do_show(int argc, char **argv) {
         _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
-        uint64_t id;
+        uint64_t id = 0;
         int r;
 
         r = call_by_id(VL_METHOD("Get"), argc, argv, &id, &reply);
@@ -762,7 +920,7 @@ static int do_show(int argc, char **argv) {
 
 static int do_unload(int argc, char **argv) {
         _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
-        uint64_t id;
+        uint64_t id = 0;
         int r;
 
         r = call_by_id(VL_METHOD("Unload"), argc, argv, &id, &reply);
@@ -792,18 +950,129 @@ static int do_status(int argc, char **argv) {
         return 0;
 }
 
+static int do_btf_list(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(table_freep) Table *t = NULL;
+        json_object *list;
+        int r;
+
+        r = parse_no_options(argc, argv, 0);
+        if (r <= 0)
+                return r;
+        r = call(VL_METHOD("ListBTF"), NULL, NULL, 0, &reply);
+        if (r < 0)
+                return r;
+        if (arg_json) {
+                print_json(reply.parameters);
+                return 0;
+        }
+
+        list = json_get(reply.parameters, "btf", json_type_array);
+        r = table_new(&t, "NAME", "ORIGIN", "ID", "TYPES", "BYTES", "SIZE", "PARSE_US", "BASE", NULL);
+        if (r < 0)
+                return log_oom();
+        for (size_t i = 0; i < json_array_length(list); i++) {
+                json_object *b = json_object_array_get_idx(list, i);
+                int64_t id = json_get_int(b, "id"), bytes = json_get_int(b, "bytes");
+                char size[32];
+
+                table_add(t, "%s", strdash(json_get_str(b, "name")));
+                table_add(t, "%s", strdash(json_get_str(b, "origin")));
+                /* External BTF has no kernel id. */
+                if (id > 0)
+                        table_add(t, "%" PRId64, id);
+                else
+                        table_add(t, "-");
+                table_add(t, "%" PRId64, json_get_int(b, "types"));
+                table_add(t, "%" PRId64, bytes);
+                table_add(t, "%s", format_bytes(size, sizeof(size), (uint64_t) MAX(bytes, (int64_t) 0)));
+                table_add(t, "%" PRId64, json_get_int(b, "parse_us"));
+                table_add(t, "%s", strdash(json_get_str(b, "base")));
+        }
+        if (table_is_empty(t))
+                puts("No BTF.");
+        else {
+                r = table_print(t);
+                if (r < 0)
+                        return log_oom();
+        }
+        printf("\ngeneration %" PRId64 "\n", json_get_int(reply.parameters, "generation"));
+        return 0;
+}
+
+static int do_btf_show(int argc, char **argv) {
+        enum { ARG_KIND = 0x100, ARG_BTF };
+        static const struct option options[] = {
+                { "help", no_argument,       NULL, 'h'      },
+                { "kind", required_argument, NULL, ARG_KIND },
+                { "btf",  required_argument, NULL, ARG_BTF  },
+                {}
+        };
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        json_object *type;
+        const char *c_text;
+        int64_t matches;
+        int c, r;
+
+        params = json_object_new_object();
+        if (!params)
+                return log_oom();
+
+        optind = 0;
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        return help();
+                case ARG_KIND:
+                        if (json_add(params, "kind", json_object_new_string(optarg)) < 0)
+                                return log_oom();
+                        break;
+                case ARG_BTF:
+                        if (json_add(params, "btf", json_object_new_string(optarg)) < 0)
+                                return log_oom();
+                        break;
+                default:
+                        return option_error(c, argv);
+                }
+        }
+        if (optind >= argc)
+                return usage_error("btf show: missing TYPE");
+        if (optind + 1 < argc)
+                return usage_error("btf show: unexpected argument '%s'", argv[optind + 1]);
+        if (!*argv[optind])
+                return usage_error("btf show: TYPE must not be empty");
+        if (json_add(params, "name", json_object_new_string(argv[optind])) < 0)
+                return log_oom();
+
+        r = call(VL_METHOD("DescribeType"), params, NULL, 0, &reply);
+        if (r < 0)
+                return r;
+        if (arg_json) {
+                print_json(reply.parameters);
+                return 0;
+        }
+
+        type = json_get(reply.parameters, "type", json_type_object);
+        c_text = json_get_str(type, "c");
+        if (*c_text) {
+                fputs(c_text, stdout);
+                if (c_text[strlen(c_text) - 1] != '\n')
+                        putchar('\n');
+        } else /* no C rendering: the JSON is the next best thing */
+                print_json(type);
+
+        matches = json_get_int(reply.parameters, "matches");
+        printf("(from BTF %s, id %" PRId64, strdash(json_get_str(type, "btf")), json_get_int(type, "id"));
+        if (matches > 1)
+                printf("; %" PRId64 " other match%s", matches - 1, matches - 1 == 1 ? "" : "es");
+        puts(")");
+        return 0;
+}
+
 static int do_help(int argc, char **argv) {
         return help();
 }
-
-static const struct cmd cmds[] = {
-        { "load",   do_load   },
-        { "list",   do_list   },
-        { "show",   do_show   },
-        { "unload", do_unload },
-        { "status", do_status },
-        { "help",   do_help   },
-};
 
 /* argv[0] names the command: in full, or by a prefix that only one command has. */
 static int cmd_select(const struct cmd *table, size_t n, int argc, char **argv) {
@@ -826,6 +1095,32 @@ static int cmd_select(const struct cmd *table, size_t n, int argc, char **argv) 
                 return usage_error("ambiguous command '%s'", argv[0]);
         return found->func(argc, argv);
 }
+
+/* Second-level commands, bpftool style: "btf list", "btf show TYPE". */
+static const struct cmd btf_cmds[] = {
+        { "list", do_btf_list },
+        { "show", do_btf_show },
+        { "help", do_help     },
+};
+
+static int do_btf(int argc, char **argv) {
+        if (argc < 2)
+                return usage_error("btf: missing command (list, show)");
+        if (streq(argv[1], "-h") || streq(argv[1], "--help"))
+                return help();
+        return cmd_select(btf_cmds, ELEMENTSOF(btf_cmds), argc - 1, argv + 1);
+}
+
+static const struct cmd cmds[] = {
+        { "load",   do_load   },
+        { "check",  do_check  },
+        { "list",   do_list   },
+        { "show",   do_show   },
+        { "unload", do_unload },
+        { "btf",    do_btf    },
+        { "status", do_status },
+        { "help",   do_help   },
+};
 
 /* 1 when a command follows at argv[optind], 0 when done (--help), < 0 on error. */
 static int parse_argv(int argc, char **argv) {

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "globals.h"
@@ -145,6 +146,37 @@ out:
         elf_end(elf);
         return r;
 #undef INVALID
+}
+
+const char *loader_needs_kernel_btf(const void *data, size_t size) {
+        static const char *const btf_attach[] = { "tp_btf/", "fentry/", "fexit/", "fmod_ret/", "lsm/", "lsm.s/",
+                                                  "iter/", "iter.s/", "struct_ops", "fentry.s/", "fexit.s/",
+                                                  "fmod_ret.s/", "lsm_cgroup/", "freplace/" };
+        const char *reason = NULL;
+        Elf *elf = elf_memory((char *) data, size);
+        Elf_Scn *scn = NULL;
+        size_t shstrndx;
+
+        if (!elf || elf_getshdrstrndx(elf, &shstrndx) < 0) {
+                if (elf)
+                        elf_end(elf);
+                return NULL;
+        }
+        /* Attach targets named by BTF, and typed ksyms (.ksyms externs), are resolved by libbpf in kernel BTF. */
+        while (!reason && (scn = elf_nextscn(elf, scn))) {
+                GElf_Shdr sh;
+                const char *name;
+
+                if (!gelf_getshdr(scn, &sh) || !(name = elf_strptr(elf, shstrndx, sh.sh_name)))
+                        continue;
+                for (size_t i = 0; i < ELEMENTSOF(btf_attach) && !reason; i++)
+                        if (strncmp(name, btf_attach[i], strlen(btf_attach[i])) == 0 && (sh.sh_flags & SHF_EXECINSTR))
+                                reason = "a program attaches to a BTF-named target (tp_btf, fentry, lsm, iter, struct_ops)";
+                if (strcmp(name, ".ksyms") == 0)
+                        reason = "the object uses typed kernel symbols (.ksyms)";
+        }
+        elf_end(elf);
+        return reason;
 }
 
 /* libbpf's captured warnings, trimmed to what a person needs to read. */
@@ -319,32 +351,38 @@ static int collect_info(struct bpf_object *obj, Object *o) {
         return 0;
 }
 
-typedef struct LogBuffers {
-        char **buf;
-        size_t n;
-} LogBuffers;
+/*
+ * One verifier log buffer shared by every program: libbpf loads programs in
+ * order and stops at the first failure, retrying that one with logging on,
+ * so the buffer ends up holding the failing program's log. Mapped, not
+ * calloc'ed: untouched pages cost nothing on the (usual) successful load.
+ */
+typedef struct LogBuffer {
+        char *buf;
+} LogBuffer;
 
-static void log_buffers_done(LogBuffers *l) {
-        for (size_t i = 0; i < l->n; i++)
-                free(l->buf[i]);
-        free(l->buf);
+static void log_buffer_done(LogBuffer *l) {
+        if (l->buf)
+                munmap(l->buf, LOADER_LOG_MAX);
+        l->buf = NULL;
 }
 
-/* Which program the verifier refused: the one that has a log and no fd. */
-static int verifier_failure(struct bpf_object *obj, LogBuffers *logs, int err, Failure *f) {
+/* Which program the verifier refused: the first one to load that has no fd. */
+static int verifier_failure(struct bpf_object *obj, const LogBuffer *log, int err, Failure *f) {
         struct bpf_program *prog;
-        size_t i = 0;
 
+        if (!log->buf || !log->buf[0])
+                return 0;
         bpf_object__for_each_program(prog, obj) {
-                const char *log = logs->buf[i++];
                 json_object *p;
                 char msg[256];
 
-                if (!bpf_program__autoload(prog) || bpf_program__fd(prog) >= 0 || !log || !log[0])
+                if (!bpf_program__autoload(prog) || bpf_program__fd(prog) >= 0)
                         continue;
                 p = json_object_new_object();
                 json_object_object_add(p, "program", json_object_new_string(bpf_program__name(prog)));
-                json_object_object_add(p, "log", json_object_new_string(log));
+                json_object_object_add(p, "log", json_object_new_string_len(log->buf,
+                                                                            (int) strnlen(log->buf, LOADER_LOG_MAX)));
                 snprintf(msg, sizeof(msg), "the kernel's verifier rejected program %s: %s", bpf_program__name(prog),
                          strerror(-err));
                 json_object_object_add(p, "message", json_object_new_string(msg));
@@ -355,7 +393,7 @@ static int verifier_failure(struct bpf_object *obj, LogBuffers *logs, int err, F
 
 int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f) {
         _cleanup_free_ char *text = NULL;
-        LogBuffers logs = {};
+        LogBuffer log = {};
         struct bpf_object *obj = NULL;
         struct bpf_program *prog;
         size_t text_size = 0;
@@ -367,7 +405,8 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
         if (!capture)
                 return -ENOMEM;
 
-        LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = s->name, .pin_root_path = s->maps_pin_dir);
+        LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = s->name, .pin_root_path = s->maps_pin_dir,
+                    .btf_custom_path = s->btf_custom_path);
         obj = bpf_object__open_mem(data, size, &opts);
         if (!obj) {
                 r = negative_errno();
@@ -386,28 +425,15 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
         if (r < 0)
                 goto finish;
 
-        bpf_object__for_each_program(prog, obj)
-                logs.n++;
-        logs.buf = calloc(logs.n ?: 1, sizeof(char *));
-        if (!logs.buf) {
+        log.buf = mmap(NULL, LOADER_LOG_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (log.buf == MAP_FAILED) {
+                log.buf = NULL;
                 r = -ENOMEM;
                 goto finish;
         }
-        logs.n = 0;
-        bpf_object__for_each_program(prog, obj) {
-                char *b = NULL;
-
-                /* Only read on failure: libbpf retries a failed load with logging on. */
-                if (bpf_program__autoload(prog)) {
-                        b = calloc(1, LOADER_LOG_MAX);
-                        if (!b) {
-                                r = -ENOMEM;
-                                goto finish;
-                        }
-                        bpf_program__set_log_buf(prog, b, LOADER_LOG_MAX);
-                }
-                logs.buf[logs.n++] = b;
-        }
+        bpf_object__for_each_program(prog, obj)
+                if (bpf_program__autoload(prog))
+                        bpf_program__set_log_buf(prog, log.buf, LOADER_LOG_MAX - 1);
 
         t1 = now_usec();
         o->timings.open = t1 - t0;
@@ -415,7 +441,7 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
         o->timings.load = now_usec() - t1;
         if (r < 0) {
                 fflush(capture);
-                r = verifier_failure(obj, &logs, r, f) ?: fail_captured(f, r, VL_ERROR_INVALID_OBJECT,
+                r = verifier_failure(obj, &log, r, f) ?: fail_captured(f, r, VL_ERROR_INVALID_OBJECT,
                                                                       "the object failed to load", text);
                 goto finish;
         }
@@ -428,9 +454,9 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
         o->bpf = TAKE_PTR(obj);
         r = 0;
 finish:
-        /* The log buffers are libbpf's until the object is closed or loaded. */
+        /* The log buffer is libbpf's until the object is closed or loaded. */
         bpf_object__close(obj);
-        log_buffers_done(&logs);
+        log_buffer_done(&log);
         fclose(capture);
         capture = NULL;
         return r;

@@ -22,6 +22,7 @@ typedef struct LoadSettings {
         json_object *globals;  /* {var: value}, or NULL */
         json_object *maps;     /* {map: {max_entries, value_size}}, or NULL */
         const char *maps_pin_dir; /* where maps declared pinned by name go */
+        const char *btf_custom_path; /* CO-RE target (the planner's minimal BTF), or NULL for kernel BTF */
 } LoadSettings;
 
 void loader_setup(void);
@@ -31,6 +32,9 @@ int loader_check_elf(const void *data, size_t size, Failure *f);
 
 /* Loads into the kernel; fills o->bpf, programs, maps and timings.open/load. */
 int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f);
+
+/* Why libbpf would read kernel BTF for this object even with a CO-RE target given, or NULL. */
+const char *loader_needs_kernel_btf(const void *data, size_t size);
 
 /* sha256:<hex> of data. */
 int loader_digest(const void *data, size_t size, char ret[static 7 + 64 + 1]);

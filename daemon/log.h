@@ -16,6 +16,8 @@
 #define MESSAGE_ID_LOADED "01edef0129984433a273f7713c218776"
 #define MESSAGE_ID_LOAD_FAILED "3e1d7a5feacb4b938576efb8ad31f546"
 #define MESSAGE_ID_UNLOADED "5798b9aca29140e197d7b92925a955ee"
+#define MESSAGE_ID_BTF_CHANGED "47c438b8514a4285a0807e1b81983cd2"
+#define MESSAGE_ID_FALLBACK "0bb1e049042c48e98a963d9da189ec54"
 
 void log_setup(int max_priority);
 int log_get_max_priority(void);

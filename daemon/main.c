@@ -14,6 +14,10 @@ static void help(void) {
                "  -s, --socket PATH      listen on PATH (default $%s or %s)\n"
                "      --bpffs-root DIR   pin objects under DIR (default /sys/fs/bpf/bpfcored)\n"
                "      --state-dir DIR    keep state files in DIR (default /run/bpfcored/state)\n"
+               "      --vmlinux-btf FILE kernel BTF (default /sys/kernel/btf/vmlinux; an external\n"
+               "                         BTF file stands in on kernels built without BTF)\n"
+               "      --btf-dir DIR      external BTF registered by name: DIR/NAME.btf\n"
+               "                         (default /etc/bpfcored/btf)\n"
                "  -d, --foreground       stay in the foreground (the only mode; for compatibility)\n"
                "  -v, --verbose          log debug messages (libbpf's too)\n"
                "  -h, --help             show this help\n"
@@ -22,11 +26,13 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[], Options *o) {
-        enum { ARG_BPFFS_ROOT = 0x100, ARG_STATE_DIR, ARG_VERSION };
+        enum { ARG_BPFFS_ROOT = 0x100, ARG_STATE_DIR, ARG_VMLINUX_BTF, ARG_BTF_DIR, ARG_VERSION };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "bpffs-root", required_argument, NULL, ARG_BPFFS_ROOT },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
+                { "vmlinux-btf", required_argument, NULL, ARG_VMLINUX_BTF },
+                { "btf-dir", required_argument, NULL, ARG_BTF_DIR },
                 { "foreground", no_argument, NULL, 'd' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
@@ -45,6 +51,12 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                         break;
                 case ARG_STATE_DIR:
                         o->state_dir = optarg;
+                        break;
+                case ARG_VMLINUX_BTF:
+                        o->vmlinux_btf = optarg;
+                        break;
+                case ARG_BTF_DIR:
+                        o->btf_dir = optarg;
                         break;
                 case 'd':
                         break;
@@ -78,6 +90,8 @@ int main(int argc, char *argv[]) {
                 .socket_path = env && *env ? env : BPFCORED_DEFAULT_SOCKET,
                 .bpffs_root = "/sys/fs/bpf/bpfcored",
                 .state_dir = "/run/bpfcored/state",
+                .vmlinux_btf = "/sys/kernel/btf/vmlinux",
+                .btf_dir = "/etc/bpfcored/btf",
         };
         int r;
 

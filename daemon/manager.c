@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <time.h>
 #include <systemd/sd-daemon.h>
 
@@ -21,7 +22,9 @@ int manager_new(const Options *o, Manager **ret) {
         m->socket_path = strdup(o->socket_path);
         m->bpffs_root = strdup(o->bpffs_root);
         m->state_dir = strdup(o->state_dir);
-        if (!m->socket_path || !m->bpffs_root || !m->state_dir)
+        m->vmlinux_btf = strdup(o->vmlinux_btf);
+        m->btf_dir = strdup(o->btf_dir);
+        if (!m->socket_path || !m->bpffs_root || !m->state_dir || !m->vmlinux_btf || !m->btf_dir)
                 return -ENOMEM;
 
         r = sd_event_default(&m->event);
@@ -36,6 +39,12 @@ Manager *manager_free(Manager *m) {
                 return NULL;
         varlink_stop(m);
         registry_free(m->registry);
+        plans_done(&m->plans);
+        sd_device_monitor_unref(m->module_monitor);
+        sd_event_source_disable_unref(m->btf_refresh);
+        btf_cache_free(m->btf);
+        free(m->vmlinux_btf);
+        free(m->btf_dir);
         sd_event_unref(m->event);
         free(m->socket_path);
         free(m->bpffs_root);
@@ -51,6 +60,79 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         return sd_event_exit(m->event, 0);
 }
 
+void manager_refresh_btf(Manager *m, const char *why) {
+        int r = btf_cache_refresh(m->btf);
+
+        if (r < 0) {
+                log_warning_errno(r, "Refreshing the BTF cache (%s) failed: %m", why);
+                return;
+        }
+        if (r > 0) {
+                LogFields lf = {};
+
+                plans_flush(&m->plans);
+                log_field(&lf, "BPFCORED_BTF_GENERATION", "%llu", (unsigned long long) m->btf->generation);
+                log_event(&lf, LOG_INFO, MESSAGE_ID_BTF_CHANGED, "BTF cache changed (%s): %zu BTF, generation %llu.",
+                          why, m->btf->n_entries, (unsigned long long) m->btf->generation);
+        }
+}
+
+static int on_btf_refresh_timer(sd_event_source *s, uint64_t usec, void *userdata) {
+        manager_refresh_btf(userdata, "module change");
+        return 0;
+}
+
+static int on_module_event(sd_device_monitor *monitor, sd_device *device, void *userdata) {
+        Manager *m = userdata;
+        uint64_t now;
+
+        /* The module's BTF appears in sysfs after its uevent: look now and once more shortly. */
+        manager_refresh_btf(m, "module change");
+        if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
+                (void) sd_event_source_set_time(m->btf_refresh, now + 200 * 1000);
+        (void) sd_event_source_set_enabled(m->btf_refresh, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int on_btf_dir_change(sd_event_source *s, const struct inotify_event *event, void *userdata) {
+        manager_refresh_btf(userdata, "external BTF directory changed");
+        return 0;
+}
+
+static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        manager_refresh_btf(userdata, "SIGHUP");
+        return 0;
+}
+
+static int watch_btf(Manager *m) {
+        int r;
+
+        r = sd_event_add_time(m->event, &m->btf_refresh, CLOCK_MONOTONIC, UINT64_MAX, 0, on_btf_refresh_timer, m);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_enabled(m->btf_refresh, SD_EVENT_OFF);
+
+        /* /sys/kernel/btf cannot be watched with inotify: module uevents tell when to look. */
+        r = sd_device_monitor_new(&m->module_monitor);
+        if (r >= 0)
+                r = sd_device_monitor_filter_add_match_subsystem_devtype(m->module_monitor, "module", NULL);
+        if (r >= 0)
+                r = sd_device_monitor_attach_event(m->module_monitor, m->event);
+        if (r >= 0)
+                r = sd_device_monitor_start(m->module_monitor, on_module_event, m);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot watch module events, module BTF is read at start and on SIGHUP only: %m");
+                m->module_monitor = sd_device_monitor_unref(m->module_monitor);
+        }
+
+        r = sd_event_add_inotify(m->event, NULL, m->btf_dir,
+                                 IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR,
+                                 on_btf_dir_change, m);
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Cannot watch %s: %m", m->btf_dir);
+        return 0;
+}
+
 int manager_startup(Manager *m) {
         struct timespec ts;
         sigset_t ss;
@@ -64,15 +146,28 @@ int manager_startup(Manager *m) {
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);
         sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGHUP);
         if (sigprocmask(SIG_BLOCK, &ss, NULL) < 0)
                 return log_error_errno(-errno, "Cannot block signals: %m");
         r = sd_event_add_signal(m->event, NULL, SIGTERM, on_exit_signal, m);
         if (r >= 0)
                 r = sd_event_add_signal(m->event, NULL, SIGINT, on_exit_signal, m);
+        if (r >= 0)
+                r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch signals: %m");
         /* A client that hangs up must not kill us mid-write. */
         signal(SIGPIPE, SIG_IGN);
+
+        r = btf_cache_new(m->vmlinux_btf, "/sys/kernel/btf", m->btf_dir, &m->btf);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the BTF cache: %m");
+        plans_init(&m->plans, m->btf);
+        log_info("BTF cache ready: %zu BTF, %zu indexed names, %llu us.", m->btf->n_entries, m->btf->kernel.n,
+                 (unsigned long long) m->btf->startup_us);
+        r = watch_btf(m);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up BTF watches: %m");
 
         r = registry_new(m->bpffs_root, &m->registry);
         if (r < 0)

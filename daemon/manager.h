@@ -4,8 +4,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <systemd/sd-device.h>
 #include <systemd/sd-event.h>
 
+#include "btf-cache.h"
+#include "plans.h"
 #include "registry.h"
 
 typedef struct Connection Connection;
@@ -21,12 +24,17 @@ typedef struct Counters {
         uint64_t connections_refused;
         uint64_t calls;
         uint64_t protocol_errors;
+        uint64_t checks;
+        uint64_t planned;   /* loads whose CO-RE target was the planner's minimal BTF */
+        uint64_t fallbacks; /* loads left to plain libbpf, which reads kernel BTF itself */
 } Counters;
 
 typedef struct Options {
         const char *socket_path;
         const char *bpffs_root;
         const char *state_dir;
+        const char *vmlinux_btf; /* kernel BTF, or an external file standing in for it */
+        const char *btf_dir;     /* registered external BTF: NAME.btf */
 } Options;
 
 typedef struct Manager {
@@ -40,8 +48,14 @@ typedef struct Manager {
         size_t n_connections;
 
         Registry *registry;
+        BtfCache *btf;
+        Plans plans;
+        sd_device_monitor *module_monitor;
+        sd_event_source *btf_refresh; /* module BTF shows up just after the module's uevent */
         char *bpffs_root;
         char *state_dir;
+        char *vmlinux_btf;
+        char *btf_dir;
 
         uint64_t started_usec; /* CLOCK_MONOTONIC */
         Counters counters;
@@ -50,6 +64,8 @@ typedef struct Manager {
 int manager_new(const Options *o, Manager **ret);
 Manager *manager_free(Manager *m);
 int manager_startup(Manager *m);
+/* Re-reads module and external BTF; drops cached plans when anything changed. */
+void manager_refresh_btf(Manager *m, const char *why);
 
 static inline void manager_freep(Manager **m) {
         manager_free(*m);

@@ -8,6 +8,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 
+#include "btf-describe.h"
 #include "loader.h"
 #include "log.h"
 #include "params.h"
@@ -135,17 +136,17 @@ static char *object_name_from_fd(int fd) {
 }
 
 /* Reads the whole object from the caller's fd; the file may change under us, so never mmap it. */
-static int read_object(Call *call, int fd, void **ret_data, size_t *ret_size) {
+static int read_object(Call *call, int fd, const char *param, void **ret_data, size_t *ret_size) {
         _cleanup_free_ char *data = NULL;
         struct stat st;
         size_t size, done = 0;
 
         if (fstat(fd, &st) < 0)
-                return reply_invalid_parameter(call, "fd", "the passed file descriptor cannot be examined");
+                return reply_invalid_parameter(call, param, "the passed file descriptor cannot be examined");
         if (S_ISDIR(st.st_mode))
-                return reply_invalid_parameter(call, "fd", "the passed fd is a directory: pass an open BPF object file or a memfd");
+                return reply_invalid_parameter(call, param, "the passed fd is a directory: pass an open file or a memfd");
         if (!S_ISREG(st.st_mode))
-                return reply_invalid_parameter(call, "fd", "the passed fd is not a regular file or memfd");
+                return reply_invalid_parameter(call, param, "the passed fd is not a regular file or memfd");
         if ((uint64_t) st.st_size > VL_MAX_OBJECT) {
                 json_object *p = json_object_new_object();
                 char msg[128];
@@ -166,8 +167,8 @@ static int read_object(Call *call, int fd, void **ret_data, size_t *ret_size) {
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
-                        return reply_invalid_parameter(call, "fd", errno == EBADF ? "the passed fd is not open for reading"
-                                                                                  : "reading the passed fd failed");
+                        return reply_invalid_parameter(call, param, errno == EBADF ? "the passed fd is not open for reading"
+                                                                                   : "reading the passed fd failed");
                 }
                 if (n == 0)
                         break; /* shrank meanwhile: what we have is the object */
@@ -228,70 +229,148 @@ static void log_loaded(const Object *o) {
                   (unsigned long long) o->timings.total);
 }
 
-static int vl_method_load(Call *call) {
-        static const ParamField table[] = {
-                { "fd", json_type_int, param_uint32, offsetof(LoadParameters, fd), true },
-                { "name", json_type_string, param_string, offsetof(LoadParameters, name) },
-                { "programs", json_type_array, param_strv, offsetof(LoadParameters, programs) },
-                { "globals", json_type_object, param_json, offsetof(LoadParameters, globals) },
-                { "maps", json_type_object, param_json, offsetof(LoadParameters, maps) },
-                { "attach", json_type_boolean, param_bool, offsetof(LoadParameters, attach) },
-                { "btf_fd", json_type_int, param_optional_uint32, offsetof(LoadParameters, btf_fd) },
-                { "btf", json_type_string, param_string, offsetof(LoadParameters, btf) },
-                {}
+static const ParamField load_table[] = {
+        { "fd", json_type_int, param_uint32, offsetof(LoadParameters, fd), true },
+        { "name", json_type_string, param_string, offsetof(LoadParameters, name) },
+        { "programs", json_type_array, param_strv, offsetof(LoadParameters, programs) },
+        { "globals", json_type_object, param_json, offsetof(LoadParameters, globals) },
+        { "maps", json_type_object, param_json, offsetof(LoadParameters, maps) },
+        { "attach", json_type_boolean, param_bool, offsetof(LoadParameters, attach) },
+        { "btf_fd", json_type_int, param_optional_uint32, offsetof(LoadParameters, btf_fd) },
+        { "btf", json_type_string, param_string, offsetof(LoadParameters, btf) },
+        {}
+};
+
+/* The fd a parameter refers to by index; replies InvalidParameter when there is none. */
+static int call_fd(Call *call, const char *param, uint32_t index, int *ret) {
+        if (index >= call->n_fds) {
+                char msg[128];
+                snprintf(msg, sizeof(msg), "%s %u refers to no file descriptor: the call carried %zu", param, index,
+                         call->n_fds);
+                return reply_invalid_parameter(call, param, msg);
+        }
+        *ret = call->fds[index];
+        return 1;
+}
+
+/* What Load and Check share: the object (and extra BTF) read, checked and planned. */
+typedef struct Intake {
+        void *data;
+        size_t size;
+        void *user_btf;
+        size_t user_btf_size;
+        char digest[7 + 64 + 1];
+        Plan *plan;
+        uint64_t receive_us;
+} Intake;
+
+static void intake_done(Intake *in) {
+        free(in->data);
+        free(in->user_btf);
+        plan_unref(in->plan);
+}
+
+/* Returns 1 when in is ready, <= 0 when a reply was sent or the call failed. */
+static int intake(Call *call, const LoadParameters *p, Intake *in, Failure *f) {
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        int fd = -1, r;
+
+        r = call_fd(call, "fd", p->fd, &fd);
+        if (r <= 0)
+                return r;
+        r = read_object(call, fd, "fd", &in->data, &in->size);
+        if (r <= 0)
+                return r;
+        if (p->btf_fd.set) {
+                int bfd = -1;
+
+                r = call_fd(call, "btf_fd", p->btf_fd.value, &bfd);
+                if (r <= 0)
+                        return r;
+                r = read_object(call, bfd, "btf_fd", &in->user_btf, &in->user_btf_size);
+                if (r <= 0)
+                        return r;
+        }
+        r = loader_check_elf(in->data, in->size, f);
+        if (r >= 0)
+                r = loader_digest(in->data, in->size, in->digest);
+        in->receive_us = now_usec(CLOCK_MONOTONIC) - t0;
+        if (r < 0)
+                return r;
+
+        PlanRequest req = {
+                .digest = in->digest,
+                .elf = in->data,
+                .size = in->size,
+                .btf_name = p->btf,
+                .user_btf = in->user_btf,
+                .user_btf_size = in->user_btf_size,
         };
+        r = plans_get(&call->manager->plans, &req, &in->plan, f);
+        if (r < 0)
+                return r;
+        if (in->plan->core->failed) {
+                json_object *params = json_object_new_object();
+
+                json_object_object_add(params, "relocations", plan_relocations_json(in->plan));
+                return failure_set(f, -EINVAL, VL_ERROR_RELOCATION_FAILED, params);
+        }
+        return 1;
+}
+
+static void log_fallback(const Object *o, const char *reason) {
+        LogFields lf = {};
+
+        log_field(&lf, "BPFCORED_OBJECT_NAME", "%s", o->name);
+        log_field(&lf, "BPFCORED_OBJECT_DIGEST", "%s", o->digest);
+        log_field(&lf, "BPFCORED_FALLBACK_REASON", "%s", reason);
+        log_event(&lf, LOG_INFO, MESSAGE_ID_FALLBACK, "Object %s is loaded by plain libbpf, which reads kernel BTF itself: %s.",
+                  o->name, reason);
+}
+
+static int vl_method_load(Call *call) {
         Manager *m = call->manager;
         LoadParameters p = {};
         _cleanup_(object_freep) Object *o = NULL;
-        _cleanup_free_ void *data = NULL;
+        _cleanup_(intake_done) Intake in = {};
         _cleanup_free_ char *name = NULL, *maps_dir = NULL;
+        const char *fallback;
         Failure f = {};
-        size_t size = 0;
         uint64_t t0 = now_usec(CLOCK_MONOTONIC), t1;
-        int fd, r;
+        int r;
 
-        r = decode(call, table, &p);
+        r = decode(call, load_table, &p);
         if (r != 0)
                 return r;
         if (p.attach)
                 return reply_errorf(call, VL_ERROR_NOT_SUPPORTED, "message",
                                     "attaching is not available yet: load without attach");
-        if (p.btf_fd.set || p.btf)
-                return reply_errorf(call, VL_ERROR_NOT_SUPPORTED, "message",
-                                    "extra BTF for CO-RE is not available yet: load without btf/btf_fd");
-        if (p.fd >= call->n_fds) {
-                char msg[128];
-                snprintf(msg, sizeof(msg), "fd %u refers to no file descriptor: the call carried %zu", p.fd,
-                         call->n_fds);
-                return reply_invalid_parameter(call, "fd", msg);
-        }
-        fd = call->fds[p.fd];
         if (p.name && !object_name_valid(p.name))
                 return reply_invalid_parameter(call, "name",
                                                "a name has 1 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'");
 
-        r = read_object(call, fd, &data, &size);
-        if (r <= 0)
-                return r;
-        name = p.name ? strdup(p.name) : object_name_from_fd(fd);
-        if (!name)
-                return -ENOMEM;
-
         o = calloc(1, sizeof(*o));
         if (!o)
                 return -ENOMEM;
-        o->name = TAKE_PTR(name);
         o->owner = (Owner) { .uid = call->peer->cred.uid, .gid = call->peer->cred.gid, .pid = call->peer->cred.pid };
         if (call->peer->cgroup && !(o->owner.cgroup = strdup(call->peer->cgroup)))
                 return -ENOMEM;
 
-        r = loader_check_elf(data, size, &f);
-        if (r >= 0)
-                r = loader_digest(data, size, o->digest);
         t1 = now_usec(CLOCK_MONOTONIC);
-        o->timings.receive = t1 - t0;
-        if (r >= 0)
+        r = intake(call, &p, &in, &f);
+        if (r == 0 || (r < 0 && !f.error && call->replied))
+                return r;
+        name = p.name ? strdup(p.name) : object_name_from_fd(call->fds[p.fd]);
+        if (!name)
+                return -ENOMEM;
+        o->name = TAKE_PTR(name);
+        o->timings.receive = in.receive_us;
+        o->timings.plan = now_usec(CLOCK_MONOTONIC) - t1 - in.receive_us;
+        if (r >= 0) {
+                memcpy(o->digest, in.digest, sizeof(o->digest));
+                o->relocations = plan_relocations_json(in.plan);
                 r = registry_reserve(m->registry, o, &f);
+        }
         if (r >= 0 && asprintf(&maps_dir, "%s/maps", o->pin_dir) < 0)
                 r = -ENOMEM;
         if (r >= 0) {
@@ -301,8 +380,21 @@ static int vl_method_load(Call *call) {
                         .globals = p.globals,
                         .maps = p.maps,
                         .maps_pin_dir = maps_dir,
+                        .btf_custom_path = in.plan->min_btf_path[0] ? in.plan->min_btf_path : NULL,
                 };
-                r = loader_load(data, size, &s, o, &f);
+
+                fallback = loader_needs_kernel_btf(in.data, in.size);
+                if (!fallback && in.plan->core->needs_full_btf) {
+                        /* libbpf would patch the minimal BTF's type ids, not the kernel's. */
+                        fallback = "a bpf_core_type_id_kernel() relocation needs the kernel's own type ids";
+                        s.btf_custom_path = NULL;
+                }
+                if (fallback) {
+                        m->counters.fallbacks++;
+                        log_fallback(o, fallback);
+                } else if (s.btf_custom_path)
+                        m->counters.planned++;
+                r = loader_load(in.data, in.size, &s, o, &f);
         }
         if (r >= 0) {
                 uint64_t t2 = now_usec(CLOCK_MONOTONIC);
@@ -316,9 +408,13 @@ static int vl_method_load(Call *call) {
                 registry_unpin(o);
                 if (!f.error)
                         failure_system(&f, r, "loading the object");
-                if (strcmp(f.error, VL_ERROR_VERIFIER_REJECTED) == 0)
+                if (strcmp(f.error, VL_ERROR_VERIFIER_REJECTED) == 0) {
                         m->counters.verifier_rejections++;
-                log_load_failure(call, o->name, &f);
+                        /* A poisoned CO-RE instruction the verifier reached: say which relocation. */
+                        if (o->relocations)
+                                json_object_object_add(f.parameters, "relocations", json_object_get(o->relocations));
+                }
+                log_load_failure(call, o->name ?: "", &f);
                 r = reply_failure(call, &f);
                 failure_done(&f);
                 return r;
@@ -332,6 +428,39 @@ static int vl_method_load(Call *call) {
         json_object *reply = json_object_new_object();
         json_object_object_add(reply, "object", object_to_json(o));
         TAKE_PTR(o); /* the registry has it */
+        return vl_reply(call, reply, NULL, 0);
+}
+
+static int vl_method_check(Call *call) {
+        LoadParameters p = {};
+        _cleanup_(intake_done) Intake in = {};
+        Failure f = {};
+        json_object *reply;
+        bool ok = true;
+        int r;
+
+        r = decode(call, load_table, &p);
+        if (r != 0)
+                return r;
+        call->manager->counters.checks++;
+        r = intake(call, &p, &in, &f);
+        if (r == 0 || (r < 0 && !f.error && call->replied))
+                return r;
+        if (r < 0) {
+                if (!f.error)
+                        return r;
+                r = reply_failure(call, &f);
+                failure_done(&f);
+                return r;
+        }
+        for (size_t i = 0; i < in.plan->core->n_relocations; i++)
+                ok = ok && in.plan->core->relocations[i].ok;
+        reply = json_object_new_object();
+        json_object_object_add(reply, "ok", json_object_new_boolean(ok));
+        json_object_object_add(reply, "btf", json_object_new_string(p.btf ?: "kernel"));
+        json_object_object_add(reply, "digest", json_object_new_string(in.digest));
+        json_object_object_add(reply, "relocations", plan_relocations_json(in.plan));
+        json_object_object_add(reply, "plan_us", json_object_new_uint64(in.plan->plan_us));
         return vl_reply(call, reply, NULL, 0);
 }
 
@@ -450,7 +579,21 @@ static int vl_method_status(Call *call) {
         json_object_object_add(counters, "connections_refused",
                                json_object_new_uint64(m->counters.connections_refused));
         json_object_object_add(counters, "protocol_errors", json_object_new_uint64(m->counters.protocol_errors));
+        json_object_object_add(counters, "checks", json_object_new_uint64(m->counters.checks));
+        json_object_object_add(counters, "planned_loads", json_object_new_uint64(m->counters.planned));
+        json_object_object_add(counters, "fallback_loads", json_object_new_uint64(m->counters.fallbacks));
+        json_object_object_add(counters, "plan_cache_hits", json_object_new_uint64(m->plans.hits));
+        json_object_object_add(counters, "plan_cache_misses", json_object_new_uint64(m->plans.misses));
         json_object_object_add(reply, "counters", counters);
+
+        json_object *cache = json_object_new_object();
+        json_object_object_add(cache, "btf", json_object_new_uint64(m->btf->n_entries));
+        json_object_object_add(cache, "generation", json_object_new_uint64(m->btf->generation));
+        json_object_object_add(cache, "indexed_types", json_object_new_uint64(m->btf->kernel.n));
+        json_object_object_add(cache, "memory_bytes", json_object_new_uint64(btf_cache_memory(m->btf)));
+        json_object_object_add(cache, "startup_us", json_object_new_uint64(m->btf->startup_us));
+        json_object_object_add(cache, "cached_plans", json_object_new_uint64(m->plans.n));
+        json_object_object_add(reply, "btf_cache", cache);
 
         limits = json_object_new_object();
         json_object_object_add(limits, "message_bytes", json_object_new_uint64(VL_MAX_MESSAGE));
@@ -510,12 +653,120 @@ static int vl_method_get_interface_description(Call *call) {
         return vl_reply(call, reply, NULL, 0);
 }
 
+static const char *origin_name(BtfOrigin o) {
+        return o == BTF_ORIGIN_VMLINUX ? "kernel" : o == BTF_ORIGIN_MODULE ? "module" : "external";
+}
+
+static int vl_method_list_btf(Call *call) {
+        static const ParamField table[] = { {} };
+        BtfCache *c = call->manager->btf;
+        json_object *reply, *list;
+        int r;
+
+        r = decode(call, table, NULL);
+        if (r != 0)
+                return r;
+        list = json_object_new_array();
+        for (size_t i = 0; i < c->n_entries; i++) {
+                const BtfEntry *e = c->entries[i];
+                const struct btf *base = btf__base_btf(e->btf);
+                json_object *j = json_object_new_object();
+
+                json_object_object_add(j, "name", json_object_new_string(e->name));
+                json_object_object_add(j, "origin", json_object_new_string(origin_name(e->origin)));
+                json_object_object_add(j, "id", json_object_new_int64(e->kernel_id));
+                /* A module's own types, not its base's. */
+                json_object_object_add(j, "types", json_object_new_int64(btf__type_cnt(e->btf) - 1 -
+                                                                         (base ? btf__type_cnt(base) - 1 : 0)));
+                json_object_object_add(j, "bytes", json_object_new_uint64(e->bytes));
+                json_object_object_add(j, "parse_us", json_object_new_uint64(e->parse_us));
+                json_object_object_add(j, "base", base ? json_object_new_string("vmlinux") : NULL);
+                json_object_array_add(list, j);
+        }
+        reply = json_object_new_object();
+        json_object_object_add(reply, "btf", list);
+        json_object_object_add(reply, "generation", json_object_new_uint64(c->generation));
+        return vl_reply(call, reply, NULL, 0);
+}
+
+typedef struct DescribeParameters {
+        const char *name;
+        const char *kind;
+        const char *btf;
+} DescribeParameters;
+
+static int vl_method_describe_type(Call *call) {
+        static const ParamField table[] = {
+                { "name", json_type_string, param_string, offsetof(DescribeParameters, name), true },
+                { "kind", json_type_string, param_string, offsetof(DescribeParameters, kind) },
+                { "btf", json_type_string, param_string, offsetof(DescribeParameters, btf) },
+                {}
+        };
+        BtfCache *c = call->manager->btf;
+        DescribeParameters p = {};
+        const CoreCandidate *cands;
+        size_t n = 0, matches = 0;
+        json_object *reply, *found = NULL, *others;
+        int r;
+
+        r = decode(call, table, &p);
+        if (r != 0)
+                return r;
+        if (p.btf) {
+                BtfEntry *e = btf_cache_find(c, p.btf);
+
+                if (!e)
+                        return reply_invalid_parameter(call, "btf", "no BTF of that name in the cache (see ListBTF)");
+                if (e->index)
+                        btf_index_lookup(e->index, p.name, strlen(p.name), &cands, &n);
+                else
+                        btf_cache_lookup(c, p.name, strlen(p.name), &cands, &n);
+        } else
+                btf_cache_lookup(c, p.name, strlen(p.name), &cands, &n);
+
+        others = json_object_new_array();
+        for (size_t i = 0; i < n; i++) {
+                const struct btf *btf = cands[i].target->btf;
+                const struct btf_type *t = btf__type_by_id(btf, cands[i].type_id);
+
+                /* The index is by essential name: a lookup of "foo" must not answer "foo___v2". */
+                if (strcmp(btf__name_by_offset(btf, t->name_off) ?: "", p.name) != 0)
+                        continue;
+                if (p.kind && strcmp(btf_kind_name(t), p.kind) != 0)
+                        continue;
+                if (p.btf && strcmp(cands[i].target->name, p.btf) != 0)
+                        continue;
+                matches++;
+                if (!found)
+                        found = btf_describe_type(btf, cands[i].type_id, cands[i].target->name);
+                else {
+                        json_object *o = json_object_new_object();
+                        json_object_object_add(o, "btf", json_object_new_string(cands[i].target->name));
+                        json_object_object_add(o, "id", json_object_new_int64(cands[i].type_id));
+                        json_object_object_add(o, "kind", json_object_new_string(btf_kind_name(t)));
+                        json_object_array_add(others, o);
+                }
+        }
+        if (!found) {
+                json_object_put(others);
+                return reply_invalid_parameter(call, "name", "no type of that name (and kind) in the BTF cache");
+        }
+        reply = json_object_new_object();
+        json_object_object_add(reply, "type", found);
+        json_object_object_add(reply, "matches", json_object_new_uint64(matches));
+        json_object_object_add(reply, "others", others);
+        return vl_reply(call, reply, NULL, 0);
+}
+
 const Method bpfcored_methods[] = {
         { VL_METHOD("Load"), vl_method_load },
         { VL_METHOD("List"), vl_method_list },
         { VL_METHOD("Get"), vl_method_get },
         { VL_METHOD("Unload"), vl_method_unload },
         { VL_METHOD("Status"), vl_method_status },
+        { VL_METHOD("Check"), vl_method_check },
+        { VL_METHOD("ListBTF"), vl_method_list_btf },
+        { VL_METHOD("DescribeType"), vl_method_describe_type },
         { VL_SERVICE_INTERFACE ".GetInfo", vl_method_get_info },
         { VL_SERVICE_INTERFACE ".GetInterfaceDescription", vl_method_get_interface_description },
         {}

@@ -32,6 +32,7 @@ Object *object_free(Object *o) {
         }
         free(o->programs);
         free(o->maps);
+        json_object_put(o->relocations);
         owner_done(&o->owner);
         free(o->pin_dir);
         free(o->name);
@@ -104,11 +105,12 @@ json_object *object_to_json(const Object *o) {
         }
         json_object_object_add(j, "maps", maps);
 
-        /* CO-RE relocations are reported once the planner does them (libbpf resolves them today). */
-        json_object_object_add(j, "relocations", json_object_new_array());
+        json_object_object_add(j, "relocations",
+                               o->relocations ? json_object_get(o->relocations) : json_object_new_array());
 
         timings = json_object_new_object();
         add_int(timings, "receive", (int64_t) o->timings.receive);
+        add_int(timings, "plan", (int64_t) o->timings.plan);
         add_int(timings, "open", (int64_t) o->timings.open);
         add_int(timings, "load", (int64_t) o->timings.load);
         add_int(timings, "pin", (int64_t) o->timings.pin);

@@ -32,7 +32,7 @@ typedef struct MapInfo {
 
 /* Microseconds spent in each step of a Load. */
 typedef struct Timings {
-        uint64_t receive, open, load, pin, total;
+        uint64_t receive, plan, open, load, pin, total;
 } Timings;
 
 typedef struct Object {
@@ -48,6 +48,7 @@ typedef struct Object {
         MapInfo *maps;
         size_t n_maps;
         Timings timings;
+        json_object *relocations; /* relocations[] of the plan it was loaded with */
 } Object;
 
 Object *object_free(Object *o);

@@ -19,6 +19,7 @@ typedef struct TestDaemon {
         char state_dir[128];
         char bpffs_root[128];
         char log_path[128];
+        char btf_dir[128];      /* --btf-dir: <tmpdir>/btf, created empty */
         pid_t pid;
 } TestDaemon;
 

@@ -1,0 +1,488 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "btf-cache.h"
+#include "log.h"
+#include "macro.h"
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static uint32_t hash_name(const char *s, size_t len) {
+        uint32_t h = 2166136261u; /* FNV-1a */
+
+        for (size_t i = 0; i < len; i++)
+                h = (h ^ (uint8_t) s[i]) * 16777619u;
+        return h;
+}
+
+static const char *cand_name(const CoreCandidate *c) {
+        const struct btf_type *t = btf__type_by_id(c->target->btf, c->type_id);
+
+        return btf__name_by_offset(c->target->btf, t->name_off) ?: "";
+}
+
+static int cmp_names(const char *a, size_t la, const char *b, size_t lb) {
+        int r = memcmp(a, b, MIN(la, lb));
+
+        return r ?: (la < lb ? -1 : la > lb ? 1 : 0);
+}
+
+/* What building the index looks at, gathered once. */
+typedef struct Slot {
+        uint32_t hash;
+        uint32_t len;
+        const char *name;
+        CoreCandidate cand;
+} Slot;
+
+static bool indexable(const struct btf_type *t) {
+        switch (btf_kind(t)) {
+        case BTF_KIND_STRUCT:
+        case BTF_KIND_UNION:
+        case BTF_KIND_ENUM:
+        case BTF_KIND_ENUM64:
+        case BTF_KIND_FWD:
+        case BTF_KIND_TYPEDEF:
+        case BTF_KIND_INT:
+        case BTF_KIND_FLOAT:
+        case BTF_KIND_FUNC:
+                return t->name_off != 0;
+        default:
+                return false;
+        }
+}
+
+void btf_index_done(BtfIndex *idx) {
+        free(idx->cands);
+        free(idx->buckets);
+        *idx = (BtfIndex) {};
+}
+
+int btf_index_build(const CoreTarget *const *targets, size_t n_targets, BtfIndex *ret) {
+        _cleanup_free_ Slot *slots = NULL, *placed = NULL;
+        BtfIndex idx = {};
+        size_t n = 0, k = 0;
+
+        for (size_t i = 0; i < n_targets; i++) {
+                const struct btf *btf = targets[i]->btf;
+                /* Split BTF numbers its own types after its base's. */
+                uint32_t first = btf__base_btf(btf) ? btf__type_cnt(btf__base_btf(btf)) : 1;
+                n += btf__type_cnt(btf) - first;
+        }
+        slots = malloc(MAX(n, 1u) * sizeof(Slot));
+        if (!slots)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_targets; i++) {
+                const struct btf *btf = targets[i]->btf;
+                uint32_t first = btf__base_btf(btf) ? btf__type_cnt(btf__base_btf(btf)) : 1;
+
+                for (uint32_t id = first; id < btf__type_cnt(btf); id++) {
+                        const struct btf_type *t = btf__type_by_id(btf, id);
+                        const char *name;
+                        size_t len;
+
+                        if (!indexable(t))
+                                continue;
+                        name = btf__name_by_offset(btf, t->name_off);
+                        if (!name || !*name)
+                                continue;
+                        len = core_essential_name_len(name);
+                        slots[k++] = (Slot) { .hash = hash_name(name, len), .len = (uint32_t) len, .name = name,
+                                              .cand = { .target = targets[i], .type_id = id } };
+                }
+        }
+
+        idx.n_buckets = 1;
+        while (idx.n_buckets < k)
+                idx.n_buckets <<= 1;
+        idx.buckets = calloc(idx.n_buckets + 1, sizeof(uint32_t));
+        idx.cands = malloc(MAX(k, 1u) * sizeof(CoreCandidate));
+        placed = malloc(MAX(k, 1u) * sizeof(Slot));
+        if (!idx.buckets || !idx.cands || !placed) {
+                btf_index_done(&idx);
+                return -ENOMEM;
+        }
+        /* Counting sort by bucket keeps insertion order: vmlinux before modules, then type id. */
+        for (size_t i = 0; i < k; i++)
+                idx.buckets[(slots[i].hash & (idx.n_buckets - 1)) + 1]++;
+        for (size_t b = 0; b < idx.n_buckets; b++)
+                idx.buckets[b + 1] += idx.buckets[b];
+        {
+                _cleanup_free_ uint32_t *fill = malloc(idx.n_buckets * sizeof(uint32_t));
+
+                if (!fill) {
+                        btf_index_done(&idx);
+                        return -ENOMEM;
+                }
+                memcpy(fill, idx.buckets, idx.n_buckets * sizeof(uint32_t));
+                for (size_t i = 0; i < k; i++)
+                        placed[fill[slots[i].hash & (idx.n_buckets - 1)]++] = slots[i];
+        }
+        /* Group equal names within a bucket (buckets hold one or two entries on average). */
+        for (size_t b = 0; b < idx.n_buckets; b++)
+                for (uint32_t i = idx.buckets[b] + 1; i < idx.buckets[b + 1]; i++) {
+                        Slot s = placed[i];
+                        uint32_t j = i;
+
+                        while (j > idx.buckets[b] && cmp_names(placed[j - 1].name, placed[j - 1].len, s.name, s.len) > 0) {
+                                placed[j] = placed[j - 1];
+                                j--;
+                        }
+                        placed[j] = s;
+                }
+        for (size_t i = 0; i < k; i++)
+                idx.cands[i] = placed[i].cand;
+        idx.n = k;
+        *ret = idx;
+        return 0;
+}
+
+int btf_index_lookup(const BtfIndex *idx, const char *essential_name, size_t len, const CoreCandidate **ret,
+                     size_t *ret_n) {
+        size_t b, end;
+
+        *ret = NULL;
+        *ret_n = 0;
+        if (idx->n == 0)
+                return 0;
+        b = hash_name(essential_name, len) & (idx->n_buckets - 1);
+        end = idx->buckets[b + 1];
+        for (size_t i = idx->buckets[b]; i < end; i++) {
+                const char *n = cand_name(&idx->cands[i]);
+                size_t count = 1;
+
+                if (cmp_names(n, core_essential_name_len(n), essential_name, len) != 0)
+                        continue;
+                while (i + count < end) {
+                        const char *m = cand_name(&idx->cands[i + count]);
+                        if (cmp_names(m, core_essential_name_len(m), essential_name, len) != 0)
+                                break;
+                        count++;
+                }
+                *ret = &idx->cands[i];
+                *ret_n = count;
+                return 0;
+        }
+        return 0;
+}
+
+int btf_cache_lookup(void *userdata, const char *essential_name, size_t len, const CoreCandidate **ret,
+                     size_t *ret_n) {
+        const BtfCache *c = userdata;
+
+        return btf_index_lookup(&c->kernel, essential_name, len, ret, ret_n);
+}
+
+static BtfEntry *entry_free(BtfEntry *e) {
+        if (!e)
+                return NULL;
+        if (e->index) {
+                btf_index_done(e->index);
+                free(e->index);
+        }
+        btf__free(e->btf);
+        free(e->name);
+        free(e);
+        return NULL;
+}
+
+static int entry_new(const char *name, BtfOrigin origin, const char *path, const struct btf *base, BtfEntry **ret) {
+        BtfEntry *e;
+        uint64_t t0 = now_usec();
+        uint32_t size = 0;
+        int r;
+
+        e = calloc(1, sizeof(*e));
+        if (!e)
+                return -ENOMEM;
+        e->name = strdup(name);
+        if (!e->name) {
+                entry_free(e);
+                return -ENOMEM;
+        }
+        e->origin = origin;
+        e->btf = base ? btf__parse_split(path, (struct btf *) base) : btf__parse(path, NULL);
+        if (!e->btf) {
+                r = negative_errno();
+                entry_free(e);
+                return r;
+        }
+        e->parse_us = now_usec() - t0;
+        btf__raw_data(e->btf, &size);
+        e->bytes = size;
+        e->target = (CoreTarget) { .name = e->name, .btf = e->btf, .primary = origin != BTF_ORIGIN_MODULE };
+        if (origin == BTF_ORIGIN_EXTERNAL) {
+                const CoreTarget *t = &e->target;
+
+                e->index = calloc(1, sizeof(BtfIndex));
+                r = e->index ? btf_index_build(&t, 1, e->index) : -ENOMEM;
+                if (r < 0) {
+                        entry_free(e);
+                        return r;
+                }
+        }
+        *ret = e;
+        return 0;
+}
+
+static int add_entry(BtfCache *c, BtfEntry *e) {
+        BtfEntry **a = reallocarray(c->entries, c->n_entries + 1, sizeof(BtfEntry *));
+
+        if (!a) {
+                entry_free(e);
+                return -ENOMEM;
+        }
+        c->entries = a;
+        c->entries[c->n_entries++] = e;
+        return 0;
+}
+
+BtfEntry *btf_cache_find(const BtfCache *c, const char *name) {
+        for (size_t i = 0; i < c->n_entries; i++)
+                if (strcmp(c->entries[i]->name, name) == 0)
+                        return c->entries[i];
+        return NULL;
+}
+
+BtfEntry *btf_cache_vmlinux(const BtfCache *c) {
+        for (size_t i = 0; i < c->n_entries; i++)
+                if (c->entries[i]->origin == BTF_ORIGIN_VMLINUX)
+                        return c->entries[i];
+        return NULL;
+}
+
+/* The kernel's ids for its BTF objects, by name ("vmlinux", module names). */
+static void assign_kernel_ids(BtfCache *c) {
+        uint32_t id = 0;
+
+        while (bpf_btf_get_next_id(id, &id) == 0) {
+                char name[64] = "";
+                struct bpf_btf_info info = { .name = (uintptr_t) name, .name_len = sizeof(name) };
+                __u32 len = sizeof(info);
+                int fd = bpf_btf_get_fd_by_id(id);
+
+                if (fd < 0)
+                        continue;
+                if (bpf_btf_get_info_by_fd(fd, &info, &len) == 0 && info.kernel_btf)
+                        for (size_t i = 0; i < c->n_entries; i++)
+                                if (c->entries[i]->origin != BTF_ORIGIN_EXTERNAL &&
+                                    strcmp(c->entries[i]->name, name) == 0)
+                                        c->entries[i]->kernel_id = id;
+                close(fd);
+        }
+}
+
+static int rebuild_index(BtfCache *c) {
+        _cleanup_free_ const CoreTarget **targets = NULL;
+        size_t n = 0;
+        BtfIndex idx;
+        int r;
+
+        targets = calloc(MAX(c->n_entries, 1u), sizeof(CoreTarget *));
+        if (!targets)
+                return -ENOMEM;
+        /* vmlinux first: libbpf prefers its candidates over modules'. */
+        for (int pass = 0; pass < 2; pass++)
+                for (size_t i = 0; i < c->n_entries; i++)
+                        if ((pass == 0) == (c->entries[i]->origin == BTF_ORIGIN_VMLINUX))
+                                if (c->entries[i]->origin != BTF_ORIGIN_EXTERNAL)
+                                        targets[n++] = &c->entries[i]->target;
+        r = btf_index_build(targets, n, &idx);
+        if (r < 0)
+                return r;
+        btf_index_done(&c->kernel);
+        c->kernel = idx;
+        return 0;
+}
+
+static bool has_suffix(const char *s, const char *suffix) {
+        size_t a = strlen(s), b = strlen(suffix);
+
+        return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+/* Module BTF in sysfs and *.btf files in the external directory, as they are now. */
+static int scan(BtfCache *c, bool *changed) {
+        BtfEntry *vmlinux = btf_cache_vmlinux(c);
+        DIR *d;
+        struct dirent *de;
+
+        /* Drop what is gone. */
+        for (size_t i = 0; i < c->n_entries;) {
+                BtfEntry *e = c->entries[i];
+                char path[4096];
+                struct stat st;
+
+                if (e->origin == BTF_ORIGIN_MODULE)
+                        snprintf(path, sizeof(path), "%s/%s", c->sysfs_dir, e->name);
+                else if (e->origin == BTF_ORIGIN_EXTERNAL)
+                        snprintf(path, sizeof(path), "%s/%s.btf", c->external_dir, e->name);
+                if (e->origin == BTF_ORIGIN_VMLINUX || stat(path, &st) == 0) {
+                        i++;
+                        continue;
+                }
+                log_info("BTF %s is gone; dropped from the cache.", e->name);
+                entry_free(e);
+                memmove(c->entries + i, c->entries + i + 1, (c->n_entries - i - 1) * sizeof(BtfEntry *));
+                c->n_entries--;
+                *changed = true;
+        }
+
+        d = vmlinux ? opendir(c->sysfs_dir) : NULL;
+        while (d && (de = readdir(d))) {
+                char path[4096];
+                BtfEntry *e;
+                int r;
+
+                if (de->d_name[0] == '.' || strcmp(de->d_name, "vmlinux") == 0 || btf_cache_find(c, de->d_name))
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", c->sysfs_dir, de->d_name);
+                r = entry_new(de->d_name, BTF_ORIGIN_MODULE, path, vmlinux->btf, &e);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot parse module BTF %s: %m", path);
+                        continue;
+                }
+                r = add_entry(c, e);
+                if (r < 0) {
+                        closedir(d);
+                        return r;
+                }
+                log_info("Module BTF %s added (%zu bytes).", e->name, e->bytes);
+                *changed = true;
+        }
+        if (d)
+                closedir(d);
+
+        d = c->external_dir ? opendir(c->external_dir) : NULL;
+        while (d && (de = readdir(d))) {
+                _cleanup_free_ char *name = NULL;
+                char path[4096];
+                BtfEntry *e;
+                int r;
+
+                if (de->d_name[0] == '.' || !has_suffix(de->d_name, ".btf"))
+                        continue;
+                name = strndup(de->d_name, strlen(de->d_name) - 4);
+                if (!name || btf_cache_find(c, name))
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", c->external_dir, de->d_name);
+                r = entry_new(name, BTF_ORIGIN_EXTERNAL, path, NULL, &e);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot parse external BTF %s: %m", path);
+                        continue;
+                }
+                r = add_entry(c, e);
+                if (r < 0) {
+                        closedir(d);
+                        return r;
+                }
+                log_info("External BTF %s registered (%zu bytes).", e->name, e->bytes);
+                *changed = true;
+        }
+        if (d)
+                closedir(d);
+        return 0;
+}
+
+int btf_cache_refresh(BtfCache *c) {
+        bool changed = false;
+        int r;
+
+        r = scan(c, &changed);
+        if (r < 0)
+                return r;
+        if (!changed)
+                return 0;
+        assign_kernel_ids(c);
+        r = rebuild_index(c);
+        if (r < 0)
+                return r;
+        c->generation++;
+        return 1;
+}
+
+int btf_cache_new(const char *vmlinux_path, const char *sysfs_dir, const char *external_dir, BtfCache **ret) {
+        BtfCache *c;
+        BtfEntry *e;
+        uint64_t t0 = now_usec();
+        int r;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->vmlinux_path = strdup(vmlinux_path);
+        c->sysfs_dir = strdup(sysfs_dir);
+        c->external_dir = external_dir ? strdup(external_dir) : NULL;
+        if (!c->vmlinux_path || !c->sysfs_dir || (external_dir && !c->external_dir)) {
+                btf_cache_free(c);
+                return -ENOMEM;
+        }
+
+        r = entry_new("vmlinux", BTF_ORIGIN_VMLINUX, vmlinux_path, NULL, &e);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot parse kernel BTF %s: %m; CO-RE loads fall back to libbpf.",
+                                  vmlinux_path);
+        } else {
+                r = add_entry(c, e);
+                if (r < 0) {
+                        btf_cache_free(c);
+                        return r;
+                }
+        }
+        r = btf_cache_refresh(c);
+        if (r < 0) {
+                btf_cache_free(c);
+                return r;
+        }
+        if (r == 0) {
+                assign_kernel_ids(c);
+                r = rebuild_index(c);
+                if (r < 0) {
+                        btf_cache_free(c);
+                        return r;
+                }
+        }
+        c->generation = 1;
+        c->startup_us = now_usec() - t0;
+        *ret = c;
+        return 0;
+}
+
+BtfCache *btf_cache_free(BtfCache *c) {
+        if (!c)
+                return NULL;
+        /* Modules are split on vmlinux: free them before their base. */
+        for (size_t i = c->n_entries; i > 0; i--)
+                if (c->entries[i - 1]->origin != BTF_ORIGIN_VMLINUX)
+                        entry_free(c->entries[i - 1]);
+        for (size_t i = 0; i < c->n_entries; i++)
+                if (c->entries[i]->origin == BTF_ORIGIN_VMLINUX)
+                        entry_free(c->entries[i]);
+        free(c->entries);
+        btf_index_done(&c->kernel);
+        free(c->vmlinux_path);
+        free(c->sysfs_dir);
+        free(c->external_dir);
+        free(c);
+        return NULL;
+}
+
+size_t btf_cache_memory(const BtfCache *c) {
+        /* libbpf keeps the raw data plus a 4-byte offset per type. */
+        size_t n = c->kernel.n * sizeof(CoreCandidate) + (c->kernel.n_buckets + 1) * sizeof(uint32_t);
+
+        for (size_t i = 0; i < c->n_entries; i++)
+                n += c->entries[i]->bytes + btf__type_cnt(c->entries[i]->btf) * sizeof(uint32_t);
+        return n;
+}

@@ -1,0 +1,294 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
+#include <gelf.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "log.h"
+#include "macro.h"
+#include "plans.h"
+#include "protocol.h"
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+void plans_init(Plans *p, BtfCache *cache) {
+        *p = (Plans) { .cache = cache };
+}
+
+static Plan *plan_free(Plan *plan) {
+        if (!plan)
+                return NULL;
+        core_plan_free(plan->core);
+        safe_close(plan->min_btf_fd);
+        free(plan);
+        return NULL;
+}
+
+Plan *plan_unref(Plan *plan) {
+        if (plan && --plan->refs == 0)
+                plan_free(plan);
+        return NULL;
+}
+
+void plans_flush(Plans *p) {
+        for (size_t i = 0; i < p->n; i++)
+                plan_unref(p->entries[i]);
+        p->n = 0;
+}
+
+void plans_done(Plans *p) {
+        plans_flush(p);
+}
+
+/* The user's BTF: raw BTF, or the .BTF section of an ELF file (a user-space binary built with -g). */
+static struct btf *parse_user_btf(const void *data, size_t size, char **ret_error) {
+        const uint16_t magic = 0xeB9F;
+        struct btf *btf = NULL;
+        Elf *elf;
+        Elf_Scn *scn = NULL;
+        size_t shstrndx;
+
+        if (size >= 2 && memcmp(data, &magic, 2) == 0) {
+                btf = btf__new(data, (uint32_t) MIN(size, (size_t) UINT32_MAX));
+                if (!btf)
+                        *ret_error = strdup("the extra BTF is not valid raw BTF");
+                return btf;
+        }
+        elf = elf_memory((char *) data, size);
+        if (!elf || elf_getshdrstrndx(elf, &shstrndx) < 0) {
+                if (elf)
+                        elf_end(elf);
+                *ret_error = strdup("the extra BTF is neither raw BTF nor an ELF file");
+                return NULL;
+        }
+        while ((scn = elf_nextscn(elf, scn))) {
+                GElf_Shdr sh;
+                const char *name;
+                Elf_Data *d;
+
+                if (!gelf_getshdr(scn, &sh) || !(name = elf_strptr(elf, shstrndx, sh.sh_name)) ||
+                    strcmp(name, ".BTF") != 0)
+                        continue;
+                if (sh.sh_type == SHT_NOBITS || sh.sh_offset > size || sh.sh_size > size - sh.sh_offset)
+                        break;
+                d = elf_getdata(scn, NULL);
+                if (d && d->d_buf && d->d_size > 0)
+                        btf = btf__new(d->d_buf, (uint32_t) d->d_size);
+                break;
+        }
+        elf_end(elf);
+        if (!btf)
+                *ret_error = strdup("the extra BTF file has no valid .BTF section (build it with -g)");
+        return btf;
+}
+
+/* Lookup over a primary set (the kernel's or an external BTF) plus the user's BTF. */
+typedef struct MergedLookup {
+        CoreLookup base;
+        void *base_data;
+        BtfIndex user;
+        CoreCandidate **arena; /* merged results, freed after planning */
+        size_t n_arena;
+} MergedLookup;
+
+static int merged_lookup(void *userdata, const char *name, size_t len, const CoreCandidate **ret, size_t *ret_n) {
+        MergedLookup *m = userdata;
+        const CoreCandidate *a, *b;
+        size_t na, nb;
+        CoreCandidate *merged, **arena;
+        int r;
+
+        r = m->base(m->base_data, name, len, &a, &na);
+        if (r < 0)
+                return r;
+        btf_index_lookup(&m->user, name, len, &b, &nb);
+        if (nb == 0) {
+                *ret = a;
+                *ret_n = na;
+                return 0;
+        }
+        merged = malloc((na + nb) * sizeof(CoreCandidate));
+        arena = reallocarray(m->arena, m->n_arena + 1, sizeof(CoreCandidate *));
+        if (!merged || !arena) {
+                free(merged);
+                return -ENOMEM;
+        }
+        m->arena = arena;
+        m->arena[m->n_arena++] = merged;
+        /* The user's types are primary, like vmlinux: ahead of any module's. */
+        size_t n = 0;
+        for (size_t i = 0; i < na; i++)
+                if (a[i].target->primary)
+                        merged[n++] = a[i];
+        for (size_t i = 0; i < nb; i++)
+                merged[n++] = b[i];
+        for (size_t i = 0; i < na; i++)
+                if (!a[i].target->primary)
+                        merged[n++] = a[i];
+        *ret = merged;
+        *ret_n = n;
+        return 0;
+}
+
+static int index_lookup(void *userdata, const char *name, size_t len, const CoreCandidate **ret, size_t *ret_n) {
+        return btf_index_lookup(userdata, name, len, ret, ret_n);
+}
+
+static int make_plan(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
+        _cleanup_free_ char *error = NULL;
+        MergedLookup m = {};
+        struct btf *user = NULL;
+        CoreTarget user_target;
+        const CoreTarget *targets[1];
+        Plan *plan;
+        uint64_t t0 = now_usec();
+        int r;
+
+        if (req->btf_name) {
+                BtfEntry *e = btf_cache_find(p->cache, req->btf_name);
+
+                if (!e || e->origin != BTF_ORIGIN_EXTERNAL)
+                        return failure_invalid_parameter(f, -ENOENT, "btf",
+                                                         "no registered external BTF named '%s' (see ListBTF)",
+                                                         req->btf_name);
+                m.base = index_lookup;
+                m.base_data = e->index;
+        } else {
+                m.base = btf_cache_lookup;
+                m.base_data = p->cache;
+        }
+        if (req->user_btf) {
+                user = parse_user_btf(req->user_btf, req->user_btf_size, &error);
+                if (!user)
+                        return failure_invalid_parameter(f, -EINVAL, "btf_fd", "%s", error ?: "invalid BTF");
+                user_target = (CoreTarget) { .name = "user", .btf = user, .primary = true };
+                targets[0] = &user_target;
+                r = btf_index_build(targets, 1, &m.user);
+                if (r < 0) {
+                        btf__free(user);
+                        return r;
+                }
+        }
+
+        plan = calloc(1, sizeof(*plan));
+        if (!plan) {
+                r = -ENOMEM;
+                goto finish;
+        }
+        plan->refs = 1;
+        plan->min_btf_fd = -1;
+        r = core_plan(req->elf, req->size, merged_lookup, &m, &plan->core, &error);
+        if (r < 0) {
+                plan_free(plan);
+                r = r == -ENOMEM ? r
+                                 : failure_setf(f, r, VL_ERROR_INVALID_OBJECT, "message", "%s",
+                                                error ?: "the object's CO-RE information is malformed");
+                goto finish;
+        }
+        if (plan->core->min_btf) {
+                const void *raw;
+                uint32_t raw_size = 0;
+                size_t done = 0;
+
+                raw = btf__raw_data(plan->core->min_btf, &raw_size);
+                plan->min_btf_fd = memfd_create("bpfcored-min-btf", MFD_CLOEXEC);
+                if (!raw || plan->min_btf_fd < 0) {
+                        r = plan->min_btf_fd < 0 ? -errno : -ENOMEM;
+                        plan_free(plan);
+                        goto finish;
+                }
+                while (done < raw_size) {
+                        ssize_t n = write(plan->min_btf_fd, (const char *) raw + done, raw_size - done);
+                        if (n <= 0) {
+                                r = n < 0 ? -errno : -EIO;
+                                plan_free(plan);
+                                goto finish;
+                        }
+                        done += (size_t) n;
+                }
+                snprintf(plan->min_btf_path, sizeof(plan->min_btf_path), "/proc/self/fd/%d", plan->min_btf_fd);
+        }
+        plan->plan_us = now_usec() - t0;
+        *ret = plan;
+        r = 0;
+finish:
+        for (size_t i = 0; i < m.n_arena; i++)
+                free(m.arena[i]);
+        free(m.arena);
+        btf_index_done(&m.user);
+        /* The plan keeps only names and values: the user's BTF is not needed past planning. */
+        btf__free(user);
+        return r;
+}
+
+int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
+        char key[160];
+        Plan *plan = NULL;
+        int r;
+
+        snprintf(key, sizeof(key), "%s/%llu/%s", req->digest, (unsigned long long) p->cache->generation,
+                 req->btf_name ?: "");
+        if (!req->user_btf)
+                for (size_t i = 0; i < p->n; i++)
+                        if (strcmp(p->entries[i]->key, key) == 0) {
+                                plan = p->entries[i];
+                                memmove(p->entries + 1, p->entries, i * sizeof(Plan *));
+                                p->entries[0] = plan;
+                                plan->refs++;
+                                p->hits++;
+                                *ret = plan;
+                                return 0;
+                        }
+
+        p->misses++;
+        r = make_plan(p, req, &plan, f);
+        if (r < 0) {
+                p->failures++;
+                return r;
+        }
+        strcpy(plan->key, key);
+        if (!req->user_btf) {
+                if (p->n == PLANS_CACHE_MAX)
+                        plan_unref(p->entries[--p->n]);
+                memmove(p->entries + 1, p->entries, p->n * sizeof(Plan *));
+                p->entries[0] = plan;
+                p->n++;
+                plan->refs++;
+        }
+        *ret = plan;
+        return 0;
+}
+
+json_object *plan_relocations_json(const Plan *plan) {
+        json_object *a = json_object_new_array();
+
+        for (size_t i = 0; plan && plan->core && i < plan->core->n_relocations; i++) {
+                const CoreRelocation *r = &plan->core->relocations[i];
+                json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "program", json_object_new_string(r->program ?: ""));
+                json_object_object_add(e, "insn", json_object_new_int64(r->insn));
+                json_object_object_add(e, "kind", json_object_new_string(r->kind ?: ""));
+                json_object_object_add(e, "type", json_object_new_string(r->type ?: ""));
+                json_object_object_add(e, "access", json_object_new_string(r->access ?: ""));
+                json_object_object_add(e, "local", json_object_new_int64(r->local));
+                if (r->ok)
+                        json_object_object_add(e, "target", json_object_new_int64(r->target));
+                if (r->btf)
+                        json_object_object_add(e, "btf", json_object_new_string(r->btf));
+                json_object_object_add(e, "ok", json_object_new_boolean(r->ok));
+                if (r->poisoned)
+                        json_object_object_add(e, "poisoned", json_object_new_boolean(true));
+                if (r->error)
+                        json_object_object_add(e, "error", json_object_new_string(r->error));
+                json_object_array_add(a, e);
+        }
+        return a;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * CO-RE plans per object against the BTF cache, with the minimal target
+ * BTF ready in a memfd for libbpf's btf_custom_path. Plans are cached by
+ * (object digest, cache generation, target).
+ */
+#pragma once
+
+#include <json-c/json.h>
+
+#include "btf-cache.h"
+#include "failure.h"
+#include "planner.h"
+
+#define PLANS_CACHE_MAX 64u
+
+typedef struct Plan {
+        char key[160];
+        CorePlan *core;
+        int min_btf_fd;     /* memfd with min_btf's raw bytes, -1 when none */
+        char min_btf_path[64];
+        unsigned refs;
+        uint64_t plan_us;
+} Plan;
+
+typedef struct Plans {
+        BtfCache *cache;
+        Plan *entries[PLANS_CACHE_MAX]; /* most recently used first */
+        size_t n;
+        uint64_t hits, misses, failures;
+} Plans;
+
+typedef struct PlanRequest {
+        const char *digest;
+        const void *elf;
+        size_t size;
+        const char *btf_name;    /* a registered external BTF instead of the kernel's, or NULL */
+        const void *user_btf;    /* extra BTF (raw, or ELF with .BTF) merged into the target, or NULL */
+        size_t user_btf_size;
+} PlanRequest;
+
+void plans_init(Plans *p, BtfCache *cache);
+void plans_done(Plans *p);
+/* Drops cached plans (the cache's generation moved on). */
+void plans_flush(Plans *p);
+
+/* A plan for req: from the cache or made now. InvalidObject / InvalidParameter in f on failure. */
+int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f);
+Plan *plan_unref(Plan *plan);
+static inline void plan_unrefp(Plan **p) {
+        plan_unref(*p);
+}
+
+/* relocations[] of design.md. */
+json_object *plan_relocations_json(const Plan *plan);

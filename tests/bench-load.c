@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Load latency and memory, as a table (never a timed assertion):
+ *   (a) plain libbpf open+load in one process: what each agent does today
+ *   (b) libbpf with a ready minimal BTF (bpftool gen min_core_btf): the floor
+ *   (c) a bpfcored Load over the socket, end to end from the client
+ * plus kernel BTF parse time, the daemon's cache start-up and its RSS.
+ *
+ *   build/tests/bench-load [ITERATIONS]      (as root)
+ */
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "macro.h"
+
+static TestDaemon d;
+
+static uint64_t now_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+        uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+        return x < y ? -1 : x > y;
+}
+
+static uint64_t median(uint64_t *v, size_t n) {
+        qsort(v, n, sizeof(*v), cmp_u64);
+        return n ? v[n / 2] : 0;
+}
+
+static int silent(enum libbpf_print_level level, const char *fmt, va_list ap) {
+        return 0;
+}
+
+/* open + load + close of one object by plain libbpf; the time of open + load. */
+static int64_t libbpf_load(const char *path, const char *btf_path) {
+        /* Maps pinned by name go under our own bpffs directory, never /sys/fs/bpf/<name>. */
+        LIBBPF_OPTS(bpf_object_open_opts, opts, .btf_custom_path = btf_path, .pin_root_path = d.bpffs_root);
+        struct bpf_object *obj;
+        uint64_t t0 = now_usec(), t;
+        int r;
+
+        obj = bpf_object__open_file(path, &opts);
+        if (!obj)
+                return -errno;
+        r = bpf_object__load(obj);
+        t = now_usec() - t0;
+        bpf_object__unpin_maps(obj, NULL);
+        bpf_object__close(obj);
+        return r < 0 ? r : (int64_t) t;
+}
+
+static int64_t daemon_load(const char *path, int64_t *ret_relos, int64_t *ret_progs) {
+        BpfcoreReply r = {};
+        json_object *p = json_object_new_object(), *u;
+        uint64_t t0 = now_usec(), t;
+        int fd, rc;
+
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        json_object_object_add(p, "fd", json_object_new_int(0));
+        rc = call(&d, "io.bpfcored.Load", p, &fd, 1, &r);
+        t = now_usec() - t0;
+        close(fd);
+        json_object_put(p);
+        if (rc < 0 || r.error) {
+                fprintf(stderr, "daemon load of %s failed: %s\n", path, r.error ?: strerror(-rc));
+                bpfcore_reply_done(&r);
+                return -EIO;
+        }
+        *ret_relos = object_get(&r, "relocations") ? (int64_t) json_object_array_length(object_get(&r, "relocations")) : 0;
+        *ret_progs = object_get(&r, "programs") ? (int64_t) json_object_array_length(object_get(&r, "programs")) : 0;
+        u = json_object_new_object();
+        json_object_object_add(u, "id", json_object_new_int64(object_int(&r, "id")));
+        bpfcore_reply_done(&r);
+        call(&d, "io.bpfcored.Unload", u, NULL, 0, &r);
+        json_object_put(u);
+        bpfcore_reply_done(&r);
+        return (int64_t) t;
+}
+
+static long rss_kib(pid_t pid) {
+        char path[64], line[256];
+        long kib = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", pid);
+        f = fopen(path, "re");
+        while (f && fgets(line, sizeof(line), f))
+                if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+                        break;
+        if (f)
+                fclose(f);
+        return kib;
+}
+
+int main(int argc, char **argv) {
+        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core" };
+        int iterations = argc > 1 ? atoi(argv[1]) : 21;
+        uint64_t parse[64];
+        BpfcoreReply status = {};
+        json_object *cache = NULL;
+        int n_parse = 0;
+
+        if (iterations < 1 || iterations > 1000)
+                iterations = 21;
+        libbpf_set_print(silent);
+        if (!getenv("BPFCORED")) {
+                setenv("BPFCORED", BENCH_BPFCORED, 0);
+                setenv("BPF_OBJECTS_DIR", BENCH_OBJECTS_DIR, 0);
+        }
+        if (daemon_start(&d) < 0) {
+                fprintf(stderr, "cannot start bpfcored\n");
+                return 1;
+        }
+
+        for (int i = 0; i < 21; i++) {
+                uint64_t t0 = now_usec();
+                struct btf *b = btf__parse("/sys/kernel/btf/vmlinux", NULL);
+                parse[n_parse++] = now_usec() - t0;
+                btf__free(b);
+        }
+
+        printf("%d iterations per cell, medians in microseconds\n\n", iterations);
+        printf("%-10s %5s %6s %12s %12s %12s %8s %8s\n", "object", "progs", "relos", "(a) libbpf", "(b) min-btf",
+               "(c) daemon", "a/c", "c/b");
+        for (size_t k = 0; k < ELEMENTSOF(objects); k++) {
+                _cleanup_free_ char *path = harness_object_path(objects[k]);
+                char min_btf[256], cmd[1024];
+                uint64_t *a = calloc((size_t) iterations, 8), *b = calloc((size_t) iterations, 8),
+                         *c = calloc((size_t) iterations, 8);
+                int64_t relos = 0, progs = 0, v;
+                bool ok = true;
+
+                snprintf(min_btf, sizeof(min_btf), "%s/%s.min.btf", d.tmpdir, objects[k]);
+                snprintf(cmd, sizeof(cmd), "bpftool gen min_core_btf /sys/kernel/btf/vmlinux %s %s >/dev/null 2>&1",
+                         min_btf, path);
+                if (system(cmd) != 0) {
+                        fprintf(stderr, "bpftool gen min_core_btf failed for %s\n", objects[k]);
+                        ok = false;
+                }
+                /* Interleaved, so drift of a shared machine hits all three alike. */
+                for (int i = 0; ok && i < iterations; i++) {
+                        ok = (v = libbpf_load(path, NULL)) >= 0;
+                        a[i] = (uint64_t) v;
+                        ok = ok && (v = libbpf_load(path, min_btf)) >= 0;
+                        b[i] = (uint64_t) v;
+                        ok = ok && (v = daemon_load(path, &relos, &progs)) >= 0;
+                        c[i] = (uint64_t) v;
+                }
+                if (ok) {
+                        uint64_t ma = median(a, (size_t) iterations), mb = median(b, (size_t) iterations),
+                                 mc = median(c, (size_t) iterations);
+                        printf("%-10s %5lld %6lld %12llu %12llu %12llu %8.2f %8.2f\n", objects[k], (long long) progs,
+                               (long long) relos, (unsigned long long) ma, (unsigned long long) mb,
+                               (unsigned long long) mc, (double) ma / (double) mc, (double) mc / (double) mb);
+                } else
+                        printf("%-10s failed\n", objects[k]);
+                unlink(min_btf);
+                free(a);
+                free(b);
+                free(c);
+        }
+
+        call(&d, "io.bpfcored.Status", NULL, NULL, 0, &status);
+        json_object_object_get_ex(status.parameters, "btf_cache", &cache);
+        printf("\nkernel BTF parse by libbpf (btf__parse, median of %d): %llu us\n", n_parse,
+               (unsigned long long) median(parse, (size_t) n_parse));
+        printf("daemon BTF cache start-up (parse + index): %lld us (%.2fx one libbpf parse)\n",
+               (long long) json_int(cache, "startup_us"),
+               (double) json_int(cache, "startup_us") / (double) median(parse, (size_t) n_parse));
+        printf("daemon RSS after the runs: %ld KiB; BTF cache: %lld bytes, %lld indexed names\n", rss_kib(d.pid),
+               (long long) json_int(cache, "memory_bytes"), (long long) json_int(cache, "indexed_types"));
+        bpfcore_reply_done(&status);
+        daemon_cleanup(&d);
+        return 0;
+}

@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The BTF cache and the CO-RE planner through a real daemon: ListBTF,
+ * DescribeType, relocation reports checked against kernel BTF, Check
+ * against a registered external BTF, and the differential test: every test
+ * object loaded through the daemon (minimal BTF) and through plain libbpf
+ * (full kernel BTF) gives byte-identical xlated programs, map ids aside.
+ */
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/filter.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "macro.h"
+#include "tap.h"
+
+static TestDaemon d;
+static uint32_t *progs_before;
+static size_t n_progs_before;
+static struct btf *vmlinux;
+
+static void reply_free(BpfcoreReply *r) {
+        bpfcore_reply_done(r);
+}
+#define _cleanup_reply_ _cleanup_(reply_free)
+
+static void unload(uint64_t id) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        json_object *p = json_object_new_object();
+
+        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
+        call(&d, "io.bpfcored.Unload", p, NULL, 0, &r);
+        json_object_put(p);
+}
+
+/* Byte offset of member name in struct sname of btf, -1 if none (top level, named members). */
+static int64_t member_offset(const struct btf *btf, const char *sname, const char *name) {
+        int id = btf__find_by_name_kind(btf, sname, BTF_KIND_STRUCT);
+        const struct btf_type *t = id > 0 ? btf__type_by_id(btf, (uint32_t) id) : NULL;
+
+        for (int i = 0; t && i < btf_vlen(t); i++)
+                if (strcmp(btf__name_by_offset(btf, btf_members(t)[i].name_off), name) == 0)
+                        return btf_member_bit_offset(t, (uint32_t) i) / 8;
+        return -1;
+}
+
+static json_object *find_relocation(json_object *relos, const char *kind, const char *type, const char *access) {
+        size_t n = relos ? json_object_array_length(relos) : 0;
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *r = json_object_array_get_idx(relos, i);
+
+                if (strcmp(json_str(r, "kind"), kind) == 0 && strcmp(json_str(r, "type"), type) == 0 &&
+                    strcmp(json_str(r, "access"), access) == 0)
+                        return r;
+        }
+        return NULL;
+}
+
+TEST(start) {
+        if (geteuid() != 0)
+                tap_skip_all("needs root (CAP_BPF, CAP_SYS_ADMIN) to load BPF programs");
+        vmlinux = btf__load_vmlinux_btf();
+        if (!vmlinux)
+                tap_skip_all("this kernel has no /sys/kernel/btf/vmlinux");
+        if (kernel_prog_ids(&progs_before, &n_progs_before) < 0)
+                tap_skip_all("cannot enumerate BPF programs: no CAP_SYS_ADMIN here");
+        if (!tap_is_int(daemon_start(&d), 0, "daemon starts")) {
+                daemon_dump_log(&d);
+                tap_bail("no daemon");
+        }
+}
+
+TEST(list_btf) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        json_object *list, *v;
+        struct stat st;
+
+        tap_is_int(call(&d, "io.bpfcored.ListBTF", NULL, NULL, 0, &r), 0, "ListBTF answers");
+        json_object_object_get_ex(r.parameters, "btf", &list);
+        v = array_find_name(list, "vmlinux");
+        tap_ok(v != NULL, "vmlinux is in the cache");
+        tap_ok(json_int(v, "id") > 0, "with the kernel's BTF id");
+        tap_is_int(json_int(v, "types"), btf__type_cnt(vmlinux) - 1, "with every type of kernel BTF");
+        stat("/sys/kernel/btf/vmlinux", &st);
+        tap_is_int(json_int(v, "bytes"), st.st_size, "its size is the sysfs file's");
+        tap_is_str(json_str(v, "origin"), "kernel", "origin kernel");
+}
+
+TEST(describe_type) {
+        _cleanup_reply_ BpfcoreReply r = {}, none = {}, e = {};
+        json_object *p = json_tokener_parse("{\"name\":\"task_struct\",\"kind\":\"struct\"}"), *type, *members;
+
+        call(&d, "io.bpfcored.DescribeType", p, NULL, 0, &r);
+        json_object_put(p);
+        json_object_object_get_ex(r.parameters, "type", &type);
+        tap_is_str(json_str(type, "kind"), "struct", "task_struct is a struct");
+        json_object_object_get_ex(type, "members", &members);
+        tap_is_int(json_int(array_find_name(members, "pid"), "offset"), member_offset(vmlinux, "task_struct", "pid"),
+                   "member pid at the kernel's offset");
+        tap_ok(strstr(json_str(type, "c"), "pid_t pid;") != NULL, "C rendering declares pid_t pid;");
+
+        p = json_tokener_parse("{\"name\":\"task_state_bpfcored_nonesuch\"}");
+        call(&d, "io.bpfcored.DescribeType", p, NULL, 0, &none);
+        json_object_put(p);
+        tap_is_str(reply_error(&none), "InvalidParameter", "an unknown type is InvalidParameter");
+
+        p = json_tokener_parse("{\"name\":\"bpf_map_type\",\"kind\":\"enum\"}");
+        call(&d, "io.bpfcored.DescribeType", p, NULL, 0, &e);
+        json_object_put(p);
+        json_object_object_get_ex(e.parameters, "type", &type);
+        json_object_object_get_ex(type, "enumerators", &members);
+        tap_is_int(json_int(array_find_name(members, "BPF_MAP_TYPE_HASH"), "value"), BPF_MAP_TYPE_HASH,
+                   "enum bpf_map_type has BPF_MAP_TYPE_HASH = 1");
+}
+
+TEST(relocation_report) {
+        _cleanup_reply_ BpfcoreReply r = {}, s = {};
+        json_object *relos = NULL, *pid, *tgid, *counters;
+
+        load_object(&d, "tp_core", NULL, &r);
+        if (!tap_is_str(reply_error(&r), "", "tp_core loads through the planner")) {
+                tap_diag("%s", json_object_to_json_string(r.parameters));
+                daemon_dump_log(&d);
+                return;
+        }
+        relos = object_get(&r, "relocations");
+        tap_ok(relos && json_object_array_length(relos) >= 3, "Load reports its CO-RE relocations");
+        pid = find_relocation(relos, "field_byte_offset", "task_struct", "pid");
+        tgid = find_relocation(relos, "field_byte_offset", "task_struct", "tgid");
+        tap_ok(pid && json_object_get_boolean(json_object_object_get(pid, "ok")), "task_struct.pid resolved");
+        tap_is_int(json_int(pid, "target"), member_offset(vmlinux, "task_struct", "pid"),
+                   "its target is pid's offset in kernel BTF");
+        tap_is_int(json_int(tgid, "target"), member_offset(vmlinux, "task_struct", "tgid"),
+                   "tgid's target is tgid's offset in kernel BTF");
+        tap_is_str(json_str(pid, "btf"), "vmlinux", "the target came from vmlinux");
+        tap_is_str(json_str(pid, "program"), "handle_exec", "relocation names its program");
+        tap_ok(find_relocation(relos, "field_byte_offset", "task_struct", "real_parent") != NULL,
+               "the pointer chase real_parent is reported");
+
+        call(&d, "io.bpfcored.Status", NULL, NULL, 0, &s);
+        json_object_object_get_ex(s.parameters, "counters", &counters);
+        tap_ok(json_int(counters, "planned_loads") >= 1, "Status counts the load as planned");
+        tap_is_int(json_int(counters, "fallback_loads"), 0, "no fallback to plain libbpf");
+        if (object_int(&r, "id") > 0)
+                unload((uint64_t) object_int(&r, "id"));
+}
+
+static int check_object(const char *name, const char *btf, BpfcoreReply *ret) {
+        _cleanup_free_ char *path = harness_object_path(name);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        json_object *p = json_object_new_object();
+        int r;
+
+        json_object_object_add(p, "fd", json_object_new_int(0));
+        if (btf)
+                json_object_object_add(p, "btf", json_object_new_string(btf));
+        r = call(&d, "io.bpfcored.Check", p, &fd, 1, ret);
+        json_object_put(p);
+        return r;
+}
+
+/* A kernel that never was: task_struct with pid and tgid where no real kernel has them. */
+static int write_fake_kernel(const char *path) {
+        struct btf *b = btf__new_empty();
+        const void *raw;
+        uint32_t size;
+        int s32, u64, ts, ptr, fd, r = 0;
+
+        s32 = btf__add_int(b, "int", 4, BTF_INT_SIGNED);
+        u64 = btf__add_int(b, "long long unsigned int", 8, 0);
+        /* Fields go to the type added last: the pointer comes first, to the struct's id-to-be. */
+        ptr = btf__add_ptr(b, u64 + 2);
+        ts = btf__add_struct(b, "task_struct", 4096);
+        btf__add_field(b, "flags", u64, 0, 0);
+        btf__add_field(b, "real_parent", ptr, 64 * 8, 0);
+        btf__add_field(b, "pid", s32, 100 * 8, 0);
+        btf__add_field(b, "tgid", s32, 200 * 8, 0);
+        if (ts != u64 + 2 || ptr < 0)
+                r = -EINVAL;
+        raw = btf__raw_data(b, &size);
+        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (r == 0 && (fd < 0 || write(fd, raw, size) != (ssize_t) size))
+                r = -EIO;
+        safe_close(fd);
+        btf__free(b);
+        return r;
+}
+
+static bool btf_listed(const char *name) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        json_object *list = NULL;
+
+        call(&d, "io.bpfcored.ListBTF", NULL, NULL, 0, &r);
+        json_object_object_get_ex(r.parameters, "btf", &list);
+        return array_find_name(list, name) != NULL;
+}
+
+static bool wait_listed(const char *name, bool want) {
+        for (int i = 0; i < 200; i++) {
+                if (btf_listed(name) == want)
+                        return true;
+                usleep(10000);
+        }
+        return false;
+}
+
+TEST(check_against_external_btf) {
+        _cleanup_reply_ BpfcoreReply host = {}, fake = {}, missing = {};
+        char path[256];
+        json_object *relos;
+
+        tap_is_int(check_object("tp_core", NULL, &host), 0, "Check answers");
+        tap_ok(json_object_get_boolean(json_object_object_get(host.parameters, "ok")), "tp_core checks OK on this kernel");
+
+        snprintf(path, sizeof(path), "%s/fake-kernel.btf", d.btf_dir);
+        tap_is_int(write_fake_kernel(path), 0, "external BTF written to the BTF directory");
+        tap_ok(wait_listed("fake-kernel", true), "the daemon registers it without a restart");
+
+        check_object("tp_core", "fake-kernel", &fake);
+        json_object_object_get_ex(fake.parameters, "relocations", &relos);
+        tap_is_int(json_int(find_relocation(relos, "field_byte_offset", "task_struct", "pid"), "target"), 100,
+                   "against fake-kernel, pid relocates to offset 100");
+        tap_is_int(json_int(find_relocation(relos, "field_byte_offset", "task_struct", "tgid"), "target"), 200,
+                   "and tgid to 200");
+        tap_is_str(json_str(find_relocation(relos, "field_byte_offset", "task_struct", "pid"), "btf"), "fake-kernel",
+                   "the report names the external BTF");
+
+        unlink(path);
+        tap_ok(wait_listed("fake-kernel", false), "removing the file drops it from the cache");
+        check_object("tp_core", "fake-kernel", &missing);
+        tap_is_str(reply_error(&missing), "InvalidParameter", "Check against an unknown BTF is InvalidParameter");
+}
+
+/* The program's xlated instructions with map ids zeroed (they differ between two loads). */
+static int xlated(uint32_t prog_id, struct bpf_insn **ret, size_t *ret_n) {
+        struct bpf_prog_info info = {};
+        __u32 len = sizeof(info);
+        struct bpf_insn *insns;
+        int fd, r;
+
+        fd = bpf_prog_get_fd_by_id(prog_id);
+        if (fd < 0)
+                return -errno;
+        r = bpf_prog_get_info_by_fd(fd, &info, &len);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        insns = calloc(1, info.xlated_prog_len ?: 1);
+        *ret_n = info.xlated_prog_len / sizeof(struct bpf_insn);
+        info = (struct bpf_prog_info) { .xlated_prog_len = (__u32) (*ret_n * sizeof(struct bpf_insn)),
+                                        .xlated_prog_insns = (uintptr_t) insns };
+        len = sizeof(info);
+        r = bpf_prog_get_info_by_fd(fd, &info, &len);
+        close(fd);
+        if (r < 0) {
+                free(insns);
+                return r;
+        }
+        for (size_t i = 0; i + 1 < *ret_n; i++)
+                if (insns[i].code == (BPF_LD | BPF_IMM | BPF_DW)) {
+                        if (insns[i].src_reg == BPF_PSEUDO_MAP_FD || insns[i].src_reg == BPF_PSEUDO_MAP_VALUE ||
+                            insns[i].src_reg == BPF_PSEUDO_MAP_IDX || insns[i].src_reg == BPF_PSEUDO_MAP_IDX_VALUE)
+                                insns[i].imm = 0;
+                        i++;
+                }
+        *ret = insns;
+        return 0;
+}
+
+static void differential(const char *name) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        _cleanup_free_ char *path = harness_object_path(name);
+        char pin_root[256];
+        struct bpf_object *obj;
+        struct bpf_program *prog;
+        size_t compared = 0, equal = 0;
+
+        load_object(&d, name, NULL, &r);
+        if (!tap_is_str(reply_error(&r), "", "%s loads through the daemon", name)) {
+                tap_diag("%s", json_object_to_json_string(r.parameters));
+                return;
+        }
+        /* Plain libbpf with full kernel BTF; pinned-by-name maps kept inside our own bpffs root. */
+        snprintf(pin_root, sizeof(pin_root), "%s/libbpf-%s", d.bpffs_root, name);
+        mkdir(pin_root, 0700);
+        LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root);
+        obj = bpf_object__open_file(path, &opts);
+        if (!tap_ok(obj && bpf_object__load(obj) == 0, "%s loads through plain libbpf", name)) {
+                bpf_object__close(obj);
+                return;
+        }
+        bpf_object__for_each_program(prog, obj) {
+                json_object *mine = array_find_name(object_get(&r, "programs"), bpf_program__name(prog));
+                struct bpf_prog_info info = {};
+                __u32 len = sizeof(info);
+                struct bpf_insn *a = NULL, *b = NULL;
+                size_t na = 0, nb = 0;
+
+                if (bpf_prog_get_info_by_fd(bpf_program__fd(prog), &info, &len) < 0 || !mine)
+                        continue;
+                compared++;
+                if (xlated((uint32_t) json_int(mine, "id"), &a, &na) == 0 && xlated(info.id, &b, &nb) == 0 &&
+                    na == nb && memcmp(a, b, na * sizeof(*a)) == 0)
+                        equal++;
+                else
+                        tap_diag("%s: program %s differs (%zu vs %zu insns)", name, bpf_program__name(prog), na, nb);
+                free(a);
+                free(b);
+        }
+        tap_ok(compared > 0 && compared == equal, "%s: all %zu programs byte-identical xlated with plain libbpf", name,
+               compared);
+        bpf_object__unpin_maps(obj, NULL);
+        bpf_object__close(obj);
+        rmdir(pin_root);
+        if (object_int(&r, "id") > 0)
+                unload((uint64_t) object_int(&r, "id"));
+}
+
+TEST(differential) {
+        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core" };
+
+        for (size_t i = 0; i < ELEMENTSOF(objects); i++)
+                differential(objects[i]);
+}
+
+TEST(many_relocations) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        json_object *relos;
+        size_t n, ok = 0;
+
+        check_object("many_core", NULL, &r);
+        json_object_object_get_ex(r.parameters, "relocations", &relos);
+        n = relos ? json_object_array_length(relos) : 0;
+        for (size_t i = 0; i < n; i++)
+                ok += json_object_get_boolean(json_object_object_get(json_object_array_get_idx(relos, i), "ok"));
+        tap_ok(n >= 300, "many_core has hundreds of relocations (%zu)", n);
+        tap_is_int(ok, n, "all of them resolve on this kernel");
+}
+
+TEST(cleanup) {
+        uint32_t *after;
+        size_t n_after;
+
+        daemon_cleanup(&d);
+        kernel_prog_ids(&after, &n_after);
+        for (size_t i = 0; i < n_after; i++) {
+                bool old = false;
+                for (size_t j = 0; j < n_progs_before && !old; j++)
+                        old = progs_before[j] == after[i];
+                if (!old)
+                        kernel_prog_gone(after[i]);
+        }
+        free(after);
+        kernel_prog_ids(&after, &n_after);
+        tap_is_int(ids_added(progs_before, n_progs_before, after, n_after), 0,
+                   "nothing this test loaded is left in the kernel");
+        free(after);
+        free(progs_before);
+        btf__free(vmlinux);
+}
+
+TAP_MAIN
