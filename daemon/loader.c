@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
+#include "btf-targets.h"
 #include "globals.h"
 #include "loader.h"
 #include "log.h"
@@ -46,9 +47,10 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
         return 0;
 }
 
-void loader_setup(void) {
+int loader_setup(void) {
         libbpf_set_print(libbpf_print);
         elf_version(EV_CURRENT);
+        return btf_targets_setup();
 }
 
 static uint64_t now_usec(void) {
@@ -149,9 +151,8 @@ out:
 }
 
 const char *loader_needs_kernel_btf(const void *data, size_t size) {
-        static const char *const btf_attach[] = { "tp_btf/", "fentry/", "fexit/", "fmod_ret/", "lsm/", "lsm.s/",
-                                                  "iter/", "iter.s/", "struct_ops", "fentry.s/", "fexit.s/",
-                                                  "fmod_ret.s/", "lsm_cgroup/", "freplace/" };
+        /* tp_btf, fentry, fexit, fmod_ret and lsm targets come from the cache (btf-targets.c). */
+        static const char *const btf_attach[] = { "iter/", "iter.s/", "struct_ops", "lsm_cgroup/", "freplace/" };
         const char *reason = NULL;
         Elf *elf = elf_memory((char *) data, size);
         Elf_Scn *scn = NULL;
@@ -171,7 +172,7 @@ const char *loader_needs_kernel_btf(const void *data, size_t size) {
                         continue;
                 for (size_t i = 0; i < ELEMENTSOF(btf_attach) && !reason; i++)
                         if (strncmp(name, btf_attach[i], strlen(btf_attach[i])) == 0 && (sh.sh_flags & SHF_EXECINSTR))
-                                reason = "a program attaches to a BTF-named target (tp_btf, fentry, lsm, iter, struct_ops)";
+                                reason = "a program attaches to an iter, struct_ops, lsm_cgroup or freplace target";
                 if (strcmp(name, ".ksyms") == 0)
                         reason = "the object uses typed kernel symbols (.ksyms)";
         }
@@ -437,7 +438,9 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
 
         t1 = now_usec();
         o->timings.open = t1 - t0;
+        btf_targets_begin(s->btf_cache);
         r = bpf_object__load(obj);
+        btf_targets_end();
         o->timings.load = now_usec() - t1;
         if (r < 0) {
                 fflush(capture);

@@ -10,6 +10,7 @@
 #include <json-c/json.h>
 #include <stddef.h>
 
+#include "btf-cache.h"
 #include "failure.h"
 #include "object.h"
 
@@ -23,9 +24,11 @@ typedef struct LoadSettings {
         json_object *maps;     /* {map: {max_entries, value_size}}, or NULL */
         const char *maps_pin_dir; /* where maps declared pinned by name go */
         const char *btf_custom_path; /* CO-RE target (the planner's minimal BTF), or NULL for kernel BTF */
+        BtfCache *btf_cache;         /* resolves BTF-named attach targets (tp_btf, fentry, lsm) */
 } LoadSettings;
 
-void loader_setup(void);
+/* libbpf's logging, libelf, and the cache-backed SEC() handlers. */
+int loader_setup(void);
 
 /* Is this a BPF ELF object whose sections lie within it? InvalidObject otherwise. */
 int loader_check_elf(const void *data, size_t size, Failure *f);

@@ -141,7 +141,9 @@ int manager_startup(Manager *m) {
         clock_gettime(CLOCK_MONOTONIC, &ts);
         m->started_usec = (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 
-        loader_setup();
+        r = loader_setup();
+        if (r < 0)
+                return log_error_errno(r, "Cannot register libbpf program handlers: %m");
 
         sigemptyset(&ss);
         sigaddset(&ss, SIGTERM);

@@ -381,6 +381,7 @@ static int vl_method_load(Call *call) {
                         .maps = p.maps,
                         .maps_pin_dir = maps_dir,
                         .btf_custom_path = in.plan->min_btf_path[0] ? in.plan->min_btf_path : NULL,
+                        .btf_cache = m->btf,
                 };
 
                 fallback = loader_needs_kernel_btf(in.data, in.size);

@@ -324,10 +324,21 @@ static void differential(const char *name) {
 }
 
 TEST(differential) {
-        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core" };
+        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core", "tp_btf" };
 
         for (size_t i = 0; i < ELEMENTSOF(objects); i++)
                 differential(objects[i]);
+}
+
+TEST(no_fallbacks) {
+        _cleanup_reply_ BpfcoreReply s = {};
+        json_object *counters = NULL;
+
+        /* tp_btf included: its attach target came from the cache, not from libbpf parsing kernel BTF. */
+        call(&d, "io.bpfcored.Status", NULL, NULL, 0, &s);
+        json_object_object_get_ex(s.parameters, "counters", &counters);
+        tap_is_int(json_int(counters, "fallback_loads"), 0, "no load fell back to plain libbpf");
+        tap_ok(json_int(counters, "plan_cache_hits") >= 1, "plans were served from the plan cache");
 }
 
 TEST(many_relocations) {

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "btf-targets.h"
+#include "log.h"
+#include "macro.h"
+
+#ifndef BPF_F_SLEEPABLE
+#define BPF_F_SLEEPABLE (1U << 4)
+#endif
+
+typedef struct TargetKind {
+        const char *sec;          /* SEC() prefix */
+        enum bpf_prog_type prog_type;
+        enum bpf_attach_type attach_type;
+        const char *name_prefix;  /* the BTF name is prefix + what follows the SEC() prefix */
+        int btf_kind;
+        bool sleepable;
+} TargetKind;
+
+static const TargetKind kinds[] = {
+        { "tp_btf/", BPF_PROG_TYPE_TRACING, BPF_TRACE_RAW_TP, "btf_trace_", BTF_KIND_TYPEDEF },
+        { "fentry/", BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, "", BTF_KIND_FUNC },
+        { "fentry.s/", BPF_PROG_TYPE_TRACING, BPF_TRACE_FENTRY, "", BTF_KIND_FUNC, true },
+        { "fexit/", BPF_PROG_TYPE_TRACING, BPF_TRACE_FEXIT, "", BTF_KIND_FUNC },
+        { "fexit.s/", BPF_PROG_TYPE_TRACING, BPF_TRACE_FEXIT, "", BTF_KIND_FUNC, true },
+        { "fmod_ret/", BPF_PROG_TYPE_TRACING, BPF_MODIFY_RETURN, "", BTF_KIND_FUNC },
+        { "fmod_ret.s/", BPF_PROG_TYPE_TRACING, BPF_MODIFY_RETURN, "", BTF_KIND_FUNC, true },
+        { "lsm/", BPF_PROG_TYPE_LSM, BPF_LSM_MAC, "bpf_lsm_", BTF_KIND_FUNC },
+        { "lsm.s/", BPF_PROG_TYPE_LSM, BPF_LSM_MAC, "bpf_lsm_", BTF_KIND_FUNC, true },
+};
+
+/* The load in progress (the daemon loads one object at a time per thread). */
+static __thread BtfCache *current;
+static __thread int module_fds[8];
+static __thread size_t n_module_fds;
+
+void btf_targets_begin(BtfCache *cache) {
+        current = cache;
+        n_module_fds = 0;
+}
+
+void btf_targets_end(void) {
+        close_many(module_fds, n_module_fds);
+        n_module_fds = 0;
+        current = NULL;
+}
+
+static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opts, long cookie) {
+        const TargetKind *k = &kinds[cookie];
+        const char *sec = bpf_program__section_name(prog), *target = sec + strlen(k->sec);
+        const CoreCandidate *cands;
+        char name[256];
+        size_t n = 0;
+
+        if (!current)
+                return -ENOENT;
+        /* "fentry/do_unlinkat" or, for a module, "fentry/nf_conntrack:nf_confirm": the name is after any ':'. */
+        if (strchr(target, ':'))
+                target = strchr(target, ':') + 1;
+        if ((size_t) snprintf(name, sizeof(name), "%s%s", k->name_prefix, target) >= sizeof(name))
+                return -ENAMETOOLONG;
+        btf_cache_lookup(current, name, strlen(name), &cands, &n);
+        for (size_t i = 0; i < n; i++) {
+                const struct btf_type *t = btf__type_by_id(cands[i].target->btf, cands[i].type_id);
+                const BtfEntry *e = NULL;
+
+                if (btf_kind(t) != k->btf_kind ||
+                    strcmp(btf__name_by_offset(cands[i].target->btf, t->name_off) ?: "", name) != 0)
+                        continue;
+                for (size_t j = 0; j < current->n_entries && !e; j++)
+                        if (&current->entries[j]->target == cands[i].target)
+                                e = current->entries[j];
+                if (!e)
+                        continue;
+                if (e->origin == BTF_ORIGIN_MODULE) {
+                        int fd;
+
+                        if (n_module_fds >= ELEMENTSOF(module_fds) || e->kernel_id == 0)
+                                return -E2BIG;
+                        fd = bpf_btf_get_fd_by_id(e->kernel_id);
+                        if (fd < 0)
+                                return -errno;
+                        module_fds[n_module_fds++] = fd;
+                        opts->attach_btf_obj_fd = (__u32) fd;
+                } else
+                        opts->attach_btf_obj_fd = 0;
+                opts->attach_btf_id = cands[i].type_id;
+                if (k->sleepable)
+                        opts->prog_flags |= BPF_F_SLEEPABLE;
+                log_debug("%s: attach target %s is BTF id %u in %s.", bpf_program__name(prog), name,
+                          cands[i].type_id, e->name);
+                return 0;
+        }
+        log_debug("%s: no attach target %s in the BTF cache.", bpf_program__name(prog), name);
+        return -ESRCH;
+}
+
+int btf_targets_setup(void) {
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+                LIBBPF_OPTS(libbpf_prog_handler_opts, opts, .cookie = (long) i, .prog_prepare_load_fn = prepare_load);
+                int r = libbpf_register_prog_handler(kinds[i].sec, kinds[i].prog_type, kinds[i].attach_type, &opts);
+
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
