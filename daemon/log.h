@@ -18,6 +18,7 @@
 #define MESSAGE_ID_UNLOADED "5798b9aca29140e197d7b92925a955ee"
 #define MESSAGE_ID_BTF_CHANGED "47c438b8514a4285a0807e1b81983cd2"
 #define MESSAGE_ID_FALLBACK "0bb1e049042c48e98a963d9da189ec54"
+#define MESSAGE_ID_RECOVERY "5527eb69d4ee43f7b27dc276f901c4af"
 
 void log_setup(int max_priority);
 int log_get_max_priority(void);

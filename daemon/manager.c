@@ -9,6 +9,7 @@
 #include "loader.h"
 #include "log.h"
 #include "manager.h"
+#include "state.h"
 #include "varlink.h"
 
 int manager_new(const Options *o, Manager **ret) {
@@ -171,9 +172,18 @@ int manager_startup(Manager *m) {
         if (r < 0)
                 return log_error_errno(r, "Cannot set up BTF watches: %m");
 
+        r = state_setup(m->state_dir);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create the state directory %s: %m", m->state_dir);
         r = registry_new(m->bpffs_root, &m->registry);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up the registry under %s: %m", m->bpffs_root);
+        r = state_recover(m->state_dir, m->registry);
+        if (r > 0) {
+                LogFields lf = {};
+                log_field(&lf, "BPFCORED_OBJECTS", "%d", r);
+                log_event(&lf, LOG_INFO, MESSAGE_ID_RECOVERY, "Recovered %d loaded objects from %s.", r, m->state_dir);
+        }
 
         r = varlink_listen(m);
         if (r < 0)

@@ -12,6 +12,7 @@
 #include "loader.h"
 #include "log.h"
 #include "params.h"
+#include "state.h"
 #include "protocol.h"
 #include "varlink.h"
 
@@ -402,8 +403,14 @@ static int vl_method_load(Call *call) {
                 r = registry_pin(o, &f);
                 o->timings.pin = now_usec(CLOCK_MONOTONIC) - t2;
         }
+        /* The state file makes the object whole: before it, a crash leaves pins that the next start removes. */
         if (r >= 0)
+                r = state_write(m->state_dir, o, &f);
+        if (r >= 0) {
                 r = registry_add(m->registry, o);
+                if (r < 0)
+                        (void) state_remove(m->state_dir, o->id);
+        }
         if (r < 0) {
                 m->counters.load_failures++;
                 registry_unpin(o);
@@ -532,6 +539,10 @@ static int vl_method_unload(Call *call) {
         if (!o)
                 return reply_no_such_object(call, p.id);
         name = strdup(o->name);
+        /* The state file goes first: after a crash here, the leftover pins are removed at start. */
+        r = state_remove(m->state_dir, p.id);
+        if (r < 0)
+                return log_error_errno(r, "Cannot remove the state file of object %llu: %m", (unsigned long long) p.id);
         r = registry_unload(m->registry, p.id);
         if (r < 0)
                 return r;

@@ -96,7 +96,7 @@ typedef struct Miss {
 typedef struct Node {
         const struct btf *btf; /* the BTF defining it: a split BTF's base for base ids */
         uint32_t id;
-        bool *keep;            /* composites: members kept, NULL while none */
+        bool *keep; /* composites: members kept, NULL while none */
         uint32_t n_kept;
 } Node;
 
@@ -105,7 +105,7 @@ typedef struct MinBtf {
         size_t n, cap, n_closed;
         uint32_t *slots; /* open addressing over nodes: index + 1, 0 when free */
         size_t n_slots;
-        bool inexact;    /* a type the BTF writer cannot express as libbpf reads it */
+        bool inexact; /* a type the BTF writer cannot express as libbpf reads it */
 } MinBtf;
 
 typedef struct CandList {
@@ -209,7 +209,8 @@ static bool kinds_compat(const struct btf_type *a, const struct btf_type *b) {
 /* ---- the minimal BTF ---- */
 
 static size_t node_hash(const struct btf *btf, uint32_t id, size_t n_slots) {
-        uint64_t h = (uint64_t) (uintptr_t) btf * 0x9e3779b97f4a7c15ull ^ (uint64_t) id * 0xff51afd7ed558ccdull;
+        uint64_t h =
+                (uint64_t) (uintptr_t) btf * 0x9e3779b97f4a7c15ull ^ (uint64_t) id * 0xff51afd7ed558ccdull;
 
         return (size_t) (h ^ h >> 29) & (n_slots - 1);
 }
@@ -426,7 +427,8 @@ static int emit_node(const MinBtf *m, const Node *n, struct btf *out, bool *inex
                 return r;
         case BTF_KIND_STRUCT:
         case BTF_KIND_UNION:
-                r = btf_is_struct(t) ? btf__add_struct(out, name, t->size) : btf__add_union(out, name, t->size);
+                r = btf_is_struct(t) ? btf__add_struct(out, name, t->size)
+                                     : btf__add_union(out, name, t->size);
                 for (uint16_t i = 0; r > 0 && n->keep && i < btf_vlen(t); i++) {
                         const struct btf_member *mb = btf_members(t) + i;
                         uint32_t off = btf_member_bit_offset(t, i), bits = btf_member_bitfield_size(t, i);
@@ -489,7 +491,8 @@ static bool is_flex_arr(const struct btf *btf, const Accessor *acc, const struct
 }
 
 /* bpf_core_types_are_compat(): type-based relocations. */
-static int types_are_compat(const struct btf *lb, uint32_t lid, const struct btf *tb, uint32_t tid, int level) {
+static int types_are_compat(const struct btf *lb, uint32_t lid, const struct btf *tb, uint32_t tid,
+                            int level) {
         const struct btf_type *lt = btf__type_by_id(lb, lid), *tt = btf__type_by_id(tb, tid);
 
         if (!lt || !tt)
@@ -604,18 +607,19 @@ static int enums_match(const struct btf *lb, const struct btf_type *lt, const st
 
                 for (uint16_t j = 0; j < btf_vlen(tt) && !found; j++)
                         found = names_match(lb, loff, tb,
-                                            btf_is_enum(tt) ? btf_enum(tt)[j].name_off : btf_enum64(tt)[j].name_off);
+                                            btf_is_enum(tt) ? btf_enum(tt)[j].name_off
+                                                            : btf_enum64(tt)[j].name_off);
                 if (!found)
                         return 0;
         }
         return 1;
 }
 
-static int types_match(const struct btf *lb, uint32_t lid, const struct btf *tb, uint32_t tid, bool behind_ptr,
-                       int level, MinBtf *mark);
+static int types_match(const struct btf *lb, uint32_t lid, const struct btf *tb, uint32_t tid,
+                       bool behind_ptr, int level, MinBtf *mark);
 
-static int composites_match(const struct btf *lb, const struct btf_type *lt, const struct btf *tb, uint32_t tid,
-                            bool behind_ptr, int level, MinBtf *mark) {
+static int composites_match(const struct btf *lb, const struct btf_type *lt, const struct btf *tb,
+                            uint32_t tid, bool behind_ptr, int level, MinBtf *mark) {
         const struct btf_type *tt = btf__type_by_id(tb, tid);
         int r;
 
@@ -639,7 +643,8 @@ static int composites_match(const struct btf *lb, const struct btf_type *lt, con
                         if (mark) {
                                 r = min_keep_member(mark, tb, tid, j);
                                 if (r >= 0)
-                                        r = types_match(lb, lm->type, tb, tm->type, behind_ptr, level - 1, mark);
+                                        r = types_match(lb, lm->type, tb, tm->type, behind_ptr, level - 1,
+                                                        mark);
                                 if (r < 0)
                                         return r;
                         }
@@ -659,8 +664,8 @@ static int composites_match(const struct btf *lb, const struct btf_type *lt, con
 
 /* __bpf_core_types_match(). With mark set (only once it is known to match), keeps in the minimal BTF what
  * the match looked at. */
-static int types_match(const struct btf *lb, uint32_t lid, const struct btf *tb, uint32_t tid, bool behind_ptr,
-                       int level, MinBtf *mark) {
+static int types_match(const struct btf *lb, uint32_t lid, const struct btf *tb, uint32_t tid,
+                       bool behind_ptr, int level, MinBtf *mark) {
         int r;
 
         if (level <= 0)
@@ -704,7 +709,8 @@ static int types_match(const struct btf *lb, uint32_t lid, const struct btf *tb,
                         return composites_match(lb, lt, tb, tid, behind_ptr, level, mark);
                 case BTF_KIND_INT:
                         return lk == tk && lt->size == tt->size &&
-                               (btf_int_encoding(lt) & BTF_INT_SIGNED) == (btf_int_encoding(tt) & BTF_INT_SIGNED);
+                               (btf_int_encoding(lt) & BTF_INT_SIGNED) ==
+                                       (btf_int_encoding(tt) & BTF_INT_SIGNED);
                 case BTF_KIND_PTR:
                         if (lk != tk)
                                 return 0;
@@ -722,8 +728,8 @@ static int types_match(const struct btf *lb, uint32_t lid, const struct btf *tb,
                         if (lk != tk || btf_vlen(lt) != btf_vlen(tt))
                                 return 0;
                         for (uint16_t i = 0; i < btf_vlen(lt); i++) {
-                                r = types_match(lb, btf_params(lt)[i].type, tb, btf_params(tt)[i].type, behind_ptr,
-                                                level - 1, mark);
+                                r = types_match(lb, btf_params(lt)[i].type, tb, btf_params(tt)[i].type,
+                                                behind_ptr, level - 1, mark);
                                 if (r <= 0)
                                         return r;
                         }
@@ -738,8 +744,8 @@ static int types_match(const struct btf *lb, uint32_t lid, const struct btf *tb,
 }
 
 /* bpf_core_match_member(): finds the local accessor's member in composite tid, through anonymous members. */
-static int match_member(const struct btf *lb, const Accessor *lacc, const struct btf *tb, uint32_t tid, Spec *spec,
-                        uint32_t *next_id, const char **why) {
+static int match_member(const struct btf *lb, const Accessor *lacc, const struct btf *tb, uint32_t tid,
+                        Spec *spec, uint32_t *next_id, const char **why) {
         const struct btf_type *tt = skip_mods(tb, tid, &tid), *lt = btf__type_by_id(lb, lacc->type_id);
         const struct btf_member *lm = btf_members(lt) + lacc->idx;
 
@@ -791,7 +797,8 @@ static int spec_match(const Spec *local, const struct btf *tb, uint32_t tid, Spe
                             ? types_match(local->btf, local->root_id, tb, tid, false, COMPAT_DEPTH, NULL)
                             : types_are_compat(local->btf, local->root_id, tb, tid, COMPAT_DEPTH);
                 if (r == 0)
-                        miss->why = local->kind == BPF_CORE_TYPE_MATCHES ? "type does not match" : "type differs";
+                        miss->why = local->kind == BPF_CORE_TYPE_MATCHES ? "type does not match"
+                                                                         : "type differs";
                 return r;
         }
 
@@ -805,8 +812,8 @@ static int spec_match(const Spec *local, const struct btf *tb, uint32_t tid, Spe
                         return 0;
                 }
                 for (uint16_t i = 0; i < btf_vlen(tt); i++) {
-                        const char *name = name_of(
-                                tb, btf_is_enum(tt) ? btf_enum(tt)[i].name_off : btf_enum64(tt)[i].name_off);
+                        const char *name = name_of(tb, btf_is_enum(tt) ? btf_enum(tt)[i].name_off
+                                                                       : btf_enum64(tt)[i].name_off);
 
                         if (essential_names_equal(lacc->name, name)) {
                                 targ->acc[targ->len++] = (Accessor) { tid, i, name };
@@ -1039,10 +1046,10 @@ static int calc_relo(const Spec *local, const Spec *targ, Result *res, const cha
                                               *nt = btf__type_by_id(targ->btf, res->new_type);
 
                         /* A load may change size only for pointers and unsigned integers (zero-extended). */
-                        res->fail_memsz =
-                                !(btf_is_ptr(ot) && btf_is_ptr(nt)) &&
-                                !(btf_is_int(ot) && btf_is_int(nt) && btf_int_encoding(ot) != BTF_INT_SIGNED &&
-                                  btf_int_encoding(nt) != BTF_INT_SIGNED);
+                        res->fail_memsz = !(btf_is_ptr(ot) && btf_is_ptr(nt)) &&
+                                          !(btf_is_int(ot) && btf_is_int(nt) &&
+                                            btf_int_encoding(ot) != BTF_INT_SIGNED &&
+                                            btf_int_encoding(nt) != BTF_INT_SIGNED);
                 }
         } else if (kind_is_type(kind)) {
                 r = calc_type(kind, local, &res->orig, &res->validate, why);
@@ -1062,10 +1069,14 @@ static int calc_relo(const Spec *local, const Spec *targ, Result *res, const cha
 
 static unsigned insn_bytes(uint8_t code) {
         switch (BPF_SIZE(code)) {
-        case BPF_DW: return 8;
-        case BPF_W: return 4;
-        case BPF_H: return 2;
-        default: return 1;
+        case BPF_DW:
+                return 8;
+        case BPF_W:
+                return 4;
+        case BPF_H:
+                return 2;
+        default:
+                return 1;
         }
 }
 
@@ -1108,8 +1119,8 @@ static const char *check_insn(const Section *sec, const Program *prog, size_t id
                 if (idx + 1 >= prog->end)
                         return "truncated 64-bit immediate load";
                 memcpy(&insn[1], sec->data + (idx + 1) * sizeof(struct bpf_insn), sizeof(struct bpf_insn));
-                if (insn[0].code != (BPF_LD | BPF_IMM | BPF_DW) || insn[0].src_reg || insn[0].off || insn[1].code ||
-                    insn[1].dst_reg || insn[1].src_reg || insn[1].off)
+                if (insn[0].code != (BPF_LD | BPF_IMM | BPF_DW) || insn[0].src_reg || insn[0].off ||
+                    insn[1].code || insn[1].dst_reg || insn[1].src_reg || insn[1].off)
                         return "unexpected form of 64-bit immediate load";
                 imm = (uint32_t) insn[0].imm | (uint64_t) (uint32_t) insn[1].imm << 32;
                 if (res->validate && imm != res->orig)
@@ -1129,10 +1140,13 @@ static int check_local_chains(Planner *p) {
         for (uint32_t id = 1; id < n; id++) {
                 const struct btf_type *t = btf__type_by_id(p->local, id);
 
-                for (unsigned depth = 0; t && (btf_is_mod(t) || btf_is_typedef(t) || btf_is_array(t)); depth++) {
+                for (unsigned depth = 0; t && (btf_is_mod(t) || btf_is_typedef(t) || btf_is_array(t));
+                     depth++) {
                         if (depth >= CHAIN_MAX)
-                                return bad(p, "BTF type [%u] is in a loop (or a chain longer than %d) of "
-                                              "typedefs, modifiers or arrays", id, CHAIN_MAX);
+                                return bad(p,
+                                           "BTF type [%u] is in a loop (or a chain longer than %d) of "
+                                           "typedefs, modifiers or arrays",
+                                           id, CHAIN_MAX);
                         t = btf__type_by_id(p->local, btf_is_array(t) ? btf_array(t)->type : t->type);
                 }
         }
@@ -1169,7 +1183,8 @@ static int read_symbols(Planner *p, Elf_Scn *scn, const GElf_Shdr *sh) {
                         return bad(p, "symbol %zu has no name", i);
                 if (sym.st_value % sizeof(struct bpf_insn) || sym.st_size % sizeof(struct bpf_insn) ||
                     sym.st_value / sizeof(struct bpf_insn) > s->n_insns ||
-                    sym.st_size / sizeof(struct bpf_insn) > s->n_insns - sym.st_value / sizeof(struct bpf_insn))
+                    sym.st_size / sizeof(struct bpf_insn) >
+                            s->n_insns - sym.st_value / sizeof(struct bpf_insn))
                         return bad(p, "function %s lies outside its section %s", name, s->name);
                 progs = reallocarray(s->progs, s->n_progs + 1, sizeof(Program));
                 if (!progs)
@@ -1193,6 +1208,11 @@ static int read_object(Planner *p, const void *data, size_t size, Elf_Data **ret
         size_t shstrndx, shnum;
         int r;
 
+        /* libelf would convert another byte order in place, in the caller's buffer; BTF is native anyway. */
+        if (size < EI_NIDENT || memcmp(data, ELFMAG, SELFMAG) != 0 ||
+            ((const uint8_t *) data)[EI_DATA] !=
+                    (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB))
+                return bad(p, "not an ELF file of this machine's byte order");
         elf_version(EV_CURRENT);
         p->elf = elf_memory((char *) data, size);
         if (!p->elf)
@@ -1294,8 +1314,8 @@ static int ext_info_init(Planner *p, ExtInfo *e, const char *what, const uint8_t
         if (len == 0)
                 return 0;
         if (off % 4 != 0 || (uint64_t) hdr_len + off + len > size)
-                return bad(p, ".BTF.ext %s (offset %u, %u bytes) lies outside the section (%zu bytes)", what, off,
-                           len, size);
+                return bad(p, ".BTF.ext %s (offset %u, %u bytes) lies outside the section (%zu bytes)", what,
+                           off, len, size);
         if (len < sizeof(uint32_t))
                 return bad(p, ".BTF.ext %s is too short for its record size", what);
         e->pos = data + hdr_len + off + sizeof(uint32_t);
@@ -1324,7 +1344,8 @@ static int ext_info_next(Planner *p, ExtInfo *e, uint32_t *ret_sec_name_off, uin
         if (n == 0)
                 return bad(p, ".BTF.ext %s: a section with no records", e->what);
         if (total > e->left)
-                return bad(p, ".BTF.ext %s: %u records of %u bytes overrun the section", e->what, n, e->rec_size);
+                return bad(p, ".BTF.ext %s: %u records of %u bytes overrun the section", e->what, n,
+                           e->rec_size);
         *ret_sec_name_off = read_u32(e->pos);
         *ret_n = n;
         *ret_records = e->pos + 2 * sizeof(uint32_t);
@@ -1415,7 +1436,8 @@ static int parse_local_spec(Planner *p, const struct bpf_core_relo *rec, Spec *s
 
         if (kind_is_enumval(rec->kind)) {
                 if (!btf_is_any_enum(t) || spec->raw_len > 1 || spec->raw[0] >= btf_vlen(t))
-                        return bad(p, "CO-RE access string \"%s\" names no enumerator of [%u]", s, rec->type_id);
+                        return bad(p, "CO-RE access string \"%s\" names no enumerator of [%u]", s,
+                                   rec->type_id);
                 spec->acc[0].name = name_of(p->local, btf_is_enum(t) ? btf_enum(t)[spec->raw[0]].name_off
                                                                      : btf_enum64(t)[spec->raw[0]].name_off);
                 return 0;
@@ -1435,14 +1457,16 @@ static int parse_local_spec(Planner *p, const struct bpf_core_relo *rec, Spec *s
                         const struct btf_member *m;
 
                         if (idx >= btf_vlen(t))
-                                return bad(p, "CO-RE access string \"%s\": [%u] has no member %u", s, id, idx);
+                                return bad(p, "CO-RE access string \"%s\": [%u] has no member %u", s, id,
+                                           idx);
                         bit_off += btf_member_bit_offset(t, idx);
                         m = btf_members(t) + idx;
                         if (m->name_off) {
                                 const char *name = btf__name_by_offset(p->local, m->name_off);
 
                                 if (!name || !*name)
-                                        return bad(p, "BTF type [%u] member %u has an invalid name", id, idx);
+                                        return bad(p, "BTF type [%u] member %u has an invalid name", id,
+                                                   idx);
                                 spec->acc[spec->len++] = (Accessor) { id, idx, name };
                         }
                         id = m->type;
@@ -1453,16 +1477,16 @@ static int parse_local_spec(Planner *p, const struct bpf_core_relo *rec, Spec *s
                         if (!skip_mods(p->local, a->type, &id))
                                 return bad(p, "BTF type [%u] loops", a->type);
                         if (!flex && idx >= a->nelems)
-                                return bad(p, "CO-RE access string \"%s\": index %u beyond the array's %u", s, idx,
-                                           a->nelems);
+                                return bad(p, "CO-RE access string \"%s\": index %u beyond the array's %u",
+                                           s, idx, a->nelems);
                         spec->acc[spec->len++] = (Accessor) { id, idx, NULL };
                         sz = btf__resolve_size(p->local, id);
                         if (sz < 0)
                                 return bad(p, "CO-RE relocation through BTF type [%u] of unknown size", id);
                         bit_off += (uint64_t) idx * (uint64_t) sz * 8;
                 } else
-                        return bad(p, "CO-RE access string \"%s\" goes through [%u], neither composite nor array",
-                                   s, id);
+                        return bad(p, "CO-RE access string \"%s\" goes through [%u], not a struct or array", s,
+                                   id);
                 if (bit_off > UINT32_MAX)
                         return bad(p, "CO-RE access string \"%s\" reaches beyond 4 GiB bits", s);
         }
@@ -1562,6 +1586,7 @@ static int resolve(Planner *p, const Section *sec, const Program *prog, size_t i
                 out->local = local->root_id;
                 goto patch;
         }
+        /* The local value, and the result if no candidate matches. */
         r = calc_relo(local, NULL, &res, &why);
         if (r < 0) {
                 out->error = strdup(why);
@@ -1606,25 +1631,19 @@ static int resolve(Planner *p, const Section *sec, const Program *prog, size_t i
                 } else if (cand.bit_offset != targ_bit_offset || cand_res.poison != res.poison ||
                            cand_res.new != res.new) {
                         /* All matching candidates must agree, else libbpf refuses to guess. */
-                        out->error = strf("ambiguous: candidates disagree ([%u] in %s: %s %" PRIu64
-                                          " at bit %u, [%u] in %s: %s %" PRIu64 " at bit %u)",
-                                          chosen.type_id, chosen.target->name, res.poison ? "poison" : "value",
-                                          res.new, targ_bit_offset, c->type_id, c->target->name,
-                                          cand_res.poison ? "poison" : "value", cand_res.new, cand.bit_offset);
+                        out->error =
+                                strf("ambiguous: candidates disagree ([%u] in %s: %s %" PRIu64
+                                     " at bit %u, [%u] in %s: %s %" PRIu64 " at bit %u)",
+                                     chosen.type_id, chosen.target->name, res.poison ? "poison" : "value",
+                                     res.new, targ_bit_offset, c->type_id, c->target->name,
+                                     cand_res.poison ? "poison" : "value", cand_res.new, cand.bit_offset);
                         goto fail;
                 }
                 cl->c[j++] = *c;
         }
+        /* Later relocations of this type only consider the candidates that matched. */
         if (j > 0)
-                /* Later relocations of this type only consider the candidates that matched. */
                 cl->n = j;
-        else {
-                r = calc_relo(local, NULL, &res, &why);
-                if (r < 0) {
-                        out->error = strdup(why);
-                        goto fail;
-                }
-        }
 
 patch:
         why = check_insn(sec, prog, idx, &res);
@@ -1635,15 +1654,16 @@ patch:
         if (res.poison) {
                 out->poisoned = true;
                 if (res.fail_memsz)
-                        out->error = strf("the field's size changes (%u to %u bytes) and it is neither a pointer "
-                                          "nor unsigned: the load cannot be resized",
-                                          res.orig_sz, res.new_sz);
+                        out->error =
+                                strf("the field's size changes (%u to %u bytes) and it is neither a pointer "
+                                     "nor unsigned: the load cannot be resized",
+                                     res.orig_sz, res.new_sz);
                 else if (n_cands == 0)
                         out->error = strf("no candidate type %s", local_name);
                 else {
                         _cleanup_free_ char *path = format_access(local, best.at);
 
-                        out->error = strf("%s: %s", best.why, path ?: "?");
+                        out->error = strf("%s: %s", best.why ?: "no match", path ?: "?");
                 }
                 return out->error ? 0 : -ENOMEM;
         }
@@ -1672,8 +1692,8 @@ static int plan_record(Planner *p, const Section *sec, const struct bpf_core_rel
         int r;
 
         if (rec->insn_off % sizeof(struct bpf_insn))
-                return bad(p, "CO-RE relocation at byte %u of %s, not an instruction boundary", rec->insn_off,
-                           sec->name);
+                return bad(p, "CO-RE relocation at byte %u of %s, not an instruction boundary",
+                           rec->insn_off, sec->name);
         idx = rec->insn_off / sizeof(struct bpf_insn);
         if (idx >= sec->n_insns)
                 return bad(p, "CO-RE relocation at instruction %zu of %s, which has %zu", idx, sec->name,
@@ -1684,8 +1704,8 @@ static int plan_record(Planner *p, const Section *sec, const struct bpf_core_rel
         if (rec->kind >= ELEMENTSOF(kind_names))
                 return bad(p, "unknown CO-RE relocation kind %u", rec->kind);
         if (rec->type_id == 0 || rec->type_id >= btf__type_cnt(p->local))
-                return bad(p, "CO-RE relocation against type id %u, the object's BTF has 1..%u", rec->type_id,
-                           btf__type_cnt(p->local) - 1);
+                return bad(p, "CO-RE relocation against type id %u, the object's BTF has 1..%u",
+                           rec->type_id, btf__type_cnt(p->local) - 1);
         lt = btf__type_by_id(p->local, rec->type_id);
         if (!btf__name_by_offset(p->local, lt->name_off))
                 return bad(p, "BTF type [%u] has an invalid name", rec->type_id);
@@ -1730,7 +1750,8 @@ static int plan_relocations(Planner *p, const uint8_t *ext, size_t size) {
         if (magic != BTF_EXT_MAGIC)
                 return bad(p, ".BTF.ext has a bad magic number (or the other byte order)");
         if (ext[2] != 1 || ext[3] != 0)
-                return bad(p, ".BTF.ext version %u flags %u, expected version 1 without flags", ext[2], ext[3]);
+                return bad(p, ".BTF.ext version %u flags %u, expected version 1 without flags", ext[2],
+                           ext[3]);
         hdr_len = read_u32(ext + 4);
         if (hdr_len < 24 || hdr_len > size)
                 return bad(p, ".BTF.ext header of %u bytes in a section of %zu", hdr_len, size);
@@ -1749,7 +1770,8 @@ static int plan_relocations(Planner *p, const uint8_t *ext, size_t size) {
                 while ((r = ext_info_next(p, &e, &sec_name_off, &n, &records)) > 0)
                         if (i == 2) {
                                 if (n > CORE_RELOCATIONS_MAX - n_total)
-                                        return bad(p, "more than %u CO-RE relocations", CORE_RELOCATIONS_MAX);
+                                        return bad(p, "more than %u CO-RE relocations",
+                                                   CORE_RELOCATIONS_MAX);
                                 n_total += n;
                         }
                 if (r < 0)
@@ -1762,7 +1784,8 @@ static int plan_relocations(Planner *p, const uint8_t *ext, size_t size) {
         if (core_len == 0)
                 return 0;
 
-        r = ext_info_init(p, &e, "core_relo", ext, size, hdr_len, core_off, core_len, sizeof(struct bpf_core_relo));
+        r = ext_info_init(p, &e, "core_relo", ext, size, hdr_len, core_off, core_len,
+                          sizeof(struct bpf_core_relo));
         while (r >= 0 && (r = ext_info_next(p, &e, &sec_name_off, &n, &records)) > 0) {
                 const char *sec_name = btf__name_by_offset(p->local, sec_name_off);
                 const Section *sec;
@@ -1772,7 +1795,8 @@ static int plan_relocations(Planner *p, const uint8_t *ext, size_t size) {
                                    sec_name_off);
                 sec = find_section(p, sec_name);
                 if (!sec)
-                        return bad(p, "CO-RE relocations for section %s, which the object does not have", sec_name);
+                        return bad(p, "CO-RE relocations for section %s, which the object does not have",
+                                   sec_name);
                 for (uint32_t i = 0; i < n; i++) {
                         struct bpf_core_relo rec;
 
@@ -1819,7 +1843,8 @@ static void planner_done(Planner *p) {
         free(p->error);
 }
 
-int core_plan(const void *elf, size_t size, CoreLookup lookup, void *userdata, CorePlan **ret, char **ret_error) {
+int core_plan(const void *elf, size_t size, CoreLookup lookup, void *userdata, CorePlan **ret,
+              char **ret_error) {
         Planner p = { .lookup = lookup, .userdata = userdata };
         Elf_Data *btf = NULL, *ext = NULL;
         int r;
@@ -1856,7 +1881,7 @@ int core_plan(const void *elf, size_t size, CoreLookup lookup, void *userdata, C
                 r = min_emit(&p.min, &p.plan->min_btf);
                 if (r < 0)
                         goto finish;
-                /* What libbpf would read from min_btf could differ: better the full BTF than a wrong load. */
+                /* libbpf could read min_btf differently: better the full BTF than a wrong load. */
                 p.plan->needs_full_btf = p.plan->needs_full_btf || p.min.inexact;
         }
 done:

@@ -14,12 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One BTF the planner may relocate against: vmlinux, a module (split BTF on vmlinux), user-supplied, external. */
+/* One BTF the planner may relocate against: vmlinux, a module (split BTF on vmlinux), user-supplied,
+ * external. */
 typedef struct CoreTarget {
         const char *name; /* "vmlinux", "nf_conntrack", "user", ... reported as relocations[].btf */
         const struct btf *btf;
-        bool primary;     /* vmlinux and user BTF: searched first; modules only when no primary candidate
-                           * (libbpf's rule) */
+        bool primary; /* vmlinux and user BTF: searched first; modules only when no primary candidate
+                       * (libbpf's rule) */
 } CoreTarget;
 
 typedef struct CoreCandidate {
@@ -44,7 +45,8 @@ typedef struct CoreRelocation {
         char *type;       /* local root type name as the object spells it, e.g. "task_struct", "task___v2" */
         char *access;     /* member names: "real_parent.tgid", "[2].pid", "comm[3]"; anonymous members are
                            * walked but not printed; the enumerator for enum kinds; "" for type kinds */
-        int64_t local;    /* the value with the object's own BTF (what the instruction holds) */
+        int64_t local;    /* the value libbpf computes from the object's own BTF (what the instruction
+                           * holds, but for bitfield offsets, sizes and left shifts, which libbpf ignores) */
         int64_t target;   /* the value libbpf patches in (u64 values above INT64_MAX wrap); 0 unless ok */
         char *btf;        /* target the first matching candidate came from, NULL if none matched */
         bool ok;          /* libbpf patches a value: resolved, or an *_exists/type_size/type_id_target
@@ -73,7 +75,8 @@ typedef struct CorePlan {
  * Malformed input (a .BTF.ext header or record out of bounds, a bad access string, a type id out of range,
  * a type loop, ...) → -EBADMSG with *ret_error naming the problem; -ENOMEM, or the lookup's error.
  * A relocation libbpf would fail on is not an error here: it sets CorePlan.failed. */
-int core_plan(const void *elf, size_t size, CoreLookup lookup, void *userdata, CorePlan **ret, char **ret_error);
+int core_plan(const void *elf, size_t size, CoreLookup lookup, void *userdata, CorePlan **ret,
+              char **ret_error);
 CorePlan *core_plan_free(CorePlan *p);
 static inline void core_plan_freep(CorePlan **p) {
         core_plan_free(*p);

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -670,8 +671,24 @@ TEST(bpfcorectl_errors) {
         tap_ok(rc != 0 && gerr && strstr(gerr, "globals.target_pid"), "a bad --global is refused, naming it");
 }
 
+static json_object *list_objects(BpfcoreReply *r) {
+        json_object *objects = NULL;
+
+        call(&d, "io.bpfcored.List", NULL, NULL, 0, r);
+        json_object_object_get_ex(r->parameters, "objects", &objects);
+        return objects;
+}
+
+static json_object *find_id(json_object *objects, int64_t id) {
+        for (size_t i = 0; objects && i < json_object_array_length(objects); i++)
+                if (json_int(json_object_array_get_idx(objects, i), "id") == id)
+                        return json_object_array_get_idx(objects, i);
+        return NULL;
+}
+
 TEST(survives_client_and_daemon) {
-        _cleanup_reply_ BpfcoreReply r = {}, after = {};
+        _cleanup_reply_ BpfcoreReply r = {}, after = {}, l = {};
+        json_object *back;
         uint32_t prog;
         uint64_t id;
         int rc;
@@ -688,17 +705,63 @@ TEST(survives_client_and_daemon) {
 
         tap_is_int(daemon_start(&d), 0, "daemon starts again");
         tap_ok(kernel_prog_exists(prog), "program still loaded after the restart");
+        back = find_id(list_objects(&l), (int64_t) id);
+        tap_ok(back != NULL, "List shows the object again, with the same id");
+        tap_is_int(json_int(array_find_name(json_object_object_get(back, "programs"), "handle_exec"), "id"), prog,
+                   "with the same kernel program id");
+        tap_is_int(json_int(json_object_object_get(back, "owner"), "uid"), 0, "and its owner");
         load_object(&d, "xdp_pass", NULL, &after);
-        tap_ok(object_int(&after, "id") > (int64_t) id, "ids continue after those still pinned");
+        tap_ok(object_int(&after, "id") > (int64_t) id, "ids continue after those recovered");
         if (object_int(&after, "id") > 0)
                 unload((uint64_t) object_int(&after, "id"));
+        unload(id);
+        tap_ok(kernel_prog_gone(prog), "Unload of a recovered object removes its program from the kernel");
+        tap_ok(!pin_exists(id, ""), "and its pins");
+}
+
+TEST(sigkill_and_half_created) {
+        _cleanup_reply_ BpfcoreReply r = {}, l = {};
+        char path[512];
+        struct stat st;
+        uint32_t prog;
+        uint64_t id;
+        int status;
+
+        load_object(&d, "globals", NULL, &r);
+        id = (uint64_t) object_int(&r, "id");
+        prog = (uint32_t) json_int(array_find_name(object_get(&r, "programs"), "count_getpid"), "id");
+        kill(d.pid, SIGKILL);
+        waitpid(d.pid, &status, 0);
+        d.pid = 0;
+
+        /* What a crash inside a load leaves: pins and no state file. */
+        snprintf(path, sizeof(path), "%s/999999", d.bpffs_root);
+        mkdir(path, 0700);
+        snprintf(path, sizeof(path), "%s/999999/programs", d.bpffs_root);
+        mkdir(path, 0700);
+        /* And a state file whose pins are gone. */
+        snprintf(path, sizeof(path), "%s/888888.json", d.state_dir);
+        FILE *f = fopen(path, "we");
+        if (f) {
+                fputs("{\"id\":888888,\"name\":\"ghost\",\"digest\":\"sha256:00\",\"programs\":[{\"name\":\"x\",\"id\":1}],\"maps\":[]}", f);
+                fclose(f);
+        }
+
+        tap_is_int(daemon_start(&d), 0, "daemon starts after SIGKILL");
+        tap_ok(find_id(list_objects(&l), (int64_t) id) != NULL, "the object loaded before the SIGKILL is back");
+        tap_ok(kernel_prog_exists(prog), "and its program never stopped");
+        snprintf(path, sizeof(path), "%s/999999", d.bpffs_root);
+        tap_ok(stat(path, &st) < 0, "pins without a state file were removed");
+        snprintf(path, sizeof(path), "%s/888888.json", d.state_dir);
+        tap_ok(stat(path, &st) < 0, "a state file without its pins was removed");
+        tap_ok(find_id(json_object_object_get(l.parameters, "objects"), 888888) == NULL, "and is not listed");
+        unload(id);
 }
 
 TEST(cleanup) {
         uint32_t *after;
         size_t n_after;
 
-        /* Objects from before the restart are not in the registry yet: their pins go with the bpffs root. */
         daemon_cleanup(&d);
         kernel_prog_ids(&after, &n_after);
         for (size_t i = 0; i < n_after; i++) {

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <bpf/bpf.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "log.h"
+#include "macro.h"
+#include "params.h"
+#include "state.h"
+
+#define STATE_FILE_MAX (16u * 1024 * 1024)
+
+int state_setup(const char *state_dir) {
+        _cleanup_free_ char *p = strdup(state_dir);
+
+        if (!p)
+                return -ENOMEM;
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = 0;
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return -errno;
+                *s = '/';
+        }
+        if (mkdir(p, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+static int write_all(int fd, const char *p, size_t len) {
+        while (len > 0) {
+                ssize_t n = write(fd, p, len);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += n;
+                len -= (size_t) n;
+        }
+        return 0;
+}
+
+int state_write(const char *state_dir, const Object *o, Failure *f) {
+        char path[4096], tmp[4096];
+        _cleanup_close_ int fd = -1, dfd = -1;
+        json_object *j;
+        const char *text;
+        size_t len;
+        int r;
+
+        snprintf(path, sizeof(path), "%s/%llu.json", state_dir, (unsigned long long) o->id);
+        snprintf(tmp, sizeof(tmp), "%s/.%llu.json.tmp", state_dir, (unsigned long long) o->id);
+        j = object_to_json(o);
+        if (!j)
+                return -ENOMEM;
+        text = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0) {
+                r = failure_system(f, -errno, "writing state file %s", tmp);
+                json_object_put(j);
+                return r;
+        }
+        r = write_all(fd, text, len);
+        json_object_put(j);
+        if (r >= 0 && fsync(fd) < 0)
+                r = -errno;
+        if (r >= 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0) {
+                (void) unlink(tmp);
+                return failure_system(f, r, "writing state file %s", path);
+        }
+        /* The rename itself must survive a crash too. */
+        dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void) fsync(dfd);
+        return 0;
+}
+
+int state_remove(const char *state_dir, uint64_t id) {
+        char path[4096];
+        _cleanup_close_ int dfd = -1;
+
+        snprintf(path, sizeof(path), "%s/%llu.json", state_dir, (unsigned long long) id);
+        if (unlink(path) < 0 && errno != ENOENT)
+                return -errno;
+        dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void) fsync(dfd);
+        return 0;
+}
+
+static char *dup_str(json_object *o, const char *key) {
+        json_object *v;
+
+        return strdup(json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_string)
+                              ? json_object_get_string(v)
+                              : "");
+}
+
+static int64_t get_int(json_object *o, const char *key) {
+        json_object *v;
+        int64_t i = 0;
+
+        if (json_object_object_get_ex(o, key, &v))
+                json_get_int64(v, &i);
+        return i;
+}
+
+static bool pin_ok(const char *dir, const char *sub, const char *name, uint32_t want_id, bool prog) {
+        char path[4096];
+        int fd;
+        bool ok;
+
+        snprintf(path, sizeof(path), "%s/%s/%s", dir, sub, name);
+        for (char *p = strrchr(path, '/'); *p; p++)
+                if (*p == '.')
+                        *p = '_';
+        fd = bpf_obj_get(path);
+        if (fd < 0)
+                return false;
+        if (prog) {
+                struct bpf_prog_info info = {};
+                __u32 len = sizeof(info);
+                ok = bpf_prog_get_info_by_fd(fd, &info, &len) == 0 && info.id == want_id;
+        } else {
+                struct bpf_map_info info = {};
+                __u32 len = sizeof(info);
+                ok = bpf_map_get_info_by_fd(fd, &info, &len) == 0 && info.id == want_id;
+        }
+        close(fd);
+        return ok;
+}
+
+/* An Object from its state file, if its pins are all there and still name the same kernel objects. */
+static int object_from_state(json_object *j, const char *root, Object **ret) {
+        _cleanup_(object_freep) Object *o = NULL;
+        json_object *progs, *maps, *owner, *relos, *timings;
+        const char *digest;
+        struct tm tm = {};
+
+        o = calloc(1, sizeof(*o));
+        if (!o)
+                return -ENOMEM;
+        o->id = (uint64_t) get_int(j, "id");
+        o->name = dup_str(j, "name");
+        digest = json_object_get_string(json_object_object_get(j, "digest"));
+        if (o->id == 0 || !o->name || !digest || strlen(digest) >= sizeof(o->digest))
+                return -EBADMSG;
+        strcpy(o->digest, digest);
+        if (asprintf(&o->pin_dir, "%s/%llu", root, (unsigned long long) o->id) < 0)
+                return -ENOMEM;
+        if (json_object_object_get_ex(j, "owner", &owner)) {
+                o->owner.uid = (uid_t) get_int(owner, "uid");
+                o->owner.gid = (gid_t) get_int(owner, "gid");
+                o->owner.pid = (pid_t) get_int(owner, "pid");
+                o->owner.cgroup = dup_str(owner, "cgroup");
+        }
+        if (strptime(json_object_get_string(json_object_object_get(j, "loaded_at")) ?: "", "%Y-%m-%dT%H:%M:%SZ", &tm))
+                o->loaded_at_usec = (uint64_t) timegm(&tm) * 1000000;
+        if (json_object_object_get_ex(j, "relocations", &relos))
+                o->relocations = json_object_get(relos);
+        if (json_object_object_get_ex(j, "timings_us", &timings)) {
+                o->timings.receive = (uint64_t) get_int(timings, "receive");
+                o->timings.plan = (uint64_t) get_int(timings, "plan");
+                o->timings.open = (uint64_t) get_int(timings, "open");
+                o->timings.load = (uint64_t) get_int(timings, "load");
+                o->timings.pin = (uint64_t) get_int(timings, "pin");
+                o->timings.total = (uint64_t) get_int(timings, "total");
+        }
+
+        if (!json_object_object_get_ex(j, "programs", &progs) || !json_object_is_type(progs, json_type_array) ||
+            !json_object_object_get_ex(j, "maps", &maps) || !json_object_is_type(maps, json_type_array))
+                return -EBADMSG;
+        o->programs = calloc(json_object_array_length(progs) + 1, sizeof(ProgramInfo));
+        o->maps = calloc(json_object_array_length(maps) + 1, sizeof(MapInfo));
+        if (!o->programs || !o->maps)
+                return -ENOMEM;
+        for (size_t i = 0; i < json_object_array_length(progs); i++) {
+                json_object *e = json_object_array_get_idx(progs, i);
+                ProgramInfo *p = &o->programs[o->n_programs++];
+                const char *tag = json_object_get_string(json_object_object_get(e, "tag")) ?: "";
+
+                p->name = dup_str(e, "name");
+                p->section = dup_str(e, "section");
+                p->type = dup_str(e, "type");
+                p->id = (uint32_t) get_int(e, "id");
+                snprintf(p->tag, sizeof(p->tag), "%s", tag);
+                p->xlated_bytes = (uint32_t) get_int(e, "xlated_bytes");
+                p->jited_bytes = (uint32_t) get_int(e, "jited_bytes");
+                p->verified_insns = (uint32_t) get_int(e, "verified_insns");
+                if (!p->name || !p->section || !p->type)
+                        return -ENOMEM;
+                if (!pin_ok(o->pin_dir, "programs", p->name, p->id, true))
+                        return -ENOENT;
+        }
+        for (size_t i = 0; i < json_object_array_length(maps); i++) {
+                json_object *e = json_object_array_get_idx(maps, i);
+                MapInfo *m = &o->maps[o->n_maps++];
+
+                m->name = dup_str(e, "name");
+                m->type = dup_str(e, "type");
+                m->id = (uint32_t) get_int(e, "id");
+                m->key_size = (uint32_t) get_int(e, "key_size");
+                m->value_size = (uint32_t) get_int(e, "value_size");
+                m->max_entries = (uint32_t) get_int(e, "max_entries");
+                if (!m->name || !m->type)
+                        return -ENOMEM;
+                if (!pin_ok(o->pin_dir, "maps", m->name, m->id, false))
+                        return -ENOENT;
+        }
+        *ret = TAKE_PTR(o);
+        return 0;
+}
+
+static bool parse_id(const char *s, const char *suffix, uint64_t *ret) {
+        char *end;
+        unsigned long long v;
+
+        if (*s < '1' || *s > '9')
+                return false;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || strcmp(end, suffix) != 0)
+                return false;
+        *ret = v;
+        return true;
+}
+
+static void log_removed(uint64_t id, const char *why) {
+        LogFields lf = {};
+
+        log_field(&lf, "BPFCORED_OBJECT_ID", "%llu", (unsigned long long) id);
+        log_event(&lf, LOG_WARNING, MESSAGE_ID_RECOVERY, "Removed half-created object %llu: %s.",
+                  (unsigned long long) id, why);
+}
+
+int state_recover(const char *state_dir, Registry *reg) {
+        DIR *d;
+        struct dirent *de;
+        int recovered = 0;
+
+        /* State files first: whole objects come back, the rest is removed. */
+        d = opendir(state_dir);
+        while (d && (de = readdir(d))) {
+                _cleanup_free_ char *text = NULL;
+                char path[4096];
+                Object *o = NULL;
+                json_object *j;
+                uint64_t id;
+                int r;
+
+                if (de->d_name[0] == '.' && strstr(de->d_name, ".json.tmp")) {
+                        (void) unlinkat(dirfd(d), de->d_name, 0); /* a write cut short */
+                        continue;
+                }
+                if (!parse_id(de->d_name, ".json", &id))
+                        continue;
+                snprintf(path, sizeof(path), "%s/%s", state_dir, de->d_name);
+                j = json_object_from_file(path);
+                r = j ? object_from_state(j, reg->root, &o) : -EBADMSG;
+                json_object_put(j);
+                if (r >= 0 && o->id != id)
+                        r = -EBADMSG;
+                if (r < 0) {
+                        Object tmp = { .id = id };
+
+                        if (asprintf(&tmp.pin_dir, "%s/%llu", reg->root, (unsigned long long) id) >= 0)
+                                registry_unpin(&tmp);
+                        free(tmp.pin_dir);
+                        (void) unlink(path);
+                        object_free(o);
+                        log_removed(id, r == -ENOENT ? "its pins are incomplete" : "its state file is unreadable");
+                        continue;
+                }
+                if (registry_add(reg, o) < 0) {
+                        object_free(o);
+                        continue;
+                }
+                if (id >= reg->next_id)
+                        reg->next_id = id + 1;
+                recovered++;
+        }
+        if (d)
+                closedir(d);
+
+        /* Pin directories no state file speaks for: a load that never finished. */
+        d = opendir(reg->root);
+        while (d && (de = readdir(d))) {
+                uint64_t id;
+
+                if (!parse_id(de->d_name, "", &id) || registry_get(reg, id))
+                        continue;
+                Object tmp = { .id = id };
+                if (asprintf(&tmp.pin_dir, "%s/%llu", reg->root, (unsigned long long) id) < 0)
+                        continue;
+                registry_unpin(&tmp);
+                free(tmp.pin_dir);
+                log_removed(id, "it has pins but no state file");
+        }
+        if (d)
+                closedir(d);
+        return recovered;
+}

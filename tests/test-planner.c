@@ -1,0 +1,1110 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Unit test of daemon/planner.c: small BPF objects (tests/bpf/planner/) relocated against hand-built target
+ * BTF, each relocation checked against the value libbpf's rules give, then against libbpf itself (its debug
+ * log, with the full target BTF and with the planner's minimal BTF as btf_custom_path), and malformed objects
+ * made by patching compiled ones.
+ */
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <gelf.h>
+#include <linux/btf.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "planner.h"
+#include "tap.h"
+
+/* ---- targets and a linear-scan lookup ---- */
+
+typedef struct Targets {
+        struct btf *btf[2]; /* [1]: a module's split BTF on [0], or NULL */
+        CoreTarget t[2];
+        size_t n;
+        CoreCandidate *found;
+        size_t n_found;
+} Targets;
+
+static int lookup(void *userdata, const char *name, size_t len, const CoreCandidate **ret, size_t *ret_n) {
+        Targets *ts = userdata;
+
+        ts->n_found = 0;
+        for (size_t k = 0; k < ts->n; k++) {
+                const struct btf *btf = ts->t[k].btf, *base = btf__base_btf(btf);
+
+                for (uint32_t id = base ? btf__type_cnt(base) : 1; id < btf__type_cnt(btf); id++) {
+                        const char *n = btf__name_by_offset(btf, btf__type_by_id(btf, id)->name_off);
+                        CoreCandidate *f;
+
+                        if (!n || core_essential_name_len(n) != len || strncmp(n, name, len) != 0)
+                                continue;
+                        f = reallocarray(ts->found, ts->n_found + 1, sizeof(CoreCandidate));
+                        if (!f)
+                                return -ENOMEM;
+                        ts->found = f;
+                        ts->found[ts->n_found++] = (CoreCandidate) { &ts->t[k], id };
+                }
+        }
+        *ret = ts->found;
+        *ret_n = ts->n_found;
+        return 0;
+}
+
+static struct btf *target_add(Targets *ts, const char *name, struct btf *btf, bool primary) {
+        ts->btf[ts->n] = btf;
+        ts->t[ts->n] = (CoreTarget) { .name = name, .btf = btf, .primary = primary };
+        ts->n++;
+        return btf;
+}
+
+static void targets_done(Targets *ts) {
+        for (size_t k = ts->n; k > 0; k--)
+                btf__free(ts->btf[k - 1]);
+        free(ts->found);
+        *ts = (Targets) {};
+}
+
+/* ---- target builders ---- */
+
+typedef struct Base {
+        int i32, u16, u32, i64, u64, u64l, chr;
+} Base;
+
+static Base add_base(struct btf *b) {
+        Base t;
+
+        t.i32 = btf__add_int(b, "int", 4, BTF_INT_SIGNED);
+        t.u16 = btf__add_int(b, "unsigned short", 2, 0);
+        t.u32 = btf__add_int(b, "unsigned int", 4, 0);
+        t.i64 = btf__add_int(b, "long", 8, BTF_INT_SIGNED);
+        t.u64 = btf__add_int(b, "unsigned long long", 8, 0);
+        t.u64l = btf__add_int(b, "unsigned long", 8, 0);
+        t.chr = btf__add_int(b, "char", 1, BTF_INT_SIGNED);
+        return t;
+}
+
+static int pick(const Base *bt, char c) {
+        switch (c) {
+        case 'l': return bt->i64;
+        case 'u': return bt->u32;
+        case 'U': return bt->u64l;
+        default: return bt->i32;
+        }
+}
+
+/* struct task of fields.bpf.c in a target's layout: bit offsets, -1 for a member the target lacks. */
+typedef struct TaskLayout {
+        const char *name;
+        uint32_t size;
+        int pid, tgid, parent, in, comm, anon, flag1, flag2, big, count, extra, tail;
+        char tgid_type, flag2_type, count_type; /* 'i' int, 'l' long, 'u' unsigned int, 'U' unsigned long */
+        bool parent_long, in_without_y, a2_first, extra_last;
+        uint32_t comm_len, tail_len;
+} TaskLayout;
+
+/* The object's own layout. */
+static const TaskLayout task_local = {
+        "task", 64, 0, 32, 64, 128, 192, 320, 384, 387, 392, 448, -1, 480, 'i', 'i', 'u', false, false, false, false,
+        16, 0,
+};
+
+static void add_task(struct btf *b, const Base *bt, const TaskLayout *l) {
+        int inner, comm, anon_s, anon_u, tail, ptr;
+
+        inner = btf__add_struct(b, "inner", 8);
+        btf__add_field(b, "x", bt->i32, 0, 0);
+        if (!l->in_without_y)
+                btf__add_field(b, "y", bt->u16, 32, 0);
+        comm = btf__add_array(b, bt->i32, bt->chr, l->comm_len);
+        anon_s = btf__add_struct(b, NULL, 8);
+        btf__add_field(b, "a1", bt->i32, l->a2_first ? 32 : 0, 0);
+        btf__add_field(b, "a2", bt->i32, l->a2_first ? 0 : 32, 0);
+        anon_u = btf__add_union(b, NULL, 8);
+        btf__add_field(b, "u1", bt->i64, 0, 0);
+        btf__add_field(b, NULL, anon_s, 0, 0);
+        tail = btf__add_array(b, bt->i32, bt->i32, l->tail_len);
+        ptr = btf__add_ptr(b, (int) btf__type_cnt(b) + 1); /* to the struct added next */
+        btf__add_struct(b, l->name, l->size);
+#define FIELD(member, type, bits)                                                  \
+        if (l->member >= 0)                                                        \
+                btf__add_field(b, #member, (type), (uint32_t) l->member, (bits))
+        FIELD(pid, bt->i32, 0);
+        FIELD(tgid, pick(bt, l->tgid_type), 0);
+        FIELD(parent, l->parent_long ? bt->i64 : ptr, 0);
+        FIELD(in, inner, 0);
+        FIELD(comm, comm, 0);
+        if (l->anon >= 0)
+                btf__add_field(b, NULL, anon_u, (uint32_t) l->anon, 0);
+        FIELD(flag1, bt->u32, 3);
+        FIELD(flag2, pick(bt, l->flag2_type), 5);
+        FIELD(big, bt->u64, 40);
+        FIELD(count, pick(bt, l->count_type), 0);
+        if (!l->extra_last)
+                FIELD(extra, bt->i32, 0);
+        FIELD(tail, tail, 0);
+        if (l->extra_last)
+                FIELD(extra, bt->i32, 0);
+#undef FIELD
+}
+
+static struct btf *vmlinux(Targets *ts, Base *bt) {
+        struct btf *b = target_add(ts, "vmlinux", btf__new_empty(), true);
+
+        *bt = add_base(b);
+        return b;
+}
+
+static void build_fields_same(Targets *ts) {
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+
+        add_task(b, &bt, &task_local);
+}
+
+/* Everything moved; tgid became long (signed: the load cannot be resized), count unsigned long (it can),
+ * flag2 unsigned, comm longer, a2 first in its anonymous struct. */
+static void build_fields_moved(Targets *ts) {
+        static const TaskLayout l = {
+                "task", 200, 800, 832, 896, 960, 1024, 1280, 1413, 1416, 1476, 1536, -1, 1600,
+                'l', 'u', 'U', false, false, true, false, 32, 0,
+        };
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+
+        add_task(b, &bt, &l);
+}
+
+/* No count, no in.y, a fixed tail[2], parent no longer a pointer. */
+static void build_fields_missing(Targets *ts) {
+        TaskLayout l = task_local;
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+
+        l.size = 72;
+        l.count = -1;
+        l.in_without_y = true;
+        l.tail_len = 2;
+        l.parent_long = true;
+        add_task(b, &bt, &l);
+}
+
+/* Two candidates that disagree on pid. */
+static void build_fields_ambiguous(Targets *ts) {
+        TaskLayout l = task_local;
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+
+        add_task(b, &bt, &task_local);
+        l.name = "task___2";
+        l.size = 128;
+        l.pid = 800;
+        add_task(b, &bt, &l);
+}
+
+/* Two candidates that agree on everything the object reads. */
+static void build_fields_agree(Targets *ts) {
+        TaskLayout l = task_local;
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+
+        add_task(b, &bt, &task_local);
+        l.name = "task___2";
+        l.size = 72;
+        l.extra = 512;
+        add_task(b, &bt, &l);
+}
+
+/* A second candidate without parent: the first relocation (parent) drops it, so pid, where it differs,
+ * is not ambiguous. */
+static void build_fields_pruned(Targets *ts) {
+        TaskLayout l = task_local;
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+
+        add_task(b, &bt, &task_local);
+        l.name = "task___2";
+        l.size = 128;
+        l.parent = -1;
+        l.pid = 800;
+        add_task(b, &bt, &l);
+}
+
+/* A zero-length tail followed by another member: not a flexible array, tail[2] is out of bounds. */
+static void build_fields_zero_length(Targets *ts) {
+        TaskLayout l = task_local;
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+
+        l.size = 72;
+        l.extra = 512;
+        l.extra_last = true;
+        add_task(b, &bt, &l);
+}
+
+static void build_types_present(Targets *ts) {
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+        int rec, mode, ptr;
+
+        rec = btf__add_struct(b, "rec", 136);
+        btf__add_field(b, "a", bt.i32, 0, 0);
+        btf__add_field(b, "b", bt.i64, 64, 0);
+        btf__add_field(b, "c", bt.i32, 1024, 0);
+        btf__add_typedef(b, "rec_t", rec);
+        btf__add_union(b, "num", 8);
+        btf__add_field(b, "i", bt.i32, 0, 0);
+        btf__add_field(b, "l", bt.i64, 0, 0);
+        mode = btf__add_enum(b, NULL, 4);
+        btf__add_enum_value(b, "MM_X", 0);
+        btf__add_enum_value(b, "MM_Y", 1);
+        btf__add_enum_value(b, "MM_Z", 2);
+        ptr = btf__add_ptr(b, rec);
+        btf__add_struct(b, "matchme", 24);
+        btf__add_field(b, "a", bt.i32, 0, 0);
+        btf__add_field(b, "b", bt.u16, 32, 0);
+        btf__add_field(b, "next", ptr, 64, 0);
+        btf__add_field(b, "mode", mode, 128, 0);
+        btf__add_field(b, "extra", bt.i32, 160, 0);
+        btf__add_enum(b, "state", 4);
+        btf__add_enum_value(b, "ST_IDLE", 0);
+        btf__add_enum_value(b, "ST_RUN", 5);
+        btf__add_enum_value(b, "ST_GONE", 9);
+        btf__add_enum64(b, "big64", 8, false);
+        btf__add_enum64_value(b, "BIG_LO", 1);
+        btf__add_enum64_value(b, "BIG_HI", 0x200000000ull);
+}
+
+/* No rec (a forward declaration only), num a struct, matchme.b an int, no ST_GONE, no big64. */
+static void build_types_absent(Targets *ts) {
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+        int fwd, mode, ptr;
+
+        fwd = btf__add_fwd(b, "rec", BTF_FWD_STRUCT);
+        btf__add_struct(b, "num", 8);
+        btf__add_field(b, "i", bt.i32, 0, 0);
+        mode = btf__add_enum(b, NULL, 4);
+        btf__add_enum_value(b, "MM_X", 0);
+        btf__add_enum_value(b, "MM_Y", 1);
+        ptr = btf__add_ptr(b, fwd);
+        btf__add_struct(b, "matchme", 24);
+        btf__add_field(b, "a", bt.i32, 0, 0);
+        btf__add_field(b, "b", bt.i32, 32, 0);
+        btf__add_field(b, "next", ptr, 64, 0);
+        btf__add_field(b, "mode", mode, 128, 0);
+        btf__add_enum(b, "state", 4);
+        btf__add_enum_value(b, "ST_IDLE", 0);
+        btf__add_enum_value(b, "ST_RUN", 1);
+}
+
+static void add_dup(struct btf *b, const Base *bt, const char *name, uint32_t b_off) {
+        btf__add_struct(b, name, 16);
+        btf__add_field(b, "a", bt->i32, 0, 0);
+        btf__add_field(b, "b", bt->i32, b_off, 0);
+}
+
+static void build_flavors_new(Targets *ts) {
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+
+        btf__add_struct(b, "proc", 24);
+        btf__add_field(b, "pid", bt.i32, 0, 0);
+        btf__add_field(b, "modern", bt.i64, 128, 0);
+        add_dup(b, &bt, "dup", 64);
+        add_dup(b, &bt, "dup___2", 64);
+}
+
+static void build_flavors_old(Targets *ts) {
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+
+        btf__add_struct(b, "proc", 8);
+        btf__add_field(b, "pid", bt.i32, 0, 0);
+        btf__add_field(b, "legacy", bt.i32, 32, 0);
+        add_dup(b, &bt, "dup", 32);
+        add_dup(b, &bt, "dup___x", 96);
+}
+
+/* modstruct only in a module; shared in vmlinux and in the module (vmlinux wins). */
+static void build_split(Targets *ts) {
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt), *m;
+
+        btf__add_struct(b, "shared", 8);
+        btf__add_field(b, "pad", bt.i32, 0, 0);
+        btf__add_field(b, "s", bt.i32, 32, 0);
+        m = target_add(ts, "mod", btf__new_empty_split(b), false);
+        btf__add_struct(m, "modstruct", 16);
+        btf__add_field(m, "m1", bt.i32, 0, 0);
+        btf__add_field(m, "gap", bt.i32, 32, 0);
+        btf__add_field(m, "m2", bt.i32, 96, 0);
+        btf__add_struct(m, "shared", 12);
+        btf__add_field(m, "s", bt.i32, 64, 0);
+}
+
+static void build_bad(Targets *ts) {
+        Base bt;
+        struct btf *b = vmlinux(ts, &bt);
+
+        btf__add_struct(b, "bad", 8);
+        btf__add_field(b, "via_typedef", bt.i32, 0, 0);
+        btf__add_field(b, "access_string_scratch_area_for_the_tests", bt.i32, 32, 0);
+}
+
+/* ---- scenarios ---- */
+
+typedef enum State {
+        OK,
+        POISONED,
+        FAILED,
+} State;
+
+static const char *const state_names[] = { "ok", "poisoned", "failed" };
+
+#define LOCAL_ID INT64_MIN        /* the object's id of the type */
+#define TARGET_ID (INT64_MIN + 1) /* the target's id of the type */
+
+typedef struct Expect {
+        const char *kind, *type, *access;
+        int64_t local, target;
+        State state;
+        const char *btf;   /* the target the value came from, NULL for none */
+        const char *error; /* a part of the error, for POISONED and FAILED */
+} Expect;
+
+typedef struct Scenario {
+        const char *name;
+        const char *object;
+        void (*build)(Targets *ts);
+        size_t n_relocations;
+        bool failed, needs_full_btf;
+        Expect expect[24];
+} Scenario;
+
+#define V "vmlinux"
+#define SAME_AS_LOCAL(kind, access, value) { kind, "task", access, value, value, OK, V }
+
+static const Scenario scenarios[] = {
+        { "fields, same layout", "fields", build_fields_same, 23, false, false, {
+                SAME_AS_LOCAL("field_byte_offset", "parent", 8),
+                SAME_AS_LOCAL("field_byte_offset", "flag1", 48),
+                SAME_AS_LOCAL("field_byte_offset", "count", 56),
+                SAME_AS_LOCAL("field_byte_offset", "pid", 0),
+                SAME_AS_LOCAL("field_byte_offset", "tgid", 4),
+                SAME_AS_LOCAL("field_byte_size", "flag1", 4),
+                SAME_AS_LOCAL("field_lshift_u64", "flag1", 61),
+                SAME_AS_LOCAL("field_signed", "flag1", 0),
+                SAME_AS_LOCAL("field_rshift_u64", "flag1", 61),
+                SAME_AS_LOCAL("field_byte_offset", "big", 48),
+                SAME_AS_LOCAL("field_byte_size", "big", 8),
+                SAME_AS_LOCAL("field_lshift_u64", "big", 16),
+                SAME_AS_LOCAL("field_rshift_u64", "big", 24),
+                SAME_AS_LOCAL("field_signed", "flag2", 1),
+                SAME_AS_LOCAL("field_exists", "in.y", 1),
+                SAME_AS_LOCAL("field_byte_offset", "a2", 44),
+                SAME_AS_LOCAL("field_byte_offset", "comm[3]", 27),
+                SAME_AS_LOCAL("field_byte_size", "comm", 16),
+                SAME_AS_LOCAL("field_byte_offset", "tail[2]", 68),
+        } },
+        { "fields, moved", "fields", build_fields_moved, 23, false, false, {
+                { "field_byte_offset", "task", "parent", 8, 112, OK, V },
+                { "field_byte_offset", "task", "pid", 0, 100, OK, V },
+                { "field_byte_offset", "task", "tgid", 4, 0, POISONED, NULL, "neither a pointer nor unsigned" },
+                { "field_byte_offset", "task", "count", 56, 192, OK, V },
+                { "field_byte_offset", "task", "flag1", 48, 176, OK, V },
+                { "field_byte_size", "task", "flag1", 4, 4, OK, V },
+                { "field_lshift_u64", "task", "flag1", 61, 56, OK, V },
+                { "field_rshift_u64", "task", "flag1", 61, 61, OK, V },
+                { "field_signed", "task", "flag2", 1, 0, OK, V },
+                { "field_byte_offset", "task", "big", 48, 184, OK, V },
+                { "field_byte_size", "task", "big", 8, 8, OK, V },
+                { "field_lshift_u64", "task", "big", 16, 20, OK, V },
+                { "field_rshift_u64", "task", "big", 24, 24, OK, V },
+                { "field_byte_offset", "task", "a2", 44, 160, OK, V },
+                { "field_byte_offset", "task", "comm[3]", 27, 131, OK, V },
+                { "field_byte_size", "task", "comm", 16, 32, OK, V },
+                { "field_byte_offset", "task", "tail[2]", 68, 208, OK, V },
+                { "field_exists", "task", "in.y", 1, 1, OK, V },
+        } },
+        { "fields, missing", "fields", build_fields_missing, 23, false, false, {
+                { "field_byte_offset", "task", "count", 56, 0, POISONED, NULL, "field missing: count" },
+                { "field_byte_offset", "task", "parent", 8, 0, POISONED, NULL, "field type differs: parent" },
+                { "field_byte_offset", "task", "tail[2]", 68, 0, POISONED, NULL, "index out of bounds: tail[2]" },
+                { "field_exists", "task", "in.y", 1, 0, OK, NULL },
+                { "field_byte_offset", "task", "pid", 0, 0, OK, V },
+                { "field_byte_offset", "task", "a2", 44, 44, OK, V },
+        } },
+        { "fields, candidates disagree", "fields", build_fields_ambiguous, 23, true, false, {
+                { "field_byte_offset", "task", "parent", 8, 8, OK, V },
+                { "field_byte_offset", "task", "pid", 0, 0, FAILED, NULL, "ambiguous" },
+        } },
+        { "fields, candidates agree", "fields", build_fields_agree, 23, false, false, {
+                SAME_AS_LOCAL("field_byte_offset", "pid", 0),
+                SAME_AS_LOCAL("field_byte_offset", "count", 56),
+                SAME_AS_LOCAL("field_byte_offset", "tail[2]", 68),
+        } },
+        { "fields, a candidate dropped by an earlier relocation", "fields", build_fields_pruned, 23, false, false, {
+                SAME_AS_LOCAL("field_byte_offset", "parent", 8),
+                SAME_AS_LOCAL("field_byte_offset", "pid", 0),
+        } },
+        { "fields, zero-length array not last", "fields", build_fields_zero_length, 23, false, false, {
+                { "field_byte_offset", "task", "tail[2]", 68, 0, POISONED, NULL, "index out of bounds: tail[2]" },
+                SAME_AS_LOCAL("field_exists", "tail", 1),
+                SAME_AS_LOCAL("field_byte_offset", "count", 56),
+        } },
+        { "types, present", "types", build_types_present, 11, false, true, {
+                { "type_exists", "rec", "", 1, 1, OK, V },
+                { "type_size", "rec", "", 16, 136, OK, V },
+                { "type_exists", "absent", "", 1, 0, OK, NULL },
+                { "type_size", "rec_t", "", 16, 136, OK, V },
+                { "type_exists", "num", "", 1, 1, OK, V },
+                { "type_id_local", "rec", "", LOCAL_ID, LOCAL_ID, OK, NULL },
+                { "type_id_target", "rec", "", LOCAL_ID, TARGET_ID, OK, V },
+                { "type_matches", "matchme", "", 1, 1, OK, V },
+                { "enumval_exists", "state", "ST_GONE", 1, 1, OK, V },
+                { "enumval_value", "state", "ST_RUN", 1, 5, OK, V },
+                { "enumval_value", "big64", "BIG_HI", 0x100000000ll, 0x200000000ll, OK, V },
+        } },
+        { "types, absent", "types", build_types_absent, 11, false, false, {
+                { "type_exists", "rec", "", 1, 0, OK, NULL },
+                { "type_size", "rec", "", 16, 0, OK, NULL },
+                { "type_size", "rec_t", "", 16, 0, OK, NULL },
+                { "type_exists", "num", "", 1, 0, OK, NULL },
+                { "type_id_target", "rec", "", LOCAL_ID, 0, OK, NULL },
+                { "type_matches", "matchme", "", 1, 0, OK, NULL },
+                { "enumval_exists", "state", "ST_GONE", 1, 0, OK, NULL },
+                { "enumval_value", "state", "ST_RUN", 1, 1, OK, V },
+                { "enumval_value", "big64", "BIG_HI", 0x100000000ll, 0, POISONED, NULL, "no candidate type big64" },
+        } },
+        { "flavors, new kernel", "flavors", build_flavors_new, 5, false, false, {
+                { "field_exists", "proc___new", "modern", 1, 1, OK, V },
+                { "field_byte_offset", "proc___new", "modern", 8, 16, OK, V },
+                { "field_byte_offset", "proc___old", "legacy", 4, 0, POISONED, NULL, "field missing: legacy" },
+                { "field_byte_offset", "dup", "b", 4, 8, OK, V },
+                { "field_byte_offset", "dup", "a", 0, 0, OK, V },
+        } },
+        { "flavors, old kernel", "flavors", build_flavors_old, 5, true, false, {
+                { "field_exists", "proc___new", "modern", 1, 0, OK, NULL },
+                { "field_byte_offset", "proc___new", "modern", 8, 0, POISONED, NULL, "field missing: modern" },
+                { "field_byte_offset", "proc___old", "legacy", 4, 4, OK, V },
+                { "field_byte_offset", "dup", "b", 4, 0, FAILED, NULL, "ambiguous" },
+        } },
+        { "module BTF", "split", build_split, 2, false, false, {
+                { "field_byte_offset", "modstruct", "m2", 4, 12, OK, "mod" },
+                { "field_byte_offset", "shared", "s", 0, 4, OK, V },
+        } },
+};
+
+/* ---- helpers ---- */
+
+typedef struct Object {
+        char *path;
+        uint8_t *data;
+        size_t size;
+} Object;
+
+static const char *objects_dir(void) {
+        return getenv("PLANNER_OBJECTS_DIR");
+}
+
+static bool object_read(const char *name, Object *ret) {
+        FILE *f;
+        long size;
+
+        *ret = (Object) {};
+        if (asprintf(&ret->path, "%s/planner-%s.bpf.o", objects_dir(), name) < 0)
+                return false;
+        f = fopen(ret->path, "re");
+        if (!f)
+                return false;
+        if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) > 0 && fseek(f, 0, SEEK_SET) == 0) {
+                ret->data = malloc((size_t) size);
+                if (ret->data && fread(ret->data, 1, (size_t) size, f) == (size_t) size)
+                        ret->size = (size_t) size;
+        }
+        fclose(f);
+        return ret->size > 0;
+}
+
+static void object_done(Object *o) {
+        free(o->path);
+        free(o->data);
+}
+
+static const CoreRelocation *find_relocation(const CorePlan *plan, const char *kind, const char *type,
+                                             const char *access) {
+        for (size_t i = 0; i < plan->n_relocations; i++) {
+                const CoreRelocation *r = &plan->relocations[i];
+
+                if (strcmp(r->kind, kind) == 0 && strcmp(r->type, type) == 0 && strcmp(r->access, access) == 0)
+                        return r;
+        }
+        return NULL;
+}
+
+static State state_of(const CoreRelocation *r) {
+        return r->ok ? OK : r->poisoned ? POISONED : FAILED;
+}
+
+static int64_t resolve_id(int64_t v, const struct btf *local, const struct btf *target, const char *type) {
+        const struct btf *btf = v == LOCAL_ID ? local : v == TARGET_ID ? target : NULL;
+
+        return btf ? btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT) : v;
+}
+
+static void check_expect(const Scenario *sc, const CorePlan *plan, const struct btf *local,
+                         const struct btf *target, const Expect *e) {
+        const CoreRelocation *r = find_relocation(plan, e->kind, e->type, e->access);
+        int64_t want_local = resolve_id(e->local, local, target, e->type);
+        int64_t want_target = resolve_id(e->target, local, target, e->type);
+        bool pass;
+
+        if (!tap_ok(r, "%s: %s %s %s is reported", sc->name, e->kind, e->type, e->access))
+                return;
+        pass = state_of(r) == e->state && r->local == want_local && (e->state != OK || r->target == want_target);
+        if (e->state == OK)
+                pass = pass && (e->btf && r->btf ? strcmp(e->btf, r->btf) == 0 : e->btf == r->btf) && !r->error;
+        else
+                pass = pass && r->error && strstr(r->error, e->error) && !r->btf;
+        if (!tap_ok(pass, "%s: %s %s %s: %s, %" PRId64 " -> %" PRId64, sc->name, e->kind, e->type, e->access,
+                    state_names[e->state], want_local, want_target))
+                tap_diag("got %s, %" PRId64 " -> %" PRId64 " btf=%s error=%s", state_names[state_of(r)], r->local,
+                         r->target, r->btf ?: "(none)", r->error ?: "(none)");
+}
+
+/* Index of relocation i among its section's records: libbpf's "relo #N". */
+static int relo_index(const CorePlan *plan, size_t i) {
+        int n = 0;
+
+        for (size_t k = 0; k < i; k++)
+                n += strcmp(plan->relocations[k].section, plan->relocations[i].section) == 0;
+        return n;
+}
+
+/* ---- libbpf's own verdicts, from its debug log ---- */
+
+typedef struct Outcome {
+        char prog[64];
+        int relo;
+        State state;
+        uint64_t value;
+} Outcome;
+
+static FILE *libbpf_log;
+
+static int print_to_log(enum libbpf_print_level level, const char *fmt, va_list ap) {
+        if (libbpf_log)
+                vfprintf(libbpf_log, fmt, ap);
+        return 0;
+}
+
+static void outcome_add(Outcome **o, size_t *n, const char *prog, int relo, State state, uint64_t value) {
+        Outcome *a;
+
+        for (size_t i = 0; i < *n; i++)
+                if (strcmp((*o)[i].prog, prog) == 0 && (*o)[i].relo == relo) {
+                        if (state == FAILED)
+                                (*o)[i].state = FAILED;
+                        return;
+                }
+        a = reallocarray(*o, *n + 1, sizeof(Outcome));
+        if (!a)
+                return;
+        *o = a;
+        a[*n] = (Outcome) { .relo = relo, .state = state, .value = value };
+        snprintf(a[*n].prog, sizeof(a[*n].prog), "%s", prog);
+        (*n)++;
+}
+
+/* Opens and loads obj with btf as libbpf's CO-RE target and collects what it did to each relocation.
+ * Returns false if libbpf never got to CO-RE relocation (no bpf() here). */
+static bool libbpf_relocate(const Object *obj, const struct btf *btf, Outcome **ret, size_t *ret_n) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *log = NULL;
+        char path[64];
+        size_t log_size = 0;
+        const void *raw;
+        uint32_t raw_size = 0;
+        struct bpf_object *o;
+        libbpf_print_fn_t old;
+        bool reached;
+
+        *ret = NULL;
+        *ret_n = 0;
+        raw = btf__raw_data(btf, &raw_size);
+        fd = memfd_create("planner-target-btf", MFD_CLOEXEC);
+        if (!raw || fd < 0 || write(fd, raw, raw_size) != (ssize_t) raw_size)
+                return false;
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+
+        libbpf_log = open_memstream(&log, &log_size);
+        if (!libbpf_log)
+                return false;
+        old = libbpf_set_print(print_to_log);
+        {
+                LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "planner_test", .btf_custom_path = path);
+
+                o = bpf_object__open_mem(obj->data, obj->size, &opts);
+                if (o)
+                        bpf_object__load(o); /* the verifier may well refuse: CO-RE patching comes first */
+                bpf_object__close(o);
+        }
+        libbpf_set_print(old);
+        fclose(libbpf_log);
+        libbpf_log = NULL;
+
+        reached = log && strstr(log, "CO-RE relocations");
+        for (char *line = log, *nl; reached && line && *line; line = nl ? nl + 1 : NULL) {
+                const char *p;
+                char prog[64], what[32], word[16];
+                int relo, insn;
+                unsigned long long from, to;
+
+                nl = strchr(line, '\n');
+                if (nl)
+                        *nl = 0;
+                p = strstr(line, "prog '");
+                if (!p)
+                        continue;
+                if (sscanf(p, "prog '%63[^']': relo #%d: patched insn #%d (%31[^)]) %15s %llu -> %llu", prog, &relo,
+                           &insn, what, word, &from, &to) == 7) {
+                        if (strcmp(word, "mem_sz") != 0)
+                                outcome_add(ret, ret_n, prog, relo, OK, to);
+                } else if (sscanf(p, "prog '%63[^']': relo #%d: substituting insn #%d", prog, &relo, &insn) == 3)
+                        outcome_add(ret, ret_n, prog, relo, POISONED, 0);
+                else if (sscanf(p, "prog '%63[^']': relo #%d: failed to %15s", prog, &relo, word) == 3)
+                        outcome_add(ret, ret_n, prog, relo, FAILED, 0);
+        }
+        return reached;
+}
+
+/* Each of libbpf's verdicts is the plan's (libbpf stops at the first failure: later ones have none). */
+static void compare_with_libbpf(const char *name, const char *side, const CorePlan *plan, const Outcome *o,
+                                size_t n, bool skip_type_ids) {
+        size_t matched = 0, mismatched = 0;
+
+        for (size_t i = 0; i < plan->n_relocations; i++) {
+                const CoreRelocation *r = &plan->relocations[i];
+                int idx = relo_index(plan, i);
+
+                for (size_t k = 0; k < n; k++) {
+                        bool same;
+
+                        if (strcmp(o[k].prog, r->program) != 0 || o[k].relo != idx)
+                                continue;
+                        matched++;
+                        same = o[k].state == state_of(r) &&
+                               (o[k].state != OK || o[k].value == (uint64_t) r->target ||
+                                (skip_type_ids && strcmp(r->kind, "type_id_target") == 0));
+                        if (!same) {
+                                mismatched++;
+                                tap_diag("%s relo #%d (%s %s %s): libbpf %s %" PRIu64 ", plan %s %" PRId64,
+                                         r->program, idx, r->kind, r->type, r->access, state_names[o[k].state],
+                                         o[k].value, state_names[state_of(r)], r->target);
+                        }
+                }
+        }
+        tap_ok(matched == n && mismatched == 0 && n > 0,
+               "%s: libbpf with %s BTF patches what the plan says (%zu relocations)", name, side, n);
+}
+
+/* ---- tests ---- */
+
+TEST(essential_names) {
+        static const struct {
+                const char *name;
+                size_t len;
+        } names[] = {
+                { "task_struct", 11 }, { "task___v2", 4 }, { "a___b___c", 5 }, { "___x", 4 },
+                { "a____b", 6 },       { "x___", 4 },      { "foo___1", 3 },   { "", 0 },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++)
+                tap_is_int(core_essential_name_len(names[i].name), names[i].len, "essential name of \"%s\"",
+                           names[i].name);
+}
+
+TEST(relocations) {
+        for (size_t s = 0; s < ELEMENTSOF(scenarios); s++) {
+                const Scenario *sc = &scenarios[s];
+                _cleanup_(core_plan_freep) CorePlan *plan = NULL, *again = NULL;
+                _cleanup_free_ char *error = NULL;
+                Targets ts = {}, min = {};
+                struct btf *local;
+                const void *raw;
+                uint32_t raw_size = 0;
+                Object obj;
+                int r;
+
+                if (!object_read(sc->object, &obj))
+                        tap_bail("cannot read %s", obj.path);
+                local = btf__parse(obj.path, NULL);
+                sc->build(&ts);
+                r = core_plan(obj.data, obj.size, lookup, &ts, &plan, &error);
+                if (!tap_ok(r == 0 && plan, "%s: planned", sc->name)) {
+                        tap_diag("r=%d %s", r, error ?: "");
+                        goto next;
+                }
+                tap_is_int(plan->n_relocations, sc->n_relocations, "%s: relocations", sc->name);
+                tap_is_int(plan->failed, sc->failed, "%s: failed", sc->name);
+                tap_is_int(plan->needs_full_btf, sc->needs_full_btf, "%s: needs the full BTF", sc->name);
+                for (const Expect *e = sc->expect; e->kind; e++)
+                        check_expect(sc, plan, local, ts.btf[0], e);
+
+                /* The minimal BTF alone gives every relocation the same verdict and value (type ids aside). */
+                if (!tap_ok(plan->min_btf, "%s: has a minimal BTF", sc->name))
+                        goto next;
+                raw = btf__raw_data(plan->min_btf, &raw_size);
+                target_add(&min, "min", raw ? btf__new(raw, raw_size) : NULL, true);
+                if (!tap_ok(min.btf[0], "%s: the minimal BTF is valid BTF (%u types)", sc->name,
+                            btf__type_cnt(plan->min_btf) - 1))
+                        goto next;
+                r = core_plan(obj.data, obj.size, lookup, &min, &again, NULL);
+                if (tap_ok(r == 0 && again->n_relocations == plan->n_relocations && again->failed == plan->failed,
+                           "%s: planned against the minimal BTF", sc->name)) {
+                        size_t differ = 0;
+
+                        for (size_t i = 0; i < plan->n_relocations; i++) {
+                                const CoreRelocation *a = &plan->relocations[i], *b = &again->relocations[i];
+
+                                if (state_of(a) != state_of(b) ||
+                                    (a->target != b->target && strcmp(a->kind, "type_id_target") != 0)) {
+                                        differ++;
+                                        tap_diag("%s %s %s: %s %" PRId64 " vs %s %" PRId64, a->kind, a->type,
+                                                 a->access, state_names[state_of(a)], a->target,
+                                                 state_names[state_of(b)], b->target);
+                                }
+                        }
+                        tap_is_int(differ, 0, "%s: same values from the minimal BTF", sc->name);
+                }
+        next:
+                targets_done(&min);
+                targets_done(&ts);
+                btf__free(local);
+                object_done(&obj);
+        }
+}
+
+TEST(minimal_btf_contents) {
+        _cleanup_(core_plan_freep) CorePlan *plan = NULL;
+        Targets ts = {};
+        Object obj;
+        const struct btf *m;
+        int id;
+
+        if (!object_read("split", &obj))
+                tap_bail("cannot read %s", obj.path);
+        build_split(&ts);
+        tap_is_int(core_plan(obj.data, obj.size, lookup, &ts, &plan, NULL), 0, "split: planned");
+        m = plan->min_btf;
+        /* vmlinux's shared and the module's modstruct, their int, nothing of the module's shared. */
+        tap_is_int(btf__type_cnt(m) - 1, 3, "split: 3 types in the minimal BTF");
+        id = btf__find_by_name_kind(m, "shared", BTF_KIND_STRUCT);
+        tap_ok(id > 0 && btf__type_by_id(m, id)->size == 8, "split: shared is vmlinux's (8 bytes)");
+        id = btf__find_by_name_kind(m, "modstruct", BTF_KIND_STRUCT);
+        tap_ok(id > 0 && btf_vlen(btf__type_by_id(m, id)) == 1 && btf__type_by_id(m, id)->size == 16,
+               "split: modstruct keeps only m2, and its size");
+        tap_is_int(btf_member_bit_offset(btf__type_by_id(m, id), 0), 96, "split: m2 keeps its offset");
+        core_plan_free(TAKE_PTR(plan));
+        targets_done(&ts);
+        object_done(&obj);
+
+        if (!object_read("fields", &obj))
+                tap_bail("cannot read %s", obj.path);
+        build_fields_agree(&ts);
+        tap_is_int(core_plan(obj.data, obj.size, lookup, &ts, &plan, NULL), 0, "fields: planned");
+        m = plan->min_btf;
+        tap_ok(btf__find_by_name_kind(m, "task", BTF_KIND_STRUCT) > 0 &&
+                       btf__find_by_name_kind(m, "task___2", BTF_KIND_STRUCT) > 0,
+               "fields: both agreeing candidates are in the minimal BTF");
+        id = btf__find_by_name_kind(m, "task", BTF_KIND_STRUCT);
+        /* pid tgid parent in comm (anon) flag1 flag2 big count tail: all but the target's extra member */
+        tap_is_int(btf_vlen(btf__type_by_id(m, id)), 11, "fields: task keeps the 11 members read");
+        tap_is_int(btf__find_by_name_kind(m, "task___2", BTF_KIND_STRUCT) > 0
+                           ? btf_vlen(btf__type_by_id(m, btf__find_by_name_kind(m, "task___2", BTF_KIND_STRUCT)))
+                           : -1,
+                   11, "fields: task___2 too, without its extra member");
+        core_plan_free(TAKE_PTR(plan));
+        targets_done(&ts);
+        object_done(&obj);
+}
+
+TEST(libbpf_agrees) {
+        for (size_t s = 0; s < ELEMENTSOF(scenarios); s++) {
+                const Scenario *sc = &scenarios[s];
+                _cleanup_(core_plan_freep) CorePlan *plan = NULL;
+                _cleanup_free_ Outcome *full = NULL, *min = NULL;
+                size_t n_full = 0, n_min = 0;
+                Targets ts = {};
+                Object obj;
+
+                if (!object_read(sc->object, &obj))
+                        tap_bail("cannot read %s", obj.path);
+                sc->build(&ts);
+                if (core_plan(obj.data, obj.size, lookup, &ts, &plan, NULL) < 0) {
+                        tap_ok(false, "%s: planned", sc->name);
+                        goto next;
+                }
+                /* libbpf takes one target BTF: a module's split BTF cannot stand in for the full set. */
+                if (ts.n > 1)
+                        tap_skip("libbpf has no module BTF here", "%s: libbpf with the full BTF", sc->name);
+                else if (!libbpf_relocate(&obj, ts.btf[0], &full, &n_full)) {
+                        tap_skip("libbpf did not get to CO-RE relocation (no bpf() here?)",
+                                 "%s: libbpf with the full BTF", sc->name);
+                        goto next;
+                } else
+                        compare_with_libbpf(sc->name, "the full", plan, full, n_full, false);
+                if (!libbpf_relocate(&obj, plan->min_btf, &min, &n_min))
+                        tap_skip("libbpf did not get to CO-RE relocation (no bpf() here?)",
+                                 "%s: libbpf with the minimal BTF", sc->name);
+                else
+                        /* libbpf patches the minimal BTF's type ids: hence needs_full_btf. */
+                        compare_with_libbpf(sc->name, "the minimal", plan, min, n_min, true);
+        next:
+                targets_done(&ts);
+                object_done(&obj);
+        }
+}
+
+/* ---- malformed objects ---- */
+
+typedef struct Layout {
+        uint8_t *btf, *strs, *ext, *core, *rec0, *insn0, *loopy;
+        uint32_t str_len, ext_size, scratch, n_types, loopy_id;
+} Layout;
+
+static void put_u32(uint8_t *p, uint32_t v) {
+        memcpy(p, &v, sizeof(v));
+}
+
+static uint32_t get_u32(const uint8_t *p) {
+        uint32_t v;
+
+        memcpy(&v, p, sizeof(v));
+        return v;
+}
+
+/* Where things are in the compiled bad.bpf.o, to patch them. */
+static bool layout(uint8_t *data, size_t size, Layout *l) {
+        Elf *elf = elf_memory((char *) data, size);
+        Elf_Scn *scn = NULL;
+        size_t shstrndx;
+        struct btf_header h;
+        struct btf *btf = NULL;
+        uint32_t loopy_name = UINT32_MAX;
+
+        *l = (Layout) {};
+        if (!elf || elf_getshdrstrndx(elf, &shstrndx) < 0)
+                return false;
+        while ((scn = elf_nextscn(elf, scn))) {
+                GElf_Shdr sh;
+                const char *name;
+
+                if (!gelf_getshdr(scn, &sh) || !(name = elf_strptr(elf, shstrndx, sh.sh_name)))
+                        continue;
+                if (strcmp(name, ".BTF") == 0) {
+                        l->btf = data + sh.sh_offset;
+                        btf = btf__new(l->btf, (uint32_t) sh.sh_size);
+                } else if (strcmp(name, ".BTF.ext") == 0) {
+                        l->ext = data + sh.sh_offset;
+                        l->ext_size = (uint32_t) sh.sh_size;
+                } else if (strcmp(name, "socket") == 0)
+                        l->insn0 = data + sh.sh_offset;
+        }
+        elf_end(elf);
+        if (!l->btf || !l->ext || !l->insn0 || !btf)
+                goto fail;
+        memcpy(&h, l->btf, sizeof(h));
+        l->strs = l->btf + h.hdr_len + h.str_off;
+        l->str_len = h.str_len;
+        for (uint32_t off = 0; off < h.str_len; off += (uint32_t) strlen((char *) l->strs + off) + 1) {
+                if (strcmp((char *) l->strs + off, "access_string_scratch_area_for_the_tests") == 0)
+                        l->scratch = off;
+                if (strcmp((char *) l->strs + off, "loopy_t") == 0)
+                        loopy_name = off;
+        }
+        l->n_types = btf__type_cnt(btf);
+        l->loopy_id = (uint32_t) btf__find_by_name_kind(btf, "loopy_t", BTF_KIND_TYPEDEF);
+        /* The typedef's struct btf_type: its name and kind are unique in the type section. */
+        for (uint8_t *t = l->btf + h.hdr_len + h.type_off; t + 12 <= l->btf + h.hdr_len + h.type_off + h.type_len;
+             t += 4)
+                if (get_u32(t) == loopy_name && get_u32(t + 4) >> 24 == BTF_KIND_TYPEDEF)
+                        l->loopy = t;
+        l->core = l->ext + get_u32(l->ext + 4) + get_u32(l->ext + 24);
+        l->rec0 = l->core + 12;
+        btf__free(btf);
+        return l->scratch && l->loopy && l->loopy_id > 0;
+fail:
+        btf__free(btf);
+        return false;
+}
+
+static void set_access(const Layout *l, const char *s) {
+        memset(l->strs + l->scratch, 0, strlen("access_string_scratch_area_for_the_tests"));
+        memcpy(l->strs + l->scratch, s, strlen(s));
+        put_u32(l->rec0 + 8, l->scratch);
+}
+
+static void bad_core_off(const Layout *l) { put_u32(l->ext + 24, l->ext_size); }
+static void bad_rec_size(const Layout *l) { put_u32(l->core, 8); }
+static void bad_num_info(const Layout *l) { put_u32(l->core + 8, 0x10000000); }
+static void bad_access_negative(const Layout *l) { set_access(l, "0:-1"); }
+static void bad_access_huge(const Layout *l) { set_access(l, "0:99999999999"); }
+static void bad_access_name(const Layout *l) { set_access(l, "x"); }
+static void bad_access_member(const Layout *l) { set_access(l, "0:7"); }
+static void bad_access_trailing(const Layout *l) { set_access(l, "0:1:"); }
+static void bad_access_off(const Layout *l) { put_u32(l->rec0 + 8, l->str_len + 1000); }
+static void bad_type_zero(const Layout *l) { put_u32(l->rec0 + 4, 0); }
+static void bad_type_range(const Layout *l) { put_u32(l->rec0 + 4, l->n_types); }
+static void bad_kind(const Layout *l) { put_u32(l->rec0 + 12, 99); }
+static void bad_insn_off(const Layout *l) { put_u32(l->rec0, 3); }
+static void bad_insn_range(const Layout *l) { put_u32(l->rec0, 1u << 20); }
+static void bad_sec_name(const Layout *l) { put_u32(l->core + 4, l->str_len + 5); }
+static void bad_magic(const Layout *l) { l->ext[0] ^= 0xff; }
+static void bad_typedef_loop(const Layout *l) { put_u32(l->loopy + 8, l->loopy_id); }
+static void bad_type_access(const Layout *l) { put_u32(l->rec0 + 12, 8); /* type_exists wants "0" */ }
+
+TEST(malformed) {
+        static const struct {
+                const char *name;
+                void (*patch)(const Layout *l);
+                const char *error;
+        } cases[] = {
+                { "core_relo_off past the section", bad_core_off, "lies outside" },
+                { "record size below struct bpf_core_relo", bad_rec_size, "record size 8" },
+                { "num_info overflowing the section", bad_num_info, "overrun" },
+                { "access string 0:-1", bad_access_negative, "not a list of indices" },
+                { "access string 0:99999999999", bad_access_huge, "out of range" },
+                { "access string x", bad_access_name, "not a list of indices" },
+                { "access string 0:1:", bad_access_trailing, "not a list of indices" },
+                { "access string beyond the members", bad_access_member, "has no member 7" },
+                { "access string offset outside the strings", bad_access_off, "outside the BTF string section" },
+                { "type id 0", bad_type_zero, "type id 0" },
+                { "type id past the last type", bad_type_range, "the object's BTF has" },
+                { "unknown relocation kind", bad_kind, "unknown CO-RE relocation kind 99" },
+                { "type relocation with a field access", bad_type_access, "expected \"0\"" },
+                { "insn_off inside an instruction", bad_insn_off, "not an instruction boundary" },
+                { "insn_off past the section", bad_insn_range, "which has" },
+                { "section name offset outside the strings", bad_sec_name, "invalid name" },
+                { ".BTF.ext magic", bad_magic, "magic" },
+                { "typedef referring to itself", bad_typedef_loop, "loop" },
+        };
+        Object obj;
+
+        if (!object_read("bad", &obj))
+                tap_bail("cannot read %s", obj.path);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(core_plan_freep) CorePlan *plan = NULL;
+                _cleanup_free_ char *error = NULL;
+                _cleanup_free_ uint8_t *copy = malloc(obj.size);
+                Targets ts = {};
+                Layout l;
+                int r;
+
+                memcpy(copy, obj.data, obj.size);
+                if (!tap_ok(layout(copy, obj.size, &l), "%s: found what to patch", cases[i].name))
+                        continue;
+                cases[i].patch(&l);
+                build_fields_same(&ts);
+                r = core_plan(copy, obj.size, lookup, &ts, &plan, &error);
+                if (!tap_ok(r == -EBADMSG && !plan && error && strstr(error, cases[i].error), "%s: refused (%s)",
+                            cases[i].name, cases[i].error))
+                        tap_diag("r=%d error=%s", r, error ?: "(none)");
+                targets_done(&ts);
+        }
+
+        /* Every truncation of the object: refused or planned, never a crash. */
+        for (size_t size = 0; size < obj.size; size += 7) {
+                _cleanup_(core_plan_freep) CorePlan *plan = NULL;
+                _cleanup_free_ char *error = NULL;
+                _cleanup_free_ uint8_t *copy = malloc(MAX(size, 1u));
+                Targets ts = {};
+                int r;
+
+                memcpy(copy, obj.data, size);
+                build_fields_same(&ts);
+                r = core_plan(copy, size, lookup, &ts, &plan, &error);
+                targets_done(&ts);
+                if (r != -EBADMSG && r != 0) {
+                        tap_ok(false, "truncated to %zu bytes: %d", size, r);
+                        break;
+                }
+        }
+        tap_ok(true, "every truncation of bad.bpf.o is refused or planned");
+        object_done(&obj);
+}
+
+TEST(instruction_checks) {
+        _cleanup_(core_plan_freep) CorePlan *plan = NULL;
+        Targets ts = {};
+        Object obj;
+        Layout l;
+
+        if (!object_read("bad", &obj))
+                tap_bail("cannot read %s", obj.path);
+        /* The first relocation's load (via_typedef, offset 0) made to read offset 2: libbpf fails the load. */
+        if (tap_ok(layout(obj.data, obj.size, &l), "instruction: found what to patch")) {
+                put_u32(l.insn0 + get_u32(l.rec0), get_u32(l.insn0 + get_u32(l.rec0)) | 2u << 16);
+                build_bad(&ts);
+                tap_is_int(core_plan(obj.data, obj.size, lookup, &ts, &plan, NULL), 0, "instruction: planned");
+                if (!tap_ok(plan && plan->failed && !plan->relocations[0].ok && plan->relocations[0].error &&
+                                    strstr(plan->relocations[0].error, "does not hold"),
+                            "instruction: a load not at the object's offset fails the plan") &&
+                    plan)
+                        tap_diag("failed=%d ok=%d insn=%u error=%s", plan->failed, plan->relocations[0].ok,
+                                 plan->relocations[0].insn, plan->relocations[0].error ?: "(none)");
+                targets_done(&ts);
+        }
+        object_done(&obj);
+}
+
+TEST(no_core) {
+        _cleanup_(core_plan_freep) CorePlan *plan = NULL;
+        Targets ts = {};
+        Object obj;
+        Layout l;
+
+        if (!object_read("bad", &obj))
+                tap_bail("cannot read %s", obj.path);
+        if (tap_ok(layout(obj.data, obj.size, &l), "no CO-RE: found what to patch")) {
+                put_u32(l.ext + 28, 0); /* core_relo_len */
+                tap_is_int(core_plan(obj.data, obj.size, lookup, &ts, &plan, NULL), 0, "no CO-RE: planned");
+                tap_ok(plan && plan->n_relocations == 0 && !plan->min_btf && !plan->failed,
+                       "no CO-RE: no relocations, no minimal BTF");
+        }
+        object_done(&obj);
+}
+
+static int failing_lookup(void *userdata, const char *name, size_t len, const CoreCandidate **ret,
+                          size_t *ret_n) {
+        return -ENOMEM;
+}
+
+TEST(lookup_error) {
+        _cleanup_(core_plan_freep) CorePlan *plan = NULL;
+        Object obj;
+
+        if (!object_read("bad", &obj))
+                tap_bail("cannot read %s", obj.path);
+        tap_is_int(core_plan(obj.data, obj.size, failing_lookup, NULL, &plan, NULL), -ENOMEM,
+                   "a lookup's error is core_plan()'s");
+        tap_ok(!plan, "and no plan");
+        object_done(&obj);
+}
+
+static int run(int argc, char **argv) {
+        _cleanup_free_ char *probe = NULL;
+
+        if (!objects_dir() || asprintf(&probe, "%s/planner-fields.bpf.o", objects_dir()) < 0 ||
+            access(probe, R_OK) < 0)
+                tap_skip_all("the test BPF objects were not built (clang-19, bpftool, kernel BTF)");
+        elf_version(EV_CURRENT);
+        return tap_run(argc, argv);
+}
+
+int main(int argc, char **argv) {
+        return run(argc, argv);
+}
