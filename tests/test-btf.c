@@ -210,6 +210,32 @@ static bool wait_listed(const char *name, bool want) {
         return false;
 }
 
+/* Raw BTF with the given types, written to path. */
+static int write_btf(struct btf *b, const char *path) {
+        uint32_t size;
+        const void *raw = btf__raw_data(b, &size);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), r = 0;
+
+        if (!raw || fd < 0 || write(fd, raw, size) != (ssize_t) size)
+                r = -EIO;
+        safe_close(fd);
+        btf__free(b);
+        return r;
+}
+
+/* Two task_structs that disagree on where pid is: libbpf refuses such a target. */
+static int write_ambiguous_kernel(const char *path) {
+        struct btf *b = btf__new_empty();
+        int s32 = btf__add_int(b, "int", 4, BTF_INT_SIGNED);
+
+        for (int i = 0; i < 2; i++) {
+                btf__add_struct(b, "task_struct", 4096);
+                btf__add_field(b, "pid", s32, (uint32_t) (100 + 8 * i) * 8, 0);
+                btf__add_field(b, "tgid", s32, 200 * 8, 0);
+        }
+        return write_btf(b, path);
+}
+
 TEST(check_against_external_btf) {
         _cleanup_reply_ BpfcoreReply host = {}, fake = {}, missing = {};
         char path[256];
@@ -233,8 +259,78 @@ TEST(check_against_external_btf) {
 
         unlink(path);
         tap_ok(wait_listed("fake-kernel", false), "removing the file drops it from the cache");
+
+        {
+                _cleanup_reply_ BpfcoreReply amb = {};
+                json_object *pid;
+
+                snprintf(path, sizeof(path), "%s/ambiguous.btf", d.btf_dir);
+                tap_is_int(write_ambiguous_kernel(path), 0, "a BTF with two disagreeing task_structs");
+                tap_ok(wait_listed("ambiguous", true), "registered");
+                check_object("tp_core", "ambiguous", &amb);
+                tap_is_str(reply_error(&amb), "RelocationFailed", "Check against it is RelocationFailed");
+                json_object_object_get_ex(amb.parameters, "relocations", &relos);
+                pid = find_relocation(relos, "field_byte_offset", "task_struct", "pid");
+                tap_ok(pid && strstr(json_str(pid, "error"), "ambigu"), "the pid relocation says the candidates disagree");
+                unlink(path);
+                wait_listed("ambiguous", false);
+        }
         check_object("tp_core", "fake-kernel", &missing);
         tap_is_str(reply_error(&missing), "InvalidParameter", "Check against an unknown BTF is InvalidParameter");
+}
+
+/* The application's own struct, as its BTF (from a -g build) would describe it. */
+static int write_app_btf(const char *path) {
+        struct btf *b = btf__new_empty();
+        int s32 = btf__add_int(b, "int", 4, BTF_INT_SIGNED);
+        int s64 = btf__add_int(b, "long", 8, BTF_INT_SIGNED);
+
+        btf__add_struct(b, "bpfcored_app_conf", 32);
+        btf__add_field(b, "version", s32, 0, 0);
+        btf__add_field(b, "flags", s64, 64, 0);
+        btf__add_field(b, "limit", s64, 128, 0);
+        return write_btf(b, path);
+}
+
+TEST(user_btf) {
+        _cleanup_reply_ BpfcoreReply without = {}, with = {}, loaded = {}, bad = {};
+        _cleanup_free_ char *obj_path = harness_object_path("user_core");
+        char btf_path[256];
+        json_object *p, *relos, *limit;
+        int fds[2];
+
+        snprintf(btf_path, sizeof(btf_path), "%s/app.btf", d.tmpdir);
+        tap_is_int(write_app_btf(btf_path), 0, "an application's BTF");
+
+        fds[0] = open(obj_path, O_RDONLY | O_CLOEXEC);
+        fds[1] = open(btf_path, O_RDONLY | O_CLOEXEC);
+        p = json_tokener_parse("{\"fd\":0}");
+        call(&d, "io.bpfcored.Check", p, fds, 1, &without);
+        json_object_object_get_ex(without.parameters, "relocations", &relos);
+        limit = find_relocation(relos, "field_byte_offset", "bpfcored_app_conf", "limit");
+        tap_ok(limit && !json_object_get_boolean(json_object_object_get(limit, "ok")),
+               "without the application's BTF, its struct has no candidate");
+
+        json_object_object_add(p, "btf_fd", json_object_new_int(1));
+        call(&d, "io.bpfcored.Check", p, fds, 2, &with);
+        json_object_object_get_ex(with.parameters, "relocations", &relos);
+        limit = find_relocation(relos, "field_byte_offset", "bpfcored_app_conf", "limit");
+        tap_is_int(json_int(limit, "target"), 16, "with it (btf_fd), limit relocates to the application's offset 16");
+        tap_is_str(json_str(limit, "btf"), "user", "the report names the user BTF");
+
+        call(&d, "io.bpfcored.Load", p, fds, 2, &loaded);
+        tap_is_str(reply_error(&loaded), "", "the uprobe object loads with the merged target");
+        if (object_int(&loaded, "id") > 0)
+                unload((uint64_t) object_int(&loaded, "id"));
+
+        close(fds[1]);
+        fds[1] = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
+        call(&d, "io.bpfcored.Check", p, fds, 2, &bad);
+        tap_is_str(reply_error(&bad), "InvalidParameter", "a btf_fd that is not BTF is InvalidParameter");
+        tap_is_str(json_str(bad.parameters, "parameter"), "btf_fd", "naming btf_fd");
+        json_object_put(p);
+        close(fds[0]);
+        close(fds[1]);
 }
 
 /* The program's xlated instructions with map ids zeroed (they differ between two loads). */
