@@ -22,6 +22,9 @@ Object *object_free(Object *o) {
                 return NULL;
         bpf_object__close(o->bpf);
         for (size_t i = 0; i < o->n_programs; i++) {
+                for (size_t k = 0; k < o->programs[i].n_links; k++)
+                        link_info_done(&o->programs[i].links[k]);
+                free(o->programs[i].links);
                 free(o->programs[i].name);
                 free(o->programs[i].section);
                 free(o->programs[i].type);
@@ -85,7 +88,16 @@ json_object *object_to_json(const Object *o) {
                 add_int(e, "xlated_bytes", p->xlated_bytes);
                 add_int(e, "jited_bytes", p->jited_bytes);
                 add_int(e, "verified_insns", p->verified_insns);
-                json_object_object_add(e, "links", json_object_new_array());
+                json_object *links = json_object_new_array();
+                for (size_t k = 0; k < p->n_links; k++) {
+                        json_object *l = json_object_new_object();
+
+                        add_int(l, "id", p->links[k].id);
+                        add_str(l, "type", p->links[k].type);
+                        add_str(l, "target", p->links[k].target);
+                        json_object_array_add(links, l);
+                }
+                json_object_object_add(e, "links", links);
                 json_object_array_add(progs, e);
         }
         json_object_object_add(j, "programs", progs);
@@ -118,4 +130,44 @@ json_object *object_to_json(const Object *o) {
         json_object_object_add(j, "timings_us", timings);
         add_str(j, "pin_path", o->pin_dir);
         return j;
+}
+
+void link_info_done(LinkInfo *l) {
+        free(l->type);
+        free(l->target);
+        *l = (LinkInfo) {};
+}
+
+ProgramInfo *object_find_program(Object *o, const char *name) {
+        for (size_t i = 0; i < o->n_programs; i++)
+                if (strcmp(o->programs[i].name, name) == 0)
+                        return &o->programs[i];
+        return NULL;
+}
+
+int program_add_link(ProgramInfo *p, LinkInfo *link) {
+        LinkInfo *a = reallocarray(p->links, p->n_links + 1, sizeof(LinkInfo));
+
+        if (!a)
+                return -ENOMEM;
+        p->links = a;
+        p->links[p->n_links++] = *link;
+        *link = (LinkInfo) {};
+        return 0;
+}
+
+bool object_remove_link(Object *o, uint32_t id) {
+        for (size_t i = 0; i < o->n_programs; i++) {
+                ProgramInfo *p = &o->programs[i];
+
+                for (size_t k = 0; k < p->n_links; k++) {
+                        if (p->links[k].id != id)
+                                continue;
+                        link_info_done(&p->links[k]);
+                        memmove(p->links + k, p->links + k + 1, (p->n_links - k - 1) * sizeof(LinkInfo));
+                        p->n_links--;
+                        return true;
+                }
+        }
+        return false;
 }

@@ -4,6 +4,7 @@
 
 #include <bpf/libbpf.h>
 #include <json-c/json.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -14,6 +15,12 @@ typedef struct Owner {
         char *cgroup;
 } Owner;
 
+typedef struct LinkInfo {
+        uint32_t id;    /* kernel link id; the pin is links/<id> */
+        char *type;     /* "tracepoint", "xdp", ... */
+        char *target;   /* "syscalls/sys_enter_execve", "veth0 ingress", ... */
+} LinkInfo;
+
 typedef struct ProgramInfo {
         char *name;
         char *section;
@@ -21,6 +28,8 @@ typedef struct ProgramInfo {
         uint32_t id;
         char tag[17];
         uint32_t xlated_bytes, jited_bytes, verified_insns;
+        LinkInfo *links;
+        size_t n_links;
 } ProgramInfo;
 
 typedef struct MapInfo {
@@ -59,3 +68,10 @@ void owner_done(Owner *o);
 int owner_copy(const Owner *from, Owner *to);
 
 json_object *object_to_json(const Object *o);
+
+ProgramInfo *object_find_program(Object *o, const char *name);
+/* Adds a link (its strings taken) to a program. */
+int program_add_link(ProgramInfo *p, LinkInfo *link);
+/* Removes link id from o; returns whether it was there. */
+bool object_remove_link(Object *o, uint32_t id);
+void link_info_done(LinkInfo *l);

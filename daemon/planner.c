@@ -9,7 +9,10 @@
  * (ints, enums, arrays, typedef/modifier/pointer chains), and a composite
  * reached only by reference is copied without members. Trimming only ever
  * removes members, and libbpf's matching needs members to be present, so a
- * candidate that did not match the full BTF cannot match the minimal one.
+ * candidate that did not match the full BTF cannot match the minimal one;
+ * the two rules that look at member counts (a zero-length array is flexible
+ * only as the last member, type_matches wants as many members as the local
+ * type has) get extra members kept.
  *
  * The object is untrusted: every offset, length, index and type id read from
  * it is checked, and every walk of its type graph is bounded.
@@ -1401,7 +1404,7 @@ static int parse_local_spec(Planner *p, const struct bpf_core_relo *rec, Spec *s
         int64_t sz;
 
         if (!s)
-                return bad(p, "CO-RE access string offset %u lies outside the BTF string section",
+                return bad(p, "CO-RE access string offset %u lies outside the BTF strings",
                            rec->access_str_off);
         *spec = (Spec) { .btf = p->local, .root_id = rec->type_id, .kind = rec->kind };
         if (kind_is_type(rec->kind)) {
@@ -1485,8 +1488,8 @@ static int parse_local_spec(Planner *p, const struct bpf_core_relo *rec, Spec *s
                                 return bad(p, "CO-RE relocation through BTF type [%u] of unknown size", id);
                         bit_off += (uint64_t) idx * (uint64_t) sz * 8;
                 } else
-                        return bad(p, "CO-RE access string \"%s\" goes through [%u], not a struct or array", s,
-                                   id);
+                        return bad(p, "CO-RE access string \"%s\" goes through [%u], not a struct or array",
+                                   s, id);
                 if (bit_off > UINT32_MAX)
                         return bad(p, "CO-RE access string \"%s\" reaches beyond 4 GiB bits", s);
         }

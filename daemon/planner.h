@@ -64,10 +64,12 @@ typedef struct CorePlan {
         struct btf *min_btf; /* standalone BTF (no base) with only the touched types; NULL when the object
                               * has no CO-RE relocations */
         bool failed;         /* a relocation libbpf would fail the load on (ambiguity, unpatchable insn) */
-        bool needs_full_btf; /* a type_id_target relocation resolved: libbpf would patch min_btf's type id,
-                              * not the kernel's, so such an object must be loaded against the full BTF */
+        bool needs_full_btf; /* min_btf would not reproduce libbpf's result: a type_id_target relocation
+                              * resolved (libbpf would patch min_btf's type id, not the kernel's), or a
+                              * type the BTF writer cannot copy; load against the full BTF instead */
 } CorePlan;
 
+/* An object with more CO-RE relocation records is refused (-EBADMSG). */
 #define CORE_RELOCATIONS_MAX (1u << 17)
 
 /* Parses .BTF, .BTF.ext and the symbol table of the BPF ELF object in memory (already checked to be a BPF

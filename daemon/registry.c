@@ -121,7 +121,8 @@ Registry *registry_free(Registry *r) {
         return NULL;
 }
 
-static const char *const pin_subdirs[] = { "programs", "maps" };
+/* Links first when removing: a program is detached before it goes. */
+static const char *const pin_subdirs[] = { "links", "programs", "maps" };
 
 int registry_reserve(Registry *r, Object *o, Failure *f) {
         for (;;) {
@@ -269,4 +270,52 @@ size_t registry_count_maps(const Registry *r) {
         for (size_t i = 0; i < r->n_objects; i++)
                 n += r->objects[i]->n_maps;
         return n;
+}
+
+int registry_pin_link(const Object *o, int link_fd, uint32_t link_id, Failure *f) {
+        _cleanup_free_ char *path = NULL;
+
+        if (asprintf(&path, "%s/links/%u", o->pin_dir, link_id) < 0)
+                return -ENOMEM;
+        if (bpf_obj_pin(link_fd, path) < 0)
+                return failure_system(f, -errno, "pinning link at %s", path);
+        return 0;
+}
+
+void registry_unpin_link(const Object *o, uint32_t link_id) {
+        _cleanup_free_ char *path = NULL;
+
+        if (asprintf(&path, "%s/links/%u", o->pin_dir, link_id) >= 0 && unlink(path) < 0 && errno != ENOENT)
+                log_warning_errno(-errno, "Cannot remove link pin %s: %m", path);
+}
+
+Object *registry_find_link(Registry *r, uint32_t link_id, ProgramInfo **ret_program) {
+        for (size_t i = 0; i < r->n_objects; i++)
+                for (size_t k = 0; k < r->objects[i]->n_programs; k++) {
+                        ProgramInfo *p = &r->objects[i]->programs[k];
+
+                        for (size_t l = 0; l < p->n_links; l++)
+                                if (p->links[l].id == link_id) {
+                                        if (ret_program)
+                                                *ret_program = p;
+                                        return r->objects[i];
+                                }
+                }
+        return NULL;
+}
+
+int registry_program_fd(const Object *o, const char *name) {
+        _cleanup_free_ char *path = NULL;
+        struct bpf_program *prog;
+        int fd;
+
+        /* A live object has the fd; a recovered one is reached through its pin. */
+        if (o->bpf && (prog = bpf_object__find_program_by_name(o->bpf, name)) && bpf_program__fd(prog) >= 0) {
+                fd = fcntl(bpf_program__fd(prog), F_DUPFD_CLOEXEC, 3);
+                return fd < 0 ? -errno : fd;
+        }
+        if (asprintf(&path, "%s/programs/%s", o->pin_dir, name) < 0)
+                return -ENOMEM;
+        fd = bpf_obj_get(path);
+        return fd < 0 ? -errno : fd;
 }

@@ -34,5 +34,12 @@ Object *registry_get(Registry *r, uint64_t id);
 /* Unpins, closes and forgets the object. */
 int registry_unload(Registry *r, uint64_t id);
 
+/* Link pins: <dir>/links/<kernel link id>. */
+int registry_pin_link(const Object *o, int link_fd, uint32_t link_id, Failure *f);
+void registry_unpin_link(const Object *o, uint32_t link_id);
+Object *registry_find_link(Registry *r, uint32_t link_id, ProgramInfo **ret_program);
+/* A new fd of program name of o (the caller closes it). */
+int registry_program_fd(const Object *o, const char *name);
+
 size_t registry_count_programs(const Registry *r);
 size_t registry_count_maps(const Registry *r);

@@ -116,7 +116,9 @@ static int64_t get_int(json_object *o, const char *key) {
         return i;
 }
 
-static bool pin_ok(const char *dir, const char *sub, const char *name, uint32_t want_id, bool prog) {
+typedef enum PinKind { PIN_PROGRAM, PIN_MAP, PIN_LINK } PinKind;
+
+static bool pin_ok(const char *dir, const char *sub, const char *name, uint32_t want_id, PinKind kind) {
         char path[4096];
         int fd;
         bool ok;
@@ -128,17 +130,46 @@ static bool pin_ok(const char *dir, const char *sub, const char *name, uint32_t 
         fd = bpf_obj_get(path);
         if (fd < 0)
                 return false;
-        if (prog) {
+        if (kind == PIN_PROGRAM) {
                 struct bpf_prog_info info = {};
                 __u32 len = sizeof(info);
                 ok = bpf_prog_get_info_by_fd(fd, &info, &len) == 0 && info.id == want_id;
-        } else {
+        } else if (kind == PIN_MAP) {
                 struct bpf_map_info info = {};
                 __u32 len = sizeof(info);
                 ok = bpf_map_get_info_by_fd(fd, &info, &len) == 0 && info.id == want_id;
+        } else {
+                struct bpf_link_info info = {};
+                __u32 len = sizeof(info);
+                ok = bpf_link_get_info_by_fd(fd, &info, &len) == 0 && info.id == want_id;
         }
         close(fd);
         return ok;
+}
+
+static int links_from_state(json_object *prog, const char *pin_dir, ProgramInfo *p) {
+        json_object *links;
+
+        if (!json_object_object_get_ex(prog, "links", &links) || !json_object_is_type(links, json_type_array))
+                return 0;
+        for (size_t i = 0; i < json_object_array_length(links); i++) {
+                json_object *e = json_object_array_get_idx(links, i);
+                LinkInfo l = { .id = (uint32_t) get_int(e, "id"), .type = dup_str(e, "type"), .target = dup_str(e, "target") };
+                char name[16];
+                int r;
+
+                snprintf(name, sizeof(name), "%u", l.id);
+                if (!l.type || !l.target || !pin_ok(pin_dir, "links", name, l.id, PIN_LINK)) {
+                        link_info_done(&l);
+                        return -ENOENT;
+                }
+                r = program_add_link(p, &l);
+                if (r < 0) {
+                        link_info_done(&l);
+                        return r;
+                }
+        }
+        return 0;
 }
 
 /* An Object from its state file, if its pins are all there and still name the same kernel objects. */
@@ -147,6 +178,7 @@ static int object_from_state(json_object *j, const char *root, Object **ret) {
         json_object *progs, *maps, *owner, *relos, *timings;
         const char *digest;
         struct tm tm = {};
+        int r;
 
         o = calloc(1, sizeof(*o));
         if (!o)
@@ -200,8 +232,11 @@ static int object_from_state(json_object *j, const char *root, Object **ret) {
                 p->verified_insns = (uint32_t) get_int(e, "verified_insns");
                 if (!p->name || !p->section || !p->type)
                         return -ENOMEM;
-                if (!pin_ok(o->pin_dir, "programs", p->name, p->id, true))
+                if (!pin_ok(o->pin_dir, "programs", p->name, p->id, PIN_PROGRAM))
                         return -ENOENT;
+                r = links_from_state(e, o->pin_dir, p);
+                if (r < 0)
+                        return r;
         }
         for (size_t i = 0; i < json_object_array_length(maps); i++) {
                 json_object *e = json_object_array_get_idx(maps, i);
@@ -215,11 +250,38 @@ static int object_from_state(json_object *j, const char *root, Object **ret) {
                 m->max_entries = (uint32_t) get_int(e, "max_entries");
                 if (!m->name || !m->type)
                         return -ENOMEM;
-                if (!pin_ok(o->pin_dir, "maps", m->name, m->id, false))
+                if (!pin_ok(o->pin_dir, "maps", m->name, m->id, PIN_MAP))
                         return -ENOENT;
         }
         *ret = TAKE_PTR(o);
         return 0;
+}
+
+/* A link pinned but not yet recorded (a crash inside Attach), or recorded gone (inside Detach): detach it. */
+static void drop_unlisted_links(const Object *o) {
+        char path[4096];
+        DIR *d;
+        struct dirent *de;
+
+        snprintf(path, sizeof(path), "%s/links", o->pin_dir);
+        d = opendir(path);
+        while (d && (de = readdir(d))) {
+                bool listed = false;
+                char *end;
+                unsigned long id;
+
+                if (de->d_name[0] == '.')
+                        continue;
+                id = strtoul(de->d_name, &end, 10);
+                for (size_t i = 0; i < o->n_programs && !listed; i++)
+                        for (size_t k = 0; k < o->programs[i].n_links && !listed; k++)
+                                listed = *end == 0 && o->programs[i].links[k].id == id;
+                if (!listed && unlinkat(dirfd(d), de->d_name, 0) == 0)
+                        log_warning("Object %llu: removed link pin %s that its state file does not list.",
+                                    (unsigned long long) o->id, de->d_name);
+        }
+        if (d)
+                closedir(d);
 }
 
 static bool parse_id(const char *s, const char *suffix, uint64_t *ret) {
@@ -282,6 +344,7 @@ int state_recover(const char *state_dir, Registry *reg) {
                         log_removed(id, r == -ENOENT ? "its pins are incomplete" : "its state file is unreadable");
                         continue;
                 }
+                drop_unlisted_links(o);
                 if (registry_add(reg, o) < 0) {
                         object_free(o);
                         continue;

@@ -158,7 +158,8 @@ int vl_reader_next(VlReader *r, char **ret_text, size_t *ret_len, int **ret_fds,
                 return -ENOMEM;
         memcpy(text, r->buf, len + 1);
 
-        memmove(r->fds, r->fds + used_groups, (r->n_fd_groups - used_groups) * sizeof(VlFdGroup));
+        if (r->n_fd_groups > used_groups)
+                memmove(r->fds, r->fds + used_groups, (r->n_fd_groups - used_groups) * sizeof(VlFdGroup));
         r->n_fd_groups -= used_groups;
         r->n_fds -= n_fds;
         memmove(r->buf, end + 1, r->len - len - 1);

@@ -2,8 +2,8 @@
 /*
  * Unit test of daemon/planner.c: small BPF objects (tests/bpf/planner/) relocated against hand-built target
  * BTF, each relocation checked against the value libbpf's rules give, then against libbpf itself (its debug
- * log, with the full target BTF and with the planner's minimal BTF as btf_custom_path), and malformed objects
- * made by patching compiled ones.
+ * log, with the full target BTF and with the planner's minimal BTF as btf_custom_path), and malformed
+ * objects made by patching compiled ones.
  */
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
@@ -107,8 +107,8 @@ typedef struct TaskLayout {
 
 /* The object's own layout. */
 static const TaskLayout task_local = {
-        "task", 64, 0, 32, 64, 128, 192, 320, 384, 387, 392, 448, -1, 480, 'i', 'i', 'u', false, false, false, false,
-        16, 0,
+        "task", 64, 0, 32, 64, 128, 192, 320, 384, 387, 392, 448, -1, 480,
+        'i', 'i', 'u', false, false, false, false, 16, 0,
 };
 
 static void add_task(struct btf *b, const Base *bt, const TaskLayout *l) {
@@ -247,7 +247,7 @@ static void build_fields_zero_length(Targets *ts) {
 static void build_types_present(Targets *ts) {
         Base bt;
         struct btf *b = vmlinux(ts, &bt);
-        int rec, mode, ptr;
+        int rec, mode, ptr, pair, anon;
 
         rec = btf__add_struct(b, "rec", 136);
         btf__add_field(b, "a", bt.i32, 0, 0);
@@ -262,12 +262,21 @@ static void build_types_present(Targets *ts) {
         btf__add_enum_value(b, "MM_Y", 1);
         btf__add_enum_value(b, "MM_Z", 2);
         ptr = btf__add_ptr(b, rec);
-        btf__add_struct(b, "matchme", 24);
+        pair = btf__add_struct(b, "pair", 12);
+        btf__add_field(b, "y", bt.i32, 0, 0);
+        btf__add_field(b, "x", bt.i32, 32, 0);
+        btf__add_field(b, "z", bt.i32, 64, 0);
+        anon = btf__add_union(b, NULL, 4);
+        btf__add_field(b, "u2", bt.i32, 0, 0);
+        btf__add_field(b, "u", bt.i32, 0, 0);
+        btf__add_struct(b, "matchme", 48);
         btf__add_field(b, "a", bt.i32, 0, 0);
         btf__add_field(b, "b", bt.u16, 32, 0);
         btf__add_field(b, "next", ptr, 64, 0);
         btf__add_field(b, "mode", mode, 128, 0);
         btf__add_field(b, "extra", bt.i32, 160, 0);
+        btf__add_field(b, "pr", pair, 192, 0);
+        btf__add_field(b, NULL, anon, 288, 0);
         btf__add_enum(b, "state", 4);
         btf__add_enum_value(b, "ST_IDLE", 0);
         btf__add_enum_value(b, "ST_RUN", 5);
@@ -385,75 +394,81 @@ typedef struct Scenario {
 } Scenario;
 
 #define V "vmlinux"
+#define OFF "field_byte_offset"
+#define SIZE "field_byte_size"
+#define EXISTS "field_exists"
+#define SIGNED "field_signed"
+#define LSHIFT "field_lshift_u64"
+#define RSHIFT "field_rshift_u64"
 #define SAME_AS_LOCAL(kind, access, value) { kind, "task", access, value, value, OK, V }
 
 static const Scenario scenarios[] = {
         { "fields, same layout", "fields", build_fields_same, 23, false, false, {
-                SAME_AS_LOCAL("field_byte_offset", "parent", 8),
-                SAME_AS_LOCAL("field_byte_offset", "flag1", 48),
-                SAME_AS_LOCAL("field_byte_offset", "count", 56),
-                SAME_AS_LOCAL("field_byte_offset", "pid", 0),
-                SAME_AS_LOCAL("field_byte_offset", "tgid", 4),
-                SAME_AS_LOCAL("field_byte_size", "flag1", 4),
-                SAME_AS_LOCAL("field_lshift_u64", "flag1", 61),
-                SAME_AS_LOCAL("field_signed", "flag1", 0),
-                SAME_AS_LOCAL("field_rshift_u64", "flag1", 61),
-                SAME_AS_LOCAL("field_byte_offset", "big", 48),
-                SAME_AS_LOCAL("field_byte_size", "big", 8),
-                SAME_AS_LOCAL("field_lshift_u64", "big", 16),
-                SAME_AS_LOCAL("field_rshift_u64", "big", 24),
-                SAME_AS_LOCAL("field_signed", "flag2", 1),
-                SAME_AS_LOCAL("field_exists", "in.y", 1),
-                SAME_AS_LOCAL("field_byte_offset", "a2", 44),
-                SAME_AS_LOCAL("field_byte_offset", "comm[3]", 27),
-                SAME_AS_LOCAL("field_byte_size", "comm", 16),
-                SAME_AS_LOCAL("field_byte_offset", "tail[2]", 68),
+                SAME_AS_LOCAL(OFF, "parent", 8),
+                SAME_AS_LOCAL(OFF, "flag1", 48),
+                SAME_AS_LOCAL(OFF, "count", 56),
+                SAME_AS_LOCAL(OFF, "pid", 0),
+                SAME_AS_LOCAL(OFF, "tgid", 4),
+                SAME_AS_LOCAL(SIZE, "flag1", 4),
+                SAME_AS_LOCAL(LSHIFT, "flag1", 61),
+                SAME_AS_LOCAL(SIGNED, "flag1", 0),
+                SAME_AS_LOCAL(RSHIFT, "flag1", 61),
+                SAME_AS_LOCAL(OFF, "big", 48),
+                SAME_AS_LOCAL(SIZE, "big", 8),
+                SAME_AS_LOCAL(LSHIFT, "big", 16),
+                SAME_AS_LOCAL(RSHIFT, "big", 24),
+                SAME_AS_LOCAL(SIGNED, "flag2", 1),
+                SAME_AS_LOCAL(EXISTS, "in.y", 1),
+                SAME_AS_LOCAL(OFF, "a2", 44),
+                SAME_AS_LOCAL(OFF, "comm[3]", 27),
+                SAME_AS_LOCAL(SIZE, "comm", 16),
+                SAME_AS_LOCAL(OFF, "tail[2]", 68),
         } },
         { "fields, moved", "fields", build_fields_moved, 23, false, false, {
-                { "field_byte_offset", "task", "parent", 8, 112, OK, V },
-                { "field_byte_offset", "task", "pid", 0, 100, OK, V },
-                { "field_byte_offset", "task", "tgid", 4, 0, POISONED, NULL, "neither a pointer nor unsigned" },
-                { "field_byte_offset", "task", "count", 56, 192, OK, V },
-                { "field_byte_offset", "task", "flag1", 48, 176, OK, V },
-                { "field_byte_size", "task", "flag1", 4, 4, OK, V },
-                { "field_lshift_u64", "task", "flag1", 61, 56, OK, V },
-                { "field_rshift_u64", "task", "flag1", 61, 61, OK, V },
-                { "field_signed", "task", "flag2", 1, 0, OK, V },
-                { "field_byte_offset", "task", "big", 48, 184, OK, V },
-                { "field_byte_size", "task", "big", 8, 8, OK, V },
-                { "field_lshift_u64", "task", "big", 16, 20, OK, V },
-                { "field_rshift_u64", "task", "big", 24, 24, OK, V },
-                { "field_byte_offset", "task", "a2", 44, 160, OK, V },
-                { "field_byte_offset", "task", "comm[3]", 27, 131, OK, V },
-                { "field_byte_size", "task", "comm", 16, 32, OK, V },
-                { "field_byte_offset", "task", "tail[2]", 68, 208, OK, V },
-                { "field_exists", "task", "in.y", 1, 1, OK, V },
+                { OFF, "task", "parent", 8, 112, OK, V },
+                { OFF, "task", "pid", 0, 100, OK, V },
+                { OFF, "task", "tgid", 4, 0, POISONED, NULL, "neither a pointer nor unsigned" },
+                { OFF, "task", "count", 56, 192, OK, V },
+                { OFF, "task", "flag1", 48, 176, OK, V },
+                { SIZE, "task", "flag1", 4, 4, OK, V },
+                { LSHIFT, "task", "flag1", 61, 56, OK, V },
+                { RSHIFT, "task", "flag1", 61, 61, OK, V },
+                { SIGNED, "task", "flag2", 1, 0, OK, V },
+                { OFF, "task", "big", 48, 184, OK, V },
+                { SIZE, "task", "big", 8, 8, OK, V },
+                { LSHIFT, "task", "big", 16, 20, OK, V },
+                { RSHIFT, "task", "big", 24, 24, OK, V },
+                { OFF, "task", "a2", 44, 160, OK, V },
+                { OFF, "task", "comm[3]", 27, 131, OK, V },
+                { SIZE, "task", "comm", 16, 32, OK, V },
+                { OFF, "task", "tail[2]", 68, 208, OK, V },
+                { EXISTS, "task", "in.y", 1, 1, OK, V },
         } },
         { "fields, missing", "fields", build_fields_missing, 23, false, false, {
-                { "field_byte_offset", "task", "count", 56, 0, POISONED, NULL, "field missing: count" },
-                { "field_byte_offset", "task", "parent", 8, 0, POISONED, NULL, "field type differs: parent" },
-                { "field_byte_offset", "task", "tail[2]", 68, 0, POISONED, NULL, "index out of bounds: tail[2]" },
-                { "field_exists", "task", "in.y", 1, 0, OK, NULL },
-                { "field_byte_offset", "task", "pid", 0, 0, OK, V },
-                { "field_byte_offset", "task", "a2", 44, 44, OK, V },
+                { OFF, "task", "count", 56, 0, POISONED, NULL, "field missing: count" },
+                { OFF, "task", "parent", 8, 0, POISONED, NULL, "field type differs: parent" },
+                { OFF, "task", "tail[2]", 68, 0, POISONED, NULL, "index out of bounds: tail[2]" },
+                { EXISTS, "task", "in.y", 1, 0, OK, NULL },
+                { OFF, "task", "pid", 0, 0, OK, V },
+                { OFF, "task", "a2", 44, 44, OK, V },
         } },
         { "fields, candidates disagree", "fields", build_fields_ambiguous, 23, true, false, {
-                { "field_byte_offset", "task", "parent", 8, 8, OK, V },
-                { "field_byte_offset", "task", "pid", 0, 0, FAILED, NULL, "ambiguous" },
+                { OFF, "task", "parent", 8, 8, OK, V },
+                { OFF, "task", "pid", 0, 0, FAILED, NULL, "ambiguous" },
         } },
         { "fields, candidates agree", "fields", build_fields_agree, 23, false, false, {
-                SAME_AS_LOCAL("field_byte_offset", "pid", 0),
-                SAME_AS_LOCAL("field_byte_offset", "count", 56),
-                SAME_AS_LOCAL("field_byte_offset", "tail[2]", 68),
+                SAME_AS_LOCAL(OFF, "pid", 0),
+                SAME_AS_LOCAL(OFF, "count", 56),
+                SAME_AS_LOCAL(OFF, "tail[2]", 68),
         } },
-        { "fields, a candidate dropped by an earlier relocation", "fields", build_fields_pruned, 23, false, false, {
-                SAME_AS_LOCAL("field_byte_offset", "parent", 8),
-                SAME_AS_LOCAL("field_byte_offset", "pid", 0),
+        { "fields, a candidate dropped earlier", "fields", build_fields_pruned, 23, false, false, {
+                SAME_AS_LOCAL(OFF, "parent", 8),
+                SAME_AS_LOCAL(OFF, "pid", 0),
         } },
         { "fields, zero-length array not last", "fields", build_fields_zero_length, 23, false, false, {
-                { "field_byte_offset", "task", "tail[2]", 68, 0, POISONED, NULL, "index out of bounds: tail[2]" },
-                SAME_AS_LOCAL("field_exists", "tail", 1),
-                SAME_AS_LOCAL("field_byte_offset", "count", 56),
+                { OFF, "task", "tail[2]", 68, 0, POISONED, NULL, "index out of bounds: tail[2]" },
+                SAME_AS_LOCAL(EXISTS, "tail", 1),
+                SAME_AS_LOCAL(OFF, "count", 56),
         } },
         { "types, present", "types", build_types_present, 11, false, true, {
                 { "type_exists", "rec", "", 1, 1, OK, V },
@@ -477,24 +492,24 @@ static const Scenario scenarios[] = {
                 { "type_matches", "matchme", "", 1, 0, OK, NULL },
                 { "enumval_exists", "state", "ST_GONE", 1, 0, OK, NULL },
                 { "enumval_value", "state", "ST_RUN", 1, 1, OK, V },
-                { "enumval_value", "big64", "BIG_HI", 0x100000000ll, 0, POISONED, NULL, "no candidate type big64" },
+                { "enumval_value", "big64", "BIG_HI", 1ll << 32, 0, POISONED, NULL, "no candidate type" },
         } },
         { "flavors, new kernel", "flavors", build_flavors_new, 5, false, false, {
-                { "field_exists", "proc___new", "modern", 1, 1, OK, V },
-                { "field_byte_offset", "proc___new", "modern", 8, 16, OK, V },
-                { "field_byte_offset", "proc___old", "legacy", 4, 0, POISONED, NULL, "field missing: legacy" },
-                { "field_byte_offset", "dup", "b", 4, 8, OK, V },
-                { "field_byte_offset", "dup", "a", 0, 0, OK, V },
+                { EXISTS, "proc___new", "modern", 1, 1, OK, V },
+                { OFF, "proc___new", "modern", 8, 16, OK, V },
+                { OFF, "proc___old", "legacy", 4, 0, POISONED, NULL, "field missing: legacy" },
+                { OFF, "dup", "b", 4, 8, OK, V },
+                { OFF, "dup", "a", 0, 0, OK, V },
         } },
         { "flavors, old kernel", "flavors", build_flavors_old, 5, true, false, {
-                { "field_exists", "proc___new", "modern", 1, 0, OK, NULL },
-                { "field_byte_offset", "proc___new", "modern", 8, 0, POISONED, NULL, "field missing: modern" },
-                { "field_byte_offset", "proc___old", "legacy", 4, 4, OK, V },
-                { "field_byte_offset", "dup", "b", 4, 0, FAILED, NULL, "ambiguous" },
+                { EXISTS, "proc___new", "modern", 1, 0, OK, NULL },
+                { OFF, "proc___new", "modern", 8, 0, POISONED, NULL, "field missing: modern" },
+                { OFF, "proc___old", "legacy", 4, 4, OK, V },
+                { OFF, "dup", "b", 4, 0, FAILED, NULL, "ambiguous" },
         } },
         { "module BTF", "split", build_split, 2, false, false, {
-                { "field_byte_offset", "modstruct", "m2", 4, 12, OK, "mod" },
-                { "field_byte_offset", "shared", "s", 0, 4, OK, V },
+                { OFF, "modstruct", "m2", 4, 12, OK, "mod" },
+                { OFF, "shared", "s", 0, 4, OK, V },
         } },
 };
 
@@ -539,7 +554,8 @@ static const CoreRelocation *find_relocation(const CorePlan *plan, const char *k
         for (size_t i = 0; i < plan->n_relocations; i++) {
                 const CoreRelocation *r = &plan->relocations[i];
 
-                if (strcmp(r->kind, kind) == 0 && strcmp(r->type, type) == 0 && strcmp(r->access, access) == 0)
+                if (strcmp(r->kind, kind) == 0 && strcmp(r->type, type) == 0 &&
+                    strcmp(r->access, access) == 0)
                         return r;
         }
         return NULL;
@@ -564,15 +580,17 @@ static void check_expect(const Scenario *sc, const CorePlan *plan, const struct 
 
         if (!tap_ok(r, "%s: %s %s %s is reported", sc->name, e->kind, e->type, e->access))
                 return;
-        pass = state_of(r) == e->state && r->local == want_local && (e->state != OK || r->target == want_target);
+        pass = state_of(r) == e->state && r->local == want_local &&
+               (e->state != OK || r->target == want_target);
         if (e->state == OK)
-                pass = pass && (e->btf && r->btf ? strcmp(e->btf, r->btf) == 0 : e->btf == r->btf) && !r->error;
+                pass = pass && !r->error &&
+                       (e->btf && r->btf ? strcmp(e->btf, r->btf) == 0 : e->btf == r->btf);
         else
                 pass = pass && r->error && strstr(r->error, e->error) && !r->btf;
         if (!tap_ok(pass, "%s: %s %s %s: %s, %" PRId64 " -> %" PRId64, sc->name, e->kind, e->type, e->access,
                     state_names[e->state], want_local, want_target))
-                tap_diag("got %s, %" PRId64 " -> %" PRId64 " btf=%s error=%s", state_names[state_of(r)], r->local,
-                         r->target, r->btf ?: "(none)", r->error ?: "(none)");
+                tap_diag("got %s, %" PRId64 " -> %" PRId64 " btf=%s error=%s", state_names[state_of(r)],
+                         r->local, r->target, r->btf ?: "(none)", r->error ?: "(none)");
 }
 
 /* Index of relocation i among its section's records: libbpf's "relo #N". */
@@ -645,7 +663,8 @@ static bool libbpf_relocate(const Object *obj, const struct btf *btf, Outcome **
                 return false;
         old = libbpf_set_print(print_to_log);
         {
-                LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "planner_test", .btf_custom_path = path);
+                LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "planner_test",
+                            .btf_custom_path = path);
 
                 o = bpf_object__open_mem(obj->data, obj->size, &opts);
                 if (o)
@@ -669,11 +688,12 @@ static bool libbpf_relocate(const Object *obj, const struct btf *btf, Outcome **
                 p = strstr(line, "prog '");
                 if (!p)
                         continue;
-                if (sscanf(p, "prog '%63[^']': relo #%d: patched insn #%d (%31[^)]) %15s %llu -> %llu", prog, &relo,
-                           &insn, what, word, &from, &to) == 7) {
+                if (sscanf(p, "prog '%63[^']': relo #%d: patched insn #%d (%31[^)]) %15s %llu -> %llu", prog,
+                           &relo, &insn, what, word, &from, &to) == 7) {
                         if (strcmp(word, "mem_sz") != 0)
                                 outcome_add(ret, ret_n, prog, relo, OK, to);
-                } else if (sscanf(p, "prog '%63[^']': relo #%d: substituting insn #%d", prog, &relo, &insn) == 3)
+                } else if (sscanf(p, "prog '%63[^']': relo #%d: substituting insn #%d", prog, &relo,
+                                  &insn) == 3)
                         outcome_add(ret, ret_n, prog, relo, POISONED, 0);
                 else if (sscanf(p, "prog '%63[^']': relo #%d: failed to %15s", prog, &relo, word) == 3)
                         outcome_add(ret, ret_n, prog, relo, FAILED, 0);
@@ -702,8 +722,9 @@ static void compare_with_libbpf(const char *name, const char *side, const CorePl
                         if (!same) {
                                 mismatched++;
                                 tap_diag("%s relo #%d (%s %s %s): libbpf %s %" PRIu64 ", plan %s %" PRId64,
-                                         r->program, idx, r->kind, r->type, r->access, state_names[o[k].state],
-                                         o[k].value, state_names[state_of(r)], r->target);
+                                         r->program, idx, r->kind, r->type, r->access,
+                                         state_names[o[k].state], o[k].value, state_names[state_of(r)],
+                                         r->target);
                         }
                 }
         }
@@ -754,7 +775,7 @@ TEST(relocations) {
                 for (const Expect *e = sc->expect; e->kind; e++)
                         check_expect(sc, plan, local, ts.btf[0], e);
 
-                /* The minimal BTF alone gives every relocation the same verdict and value (type ids aside). */
+                /* The minimal BTF alone gives the same verdicts and values (type ids aside). */
                 if (!tap_ok(plan->min_btf, "%s: has a minimal BTF", sc->name))
                         goto next;
                 raw = btf__raw_data(plan->min_btf, &raw_size);
@@ -763,7 +784,8 @@ TEST(relocations) {
                             btf__type_cnt(plan->min_btf) - 1))
                         goto next;
                 r = core_plan(obj.data, obj.size, lookup, &min, &again, NULL);
-                if (tap_ok(r == 0 && again->n_relocations == plan->n_relocations && again->failed == plan->failed,
+                if (tap_ok(r == 0 && again->n_relocations == plan->n_relocations &&
+                                   again->failed == plan->failed,
                            "%s: planned against the minimal BTF", sc->name)) {
                         size_t differ = 0;
 
@@ -823,10 +845,9 @@ TEST(minimal_btf_contents) {
         id = btf__find_by_name_kind(m, "task", BTF_KIND_STRUCT);
         /* pid tgid parent in comm (anon) flag1 flag2 big count tail: all but the target's extra member */
         tap_is_int(btf_vlen(btf__type_by_id(m, id)), 11, "fields: task keeps the 11 members read");
-        tap_is_int(btf__find_by_name_kind(m, "task___2", BTF_KIND_STRUCT) > 0
-                           ? btf_vlen(btf__type_by_id(m, btf__find_by_name_kind(m, "task___2", BTF_KIND_STRUCT)))
-                           : -1,
-                   11, "fields: task___2 too, without its extra member");
+        id = btf__find_by_name_kind(m, "task___2", BTF_KIND_STRUCT);
+        tap_is_int(id > 0 ? btf_vlen(btf__type_by_id(m, id)) : -1, 11,
+                   "fields: task___2 too, without its extra member");
         core_plan_free(TAKE_PTR(plan));
         targets_done(&ts);
         object_done(&obj);
@@ -929,8 +950,7 @@ static bool layout(uint8_t *data, size_t size, Layout *l) {
         l->n_types = btf__type_cnt(btf);
         l->loopy_id = (uint32_t) btf__find_by_name_kind(btf, "loopy_t", BTF_KIND_TYPEDEF);
         /* The typedef's struct btf_type: its name and kind are unique in the type section. */
-        for (uint8_t *t = l->btf + h.hdr_len + h.type_off; t + 12 <= l->btf + h.hdr_len + h.type_off + h.type_len;
-             t += 4)
+        for (uint8_t *t = l->btf + h.hdr_len + h.type_off, *end = t + h.type_len; t + 12 <= end; t += 4)
                 if (get_u32(t) == loopy_name && get_u32(t + 4) >> 24 == BTF_KIND_TYPEDEF)
                         l->loopy = t;
         l->core = l->ext + get_u32(l->ext + 4) + get_u32(l->ext + 24);
@@ -981,7 +1001,7 @@ TEST(malformed) {
                 { "access string x", bad_access_name, "not a list of indices" },
                 { "access string 0:1:", bad_access_trailing, "not a list of indices" },
                 { "access string beyond the members", bad_access_member, "has no member 7" },
-                { "access string offset outside the strings", bad_access_off, "outside the BTF string section" },
+                { "access string offset outside the strings", bad_access_off, "outside the BTF strings" },
                 { "type id 0", bad_type_zero, "type id 0" },
                 { "type id past the last type", bad_type_range, "the object's BTF has" },
                 { "unknown relocation kind", bad_kind, "unknown CO-RE relocation kind 99" },
@@ -1010,8 +1030,8 @@ TEST(malformed) {
                 cases[i].patch(&l);
                 build_fields_same(&ts);
                 r = core_plan(copy, obj.size, lookup, &ts, &plan, &error);
-                if (!tap_ok(r == -EBADMSG && !plan && error && strstr(error, cases[i].error), "%s: refused (%s)",
-                            cases[i].name, cases[i].error))
+                if (!tap_ok(r == -EBADMSG && !plan && error && strstr(error, cases[i].error),
+                            "%s: refused (%s)", cases[i].name, cases[i].error))
                         tap_diag("r=%d error=%s", r, error ?: "(none)");
                 targets_done(&ts);
         }
@@ -1045,11 +1065,12 @@ TEST(instruction_checks) {
 
         if (!object_read("bad", &obj))
                 tap_bail("cannot read %s", obj.path);
-        /* The first relocation's load (via_typedef, offset 0) made to read offset 2: libbpf fails the load. */
+        /* The first relocation's load (via_typedef, offset 0) made to read offset 2: libbpf fails. */
         if (tap_ok(layout(obj.data, obj.size, &l), "instruction: found what to patch")) {
                 put_u32(l.insn0 + get_u32(l.rec0), get_u32(l.insn0 + get_u32(l.rec0)) | 2u << 16);
                 build_bad(&ts);
-                tap_is_int(core_plan(obj.data, obj.size, lookup, &ts, &plan, NULL), 0, "instruction: planned");
+                tap_is_int(core_plan(obj.data, obj.size, lookup, &ts, &plan, NULL), 0,
+                           "instruction: planned");
                 if (!tap_ok(plan && plan->failed && !plan->relocations[0].ok && plan->relocations[0].error &&
                                     strstr(plan->relocations[0].error, "does not hold"),
                             "instruction: a load not at the object's offset fails the plan") &&

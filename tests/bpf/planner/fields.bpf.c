@@ -50,7 +50,8 @@ int fields(struct task *t)
 	r += bpf_core_field_offset(t->comm[3]);
 	r += bpf_core_field_offset(t->a2);
 	r += bpf_core_field_exists(t->in.y);
-	r += __builtin_preserve_field_info(t->flag2, BPF_FIELD_SIGNED); /* no bpf_core_field_signed() in libbpf 1.4 */
+	/* libbpf 1.4 has no bpf_core_field_signed() */
+	r += __builtin_preserve_field_info(t->flag2, BPF_FIELD_SIGNED);
 	r += BPF_CORE_READ_BITFIELD(t, flag1);
 	r += BPF_CORE_READ_BITFIELD(t, big);
 	r += bpf_core_field_offset(t->tail[2]);

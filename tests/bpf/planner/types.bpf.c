@@ -24,11 +24,24 @@ union num {
 	long l;
 };
 
+struct pair {
+	int x;
+	int y;
+};
+
+/* Both anonymous unions match the target's single one. */
 struct matchme {
 	int a;
 	unsigned short b;
 	struct rec *next;
 	enum { MM_X, MM_Y } mode;
+	struct pair pr;
+	union {
+		int u;
+	};
+	union {
+		int u2;
+	};
 };
 
 enum state {
