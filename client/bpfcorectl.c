@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "bpfcore-client.h"
 #include "macro.h"
@@ -90,6 +91,16 @@ static int help(void) {
                "  list                List loaded objects\n"
                "  show ID             Show an object: programs, links, maps, relocations\n"
                "  unload ID           Unload an object\n"
+               "  attach ID PROGRAM TYPE TARGET... [--pid N]\n"
+               "                      Attach a program of object ID; TYPE TARGET is one of\n"
+               "                        tracepoint CAT/NAME     raw_tp NAME\n"
+               "                        kprobe|kretprobe FUNC [OFFSET]\n"
+               "                        uprobe|uretprobe PATH SYMBOL|OFFSET [--pid N]\n"
+               "                        xdp IFACE [skb|drv|hw]  tc IFACE ingress|egress\n"
+               "                        cgroup PATH ATTACH_TYPE (e.g. cgroup_skb/egress)\n"
+               "                        tp_btf|fentry|fexit|fmod_ret|lsm (no TARGET: fixed\n"
+               "                        at load)\n"
+               "  detach LINK         Detach a link\n"
                "  btf list            List the daemon's BTF cache: vmlinux, modules,\n"
                "                      registered external BTF\n"
                "  btf show TYPE [--kind KIND] [--btf NAME]\n"
@@ -106,7 +117,8 @@ static int help(void) {
                "A --global VALUE is an integer (decimal, 0x-hex, negative), true or false,\n"
                "hex:BYTES (raw bytes), str:TEXT (a string, whatever it looks like), or\n"
                "else a string. --btf-file FILE and --target NAME work for both load and\n"
-               "check. Commands may be abbreviated to a unique prefix.\n",
+               "check. An attach OFFSET is decimal or 0x-hex; a uprobe target that is\n"
+               "not a number is a symbol. Commands may be abbreviated to a unique prefix.\n",
                arg_socket ?: bpfcore_default_socket());
         return 0;
 }
@@ -880,8 +892,19 @@ static int do_list(int argc, char **argv) {
         return r < 0 ? log_oom() : 0;
 }
 
-/* show ID, unload ID: one id argument, one call; 1 when the call succeeded. */
-static int call_by_id(const char *method, int argc, char **argv, uint64_t *ret_id, BpfcoreReply *ret) {
+/* An object or link id: what the daemon's int takes. */
+static int parse_id(const char *verb, const char *what, const char *s, uint64_t *ret) {
+        if (parse_u64(s, ret) < 0 || *ret > INT64_MAX)
+                return usage_error("%s: invalid %s id '%s'", verb, what, s);
+        return 0;
+}
+
+/*
+ * show ID, unload ID, detach LINK: one id argument, sent as key, one call;
+ * what names the id for errors. 1 when the call succeeded.
+ */
+static int call_by_id(const char *method, const char *key, const char *what, int argc, char **argv,
+                      uint64_t *ret_id, BpfcoreReply *ret) {
         _cleanup_(json_object_putp) json_object *params = NULL;
         uint64_t id = 0;
         int r;
@@ -889,11 +912,12 @@ static int call_by_id(const char *method, int argc, char **argv, uint64_t *ret_i
         r = parse_no_options(argc, argv, 1);
         if (r <= 0)
                 return r;
-        if (parse_u64(argv[optind], &id) < 0 || id > INT64_MAX)
-                return usage_error("%s: invalid object id '%s'", argv[0], argv[optind]);
+        r = parse_id(argv[0], what, argv[optind], &id);
+        if (r < 0)
+                return r;
 
         params = json_object_new_object();
-        if (!params || json_add(params, "id", json_object_new_int64((int64_t) id)) < 0)
+        if (!params || json_add(params, key, json_object_new_int64((int64_t) id)) < 0)
                 return log_oom();
         r = call(method, params, NULL, 0, ret);
         if (r < 0)
@@ -907,7 +931,7 @@ static int do_show(int argc, char **argv) {
         uint64_t id = 0;
         int r;
 
-        r = call_by_id(VL_METHOD("Get"), argc, argv, &id, &reply);
+        r = call_by_id(VL_METHOD("Get"), "id", "object", argc, argv, &id, &reply);
         if (r <= 0)
                 return r;
         if (arg_json) {
@@ -923,13 +947,345 @@ static int do_unload(int argc, char **argv) {
         uint64_t id = 0;
         int r;
 
-        r = call_by_id(VL_METHOD("Unload"), argc, argv, &id, &reply);
+        r = call_by_id(VL_METHOD("Unload"), "id", "object", argc, argv, &id, &reply);
         if (r <= 0)
                 return r;
         if (arg_json)
                 print_json(reply.parameters);
         else
                 printf("Unloaded object %" PRIu64 ".\n", id);
+        return 0;
+}
+
+/*
+ * attach ID PROGRAM TYPE TARGET...: the target words become one parameter
+ * named TYPE, its value as that type takes it (see AttachType below).
+ */
+typedef struct AttachType AttachType;
+
+struct AttachType {
+        const char *name;
+        const char *target; /* what follows TYPE, for usage errors; NULL: nothing */
+        int min_args, max_args;
+        /* args[0..n) are the target words, counted and non-empty; pid > 0 for --pid */
+        int (*build)(const AttachType *t, char **args, int n, int64_t pid, json_object **ret);
+};
+
+/* Relative paths are the caller's: the daemon resolves them in our mount namespace, not our cwd. */
+static int absolute_path(const char *path, char **ret) {
+        _cleanup_free_ char *cwd = NULL;
+
+        if (path[0] == '/')
+                *ret = strdup(path);
+        else {
+                while (path[0] == '.' && path[1] == '/')
+                        path += 2 + strspn(path + 2, "/");
+                cwd = getcwd(NULL, 0);
+                if (!cwd)
+                        return log_error_errno(negative_errno(), "cannot get the current directory: %m");
+                if (asprintf(ret, "%s%s%s", cwd, streq(cwd, "/") ? "" : "/", path) < 0)
+                        *ret = NULL;
+        }
+        return *ret ? 0 : log_oom();
+}
+
+static int json_add_path(json_object *o, const char *key, const char *path) {
+        _cleanup_free_ char *abs = NULL;
+        int r;
+
+        r = absolute_path(path, &abs);
+        if (r < 0)
+                return r;
+        return json_add(o, key, json_object_new_string(abs)) < 0 ? log_oom() : 0;
+}
+
+/* An offset: decimal or 0x-hex. 0 when s is one, -EINVAL (already said) when out of range, 1 when no number. */
+static int parse_offset(const AttachType *t, const char *s, int64_t *ret) {
+        uint64_t v;
+        int r;
+
+        r = parse_u64(s, &v);
+        if (r == -ERANGE || (r == 0 && v > INT64_MAX))
+                return usage_error("attach: %s offset %s is out of range", t->name, s);
+        if (r < 0)
+                return 1;
+        *ret = (int64_t) v;
+        return 0;
+}
+
+static int attach_build_tracepoint(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
+        const char *slash = strchr(args[0], '/');
+
+        if (!slash || slash == args[0] || !slash[1])
+                return usage_error("attach: tracepoint takes %s, got '%s'", t->target, args[0]);
+        *ret = json_object_new_string(args[0]);
+        return *ret ? 0 : log_oom();
+}
+
+static int attach_build_raw_tp(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
+
+        if (!spec || json_add(spec, "tracepoint", json_object_new_string(args[0])) < 0)
+                return log_oom();
+        *ret = TAKE_PTR(spec);
+        return 0;
+}
+
+/* tp_btf, fentry, ...: the target was fixed at load (the program's attach BTF id). */
+static int attach_build_none(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
+        *ret = json_object_new_object();
+        return *ret ? 0 : log_oom();
+}
+
+static int attach_build_kprobe(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
+        int64_t offset;
+        int r;
+
+        if (!spec || json_add(spec, "function", json_object_new_string(args[0])) < 0)
+                return log_oom();
+        if (n > 1) {
+                r = parse_offset(t, args[1], &offset);
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return usage_error("attach: %s: invalid offset '%s'", t->name, args[1]);
+                if (json_add(spec, "offset", json_object_new_int64(offset)) < 0)
+                        return log_oom();
+        }
+        *ret = TAKE_PTR(spec);
+        return 0;
+}
+
+/* SYMBOL|OFFSET: a number is a file offset, anything else a symbol. */
+static int attach_build_uprobe(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
+        int64_t offset;
+        int r;
+
+        if (!spec)
+                return log_oom();
+        r = json_add_path(spec, "path", args[0]);
+        if (r < 0)
+                return r;
+        r = parse_offset(t, args[1], &offset);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                r = json_add(spec, "offset", json_object_new_int64(offset));
+        else
+                r = json_add(spec, "symbol", json_object_new_string(args[1]));
+        if (r < 0 || (pid > 0 && json_add(spec, "pid", json_object_new_int64(pid)) < 0))
+                return log_oom();
+        *ret = TAKE_PTR(spec);
+        return 0;
+}
+
+/* "skb|drv|hw" → true when s is one of them. */
+static bool word_in(const char *s, const char *words) {
+        size_t n = strlen(s);
+
+        for (const char *w = words; n > 0 && *w; w += strcspn(w, "|"), w += *w == '|')
+                if (strncmp(w, s, n) == 0 && (w[n] == '|' || w[n] == '\0'))
+                        return true;
+        return false;
+}
+
+static int attach_build_xdp(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
+
+        if (n > 1 && !word_in(args[1], "skb|drv|hw"))
+                return usage_error("attach: xdp: invalid mode '%s' (skb, drv or hw)", args[1]);
+        if (!spec || json_add(spec, "interface", json_object_new_string(args[0])) < 0 ||
+            (n > 1 && json_add(spec, "mode", json_object_new_string(args[1])) < 0))
+                return log_oom();
+        *ret = TAKE_PTR(spec);
+        return 0;
+}
+
+static int attach_build_tc(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
+
+        if (!word_in(args[1], "ingress|egress"))
+                return usage_error("attach: tc: invalid direction '%s' (ingress or egress)", args[1]);
+        if (!spec || json_add(spec, "interface", json_object_new_string(args[0])) < 0 ||
+            json_add(spec, "direction", json_object_new_string(args[1])) < 0)
+                return log_oom();
+        *ret = TAKE_PTR(spec);
+        return 0;
+}
+
+static int attach_build_cgroup(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
+        int r;
+
+        if (!spec)
+                return log_oom();
+        r = json_add_path(spec, "path", args[0]);
+        if (r < 0)
+                return r;
+        if (json_add(spec, "attach_type", json_object_new_string(args[1])) < 0)
+                return log_oom();
+        *ret = TAKE_PTR(spec);
+        return 0;
+}
+
+static const AttachType attach_types[] = {
+        { "tracepoint", "CAT/NAME",                 1, 1, attach_build_tracepoint },
+        { "raw_tp",     "NAME",                     1, 1, attach_build_raw_tp     },
+        { "tp_btf",     NULL,                       0, 0, attach_build_none       },
+        { "fentry",     NULL,                       0, 0, attach_build_none       },
+        { "fexit",      NULL,                       0, 0, attach_build_none       },
+        { "fmod_ret",   NULL,                       0, 0, attach_build_none       },
+        { "lsm",        NULL,                       0, 0, attach_build_none       },
+        { "kprobe",     "FUNC [OFFSET]",            1, 2, attach_build_kprobe     },
+        { "kretprobe",  "FUNC [OFFSET]",            1, 2, attach_build_kprobe     },
+        { "uprobe",     "PATH SYMBOL|OFFSET",       2, 2, attach_build_uprobe     },
+        { "uretprobe",  "PATH SYMBOL|OFFSET",       2, 2, attach_build_uprobe     },
+        { "xdp",        "IFACE [skb|drv|hw]",       1, 2, attach_build_xdp        },
+        { "tc",         "IFACE ingress|egress",     2, 2, attach_build_tc         },
+        { "cgroup",     "PATH ATTACH_TYPE",         2, 2, attach_build_cgroup     },
+};
+
+static const AttachType *attach_type_find(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(attach_types); i++)
+                if (streq(attach_types[i].name, name))
+                        return attach_types + i;
+        return NULL;
+}
+
+static int attach_type_unknown(const char *name) {
+        char names[256] = "";
+        size_t k = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(attach_types) && k < sizeof(names); i++) {
+                int m = snprintf(names + k, sizeof(names) - k, "%s%s", i > 0 ? ", " : "", attach_types[i].name);
+
+                if (m < 0)
+                        break;
+                k += (size_t) m;
+        }
+        return usage_error("attach: unknown TYPE '%s' (%s)", name, names);
+}
+
+/* 1 with *ret_params ({id, program, TYPE: target}) and *ret_id when a call is to be made. */
+static int parse_attach_argv(int argc, char **argv, json_object **ret_params, uint64_t *ret_id,
+                             const AttachType **ret_type) {
+        enum { ARG_PID = 0x100 };
+        static const struct option options[] = {
+                { "help", no_argument,       NULL, 'h'     },
+                { "pid",  required_argument, NULL, ARG_PID },
+                {}
+        };
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        json_object *target = NULL;
+        const AttachType *t;
+        const char *pid_arg = NULL;
+        uint64_t id, pid = 0;
+        char **args;
+        int c, n, r;
+
+        optind = 0; /* a full restart of getopt, permuting: --pid may come anywhere */
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        return help();
+                case ARG_PID:
+                        if (parse_u64(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)
+                                return usage_error("attach: invalid pid '%s'", optarg);
+                        pid_arg = optarg;
+                        break;
+                default:
+                        return option_error(c, argv);
+                }
+        }
+        if (argc - optind < 3)
+                return usage_error("attach: missing %s (attach ID PROGRAM TYPE TARGET...)",
+                                   argc - optind == 0 ? "ID" : argc - optind == 1 ? "PROGRAM" : "TYPE");
+        r = parse_id("attach", "object", argv[optind], &id);
+        if (r < 0)
+                return r;
+        if (!*argv[optind + 1])
+                return usage_error("attach: PROGRAM must not be empty");
+        t = attach_type_find(argv[optind + 2]);
+        if (!t)
+                return attach_type_unknown(argv[optind + 2]);
+
+        args = argv + optind + 3;
+        n = argc - optind - 3;
+        if (n < t->min_args || n > t->max_args) {
+                if (!t->target)
+                        return usage_error("attach: %s takes no TARGET: it was fixed when the program was loaded",
+                                           t->name);
+                return usage_error("attach: %s takes %s", t->name, t->target);
+        }
+        for (int i = 0; i < n; i++)
+                if (!*args[i])
+                        return usage_error("attach: %s takes %s, not an empty argument", t->name, t->target);
+        if (pid_arg && t->build != attach_build_uprobe)
+                return usage_error("attach: --pid applies to uprobe and uretprobe only");
+
+        r = t->build(t, args, n, (int64_t) pid, &target);
+        if (r < 0)
+                return r;
+        params = json_object_new_object();
+        if (!params || json_add(params, t->name, target) < 0 ||
+            json_add(params, "id", json_object_new_int64((int64_t) id)) < 0 ||
+            json_add(params, "program", json_object_new_string(argv[optind + 1])) < 0)
+                return log_oom();
+
+        *ret_params = TAKE_PTR(params);
+        *ret_id = id;
+        *ret_type = t;
+        return 1;
+}
+
+static int do_attach(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        const AttachType *t = NULL;
+        const char *program, *type, *target;
+        json_object *link, *object;
+        uint64_t id = 0;
+        int r;
+
+        r = parse_attach_argv(argc, argv, &params, &id, &t);
+        if (r <= 0)
+                return r;
+        r = call(VL_METHOD("Attach"), params, NULL, 0, &reply);
+        if (r < 0)
+                return r;
+        if (arg_json) {
+                print_json(reply.parameters);
+                return 0;
+        }
+
+        /* What the daemon says it did; what we asked for where it says nothing. */
+        link = json_get(reply.parameters, "link", json_type_object);
+        object = json_get(link, "object", json_type_int);
+        program = json_get_str(link, "program");
+        type = json_get_str(link, "type");
+        target = json_get_str(link, "target");
+        printf("Attached program %s of object %" PRId64 ": link %" PRId64 " (%s%s%s).\n",
+               *program ? program : json_object_get_string(json_get(params, "program", json_type_string)),
+               object ? json_object_get_int64(object) : (int64_t) id,
+               json_get_int(link, "id"),
+               *type ? type : t->name, *target ? " " : "", target);
+        return 0;
+}
+
+static int do_detach(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        uint64_t id = 0;
+        int r;
+
+        r = call_by_id(VL_METHOD("Detach"), "link", "link", argc, argv, &id, &reply);
+        if (r <= 0)
+                return r;
+        if (arg_json)
+                print_json(reply.parameters);
+        else
+                printf("Detached link %" PRIu64 ".\n", id);
         return 0;
 }
 
@@ -1117,6 +1473,8 @@ static const struct cmd cmds[] = {
         { "list",   do_list   },
         { "show",   do_show   },
         { "unload", do_unload },
+        { "attach", do_attach },
+        { "detach", do_detach },
         { "btf",    do_btf    },
         { "status", do_status },
         { "help",   do_help   },

@@ -19,6 +19,8 @@
 #define MESSAGE_ID_BTF_CHANGED "47c438b8514a4285a0807e1b81983cd2"
 #define MESSAGE_ID_FALLBACK "0bb1e049042c48e98a963d9da189ec54"
 #define MESSAGE_ID_RECOVERY "5527eb69d4ee43f7b27dc276f901c4af"
+#define MESSAGE_ID_ATTACHED "df0ac853eae547f88c90d07a7b46a05b"
+#define MESSAGE_ID_DETACHED "3c808f8fc9264b91b9e2c2b26d985264"
 
 void log_setup(int max_priority);
 int log_get_max_priority(void);

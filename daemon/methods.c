@@ -8,6 +8,7 @@
 #include <sys/utsname.h>
 #include <time.h>
 
+#include "attach.h"
 #include "btf-describe.h"
 #include "loader.h"
 #include "log.h"
@@ -230,6 +231,230 @@ static void log_loaded(const Object *o) {
                   (unsigned long long) o->timings.total);
 }
 
+/* Attach parameters: the object, the program, and one target kind with its spec. */
+static const char *const attach_types[] = {
+        "tracepoint", "raw_tp", "tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "kprobe", "kretprobe",
+        "uprobe", "uretprobe", "xdp", "tc", "cgroup",
+};
+
+static void log_attach_event(const Object *o, const char *program, const LinkInfo *l, const Peer *peer,
+                             const char *message_id, const char *verb) {
+        LogFields lf = {};
+
+        log_field(&lf, "BPFCORED_OBJECT_ID", "%llu", (unsigned long long) o->id);
+        log_field(&lf, "BPFCORED_OBJECT_NAME", "%s", o->name);
+        log_field(&lf, "BPFCORED_PROGRAM", "%s", program);
+        log_field(&lf, "BPFCORED_LINK_ID", "%u", l->id);
+        log_field(&lf, "BPFCORED_LINK_TYPE", "%s", l->type ?: "");
+        log_field(&lf, "BPFCORED_LINK_TARGET", "%s", l->target ?: "");
+        log_field(&lf, "BPFCORED_CLIENT_UID", "%u", peer->cred.uid);
+        log_field(&lf, "BPFCORED_CLIENT_PID", "%d", peer->cred.pid);
+        log_event(&lf, LOG_INFO, message_id, "%s program %s of object %llu: link %u, %s %s.", verb, program,
+                  (unsigned long long) o->id, l->id, l->type ?: "", l->target ?: "");
+}
+
+/* Attaches program of o as req says, pins the link and records it (state file included). */
+static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const AttachRequest *req, const Peer *peer,
+                             LinkInfo *ret, Failure *f) {
+        _cleanup_close_ int prog_fd = -1;
+        AttachResult a = ATTACH_RESULT_NULL;
+        LinkInfo l = {};
+        int r;
+
+        prog_fd = registry_program_fd(o, p->name);
+        if (prog_fd < 0)
+                return failure_system(f, prog_fd, "opening program %s", p->name);
+        r = attach_program(prog_fd, req, &a, f);
+        if (r < 0)
+                return r;
+        r = registry_pin_link(o, a.link_fd, a.link_id, f);
+        if (r < 0) {
+                attach_result_done(&a);
+                return r;
+        }
+        l = (LinkInfo) { .id = a.link_id, .type = TAKE_PTR(a.type), .target = TAKE_PTR(a.target) };
+        if (ret) {
+                ret->id = l.id;
+                ret->type = strdup(l.type ?: "");
+                ret->target = strdup(l.target ?: "");
+        }
+        r = program_add_link(p, &l);
+        if (r >= 0)
+                r = state_write(m->state_dir, o, f);
+        if (r < 0) {
+                object_remove_link(o, a.link_id);
+                link_info_done(&l);
+                registry_unpin_link(o, a.link_id);
+        }
+        attach_result_done(&a); /* closes our fd: the pin holds the link */
+        if (r >= 0)
+                log_attach_event(o, p->name, &p->links[p->n_links - 1], peer, MESSAGE_ID_ATTACHED, "Attached");
+        return r;
+}
+
+/* Load with attach:true: every program attached by its SEC() name, like a skeleton's auto-attach. */
+static int attach_all(Manager *m, Object *o, const Peer *peer, Failure *f) {
+        for (size_t i = 0; i < o->n_programs; i++) {
+                ProgramInfo *p = &o->programs[i];
+                AttachRequest req = { .caller_pid = peer->cred.pid };
+                json_object *spec = NULL;
+                int r;
+
+                r = attach_spec_from_section(p->section, &req.type, &spec);
+                if (r == -ENOTSUP) {
+                        log_debug("Program %s (%s) needs an explicit target: not auto-attached.", p->name, p->section);
+                        continue;
+                }
+                if (r < 0)
+                        return failure_setf(f, r, VL_ERROR_ATTACH_FAILED, "message",
+                                            "cannot tell what program %s attaches to from its section %s", p->name,
+                                            p->section);
+                req.spec = spec;
+                r = attach_and_record(m, o, p, &req, peer, NULL, f);
+                json_object_put(spec);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+typedef struct AttachParameters {
+        uint64_t id;
+        const char *program;
+} AttachParameters;
+
+static int vl_method_attach(Call *call) {
+        Manager *m = call->manager;
+        AttachParameters p = {};
+        AttachRequest req = { .caller_pid = call->peer->cred.pid };
+        _cleanup_(json_object_putp) json_object *params = NULL, *spec = NULL;
+        LinkInfo l = {};
+        Failure f = {};
+        ProgramInfo *prog;
+        json_object *reply, *link;
+        Object *o;
+        size_t n_types = 0;
+        int r;
+
+        /* The target kind is the one key besides id and program; the table checks those two. */
+        params = json_object_new_object();
+        json_object_object_foreach(call->parameters, key, val) {
+                bool is_type = false;
+
+                for (size_t i = 0; i < ELEMENTSOF(attach_types); i++)
+                        if (strcmp(key, attach_types[i]) == 0) {
+                                req.type = attach_types[i];
+                                is_type = true;
+                        }
+                if (!is_type) {
+                        json_object_object_add(params, key, json_object_get(val));
+                        continue;
+                }
+                n_types++;
+                /* "tracepoint": "cat/name" is short for {"tracepoint": "cat/name"}. */
+                if (json_object_is_type(val, json_type_object))
+                        spec = json_object_get(val);
+                else if (json_object_is_type(val, json_type_string)) {
+                        spec = json_object_new_object();
+                        json_object_object_add(spec, "tracepoint", json_object_get(val));
+                } else if (json_object_is_type(val, json_type_boolean) && json_object_get_boolean(val))
+                        spec = json_object_new_object();
+                else
+                        return reply_invalid_parameter(call, key, "the target must be an object (or a string for tracepoints)");
+        }
+        {
+                static const ParamField table[] = {
+                        { "id", json_type_int, param_uint64, offsetof(AttachParameters, id), true },
+                        { "program", json_type_string, param_string, offsetof(AttachParameters, program), true },
+                        {}
+                };
+                Failure df = {};
+
+                r = params_decode(params, table, &p, &df);
+                if (r < 0) {
+                        r = reply_failure(call, &df);
+                        failure_done(&df);
+                        return r;
+                }
+        }
+        if (n_types != 1)
+                return reply_invalid_parameter(call, "target",
+                                               "name exactly one target: tracepoint, raw_tp, tp_btf, fentry, fexit, lsm, "
+                                               "kprobe, kretprobe, uprobe, uretprobe, xdp, tc or cgroup");
+        req.spec = spec;
+
+        o = registry_get(m->registry, p.id);
+        if (!o)
+                return reply_no_such_object(call, p.id);
+        prog = object_find_program(o, p.program);
+        if (!prog)
+                return reply_errorf(call, VL_ERROR_NO_SUCH_PROGRAM, "program", "%s", p.program);
+
+        r = attach_and_record(m, o, prog, &req, call->peer, &l, &f);
+        if (r < 0) {
+                if (!f.error)
+                        failure_system(&f, r, "attaching");
+                r = reply_failure(call, &f);
+                failure_done(&f);
+                return r;
+        }
+        link = json_object_new_object();
+        json_object_object_add(link, "id", json_object_new_int64(l.id));
+        json_object_object_add(link, "type", json_object_new_string(l.type ?: ""));
+        json_object_object_add(link, "target", json_object_new_string(l.target ?: ""));
+        json_object_object_add(link, "object", json_object_new_uint64(o->id));
+        json_object_object_add(link, "program", json_object_new_string(prog->name));
+        link_info_done(&l);
+        reply = json_object_new_object();
+        json_object_object_add(reply, "link", link);
+        return vl_reply(call, reply, NULL, 0);
+}
+
+typedef struct DetachParameters {
+        uint32_t link;
+} DetachParameters;
+
+static int vl_method_detach(Call *call) {
+        static const ParamField table[] = {
+                { "link", json_type_int, param_uint32, offsetof(DetachParameters, link), true },
+                {}
+        };
+        Manager *m = call->manager;
+        DetachParameters p = {};
+        ProgramInfo *prog = NULL;
+        LinkInfo copy = {};
+        Failure f = {};
+        Object *o;
+        int r;
+
+        r = decode(call, table, &p);
+        if (r != 0)
+                return r;
+        o = registry_find_link(m->registry, p.link, &prog);
+        if (!o) {
+                json_object *e = json_object_new_object();
+                json_object_object_add(e, "link", json_object_new_int64(p.link));
+                return vl_error(call, VL_ERROR_NO_SUCH_OBJECT, e);
+        }
+        for (size_t k = 0; k < prog->n_links; k++)
+                if (prog->links[k].id == p.link)
+                        copy = (LinkInfo) { .id = p.link, .type = strdup(prog->links[k].type ?: ""),
+                                            .target = strdup(prog->links[k].target ?: "") };
+        /* Record first, then unpin: after a crash in between, the start removes the unlisted pin. */
+        object_remove_link(o, p.link);
+        r = state_write(m->state_dir, o, &f);
+        if (r < 0) {
+                link_info_done(&copy);
+                r = reply_failure(call, &f);
+                failure_done(&f);
+                return r;
+        }
+        registry_unpin_link(o, p.link);
+        log_attach_event(o, prog->name, &copy, call->peer, MESSAGE_ID_DETACHED, "Detached");
+        link_info_done(&copy);
+        return vl_reply(call, NULL, NULL, 0);
+}
+
 static const ParamField load_table[] = {
         { "fd", json_type_int, param_uint32, offsetof(LoadParameters, fd), true },
         { "name", json_type_string, param_string, offsetof(LoadParameters, name) },
@@ -343,9 +568,6 @@ static int vl_method_load(Call *call) {
         r = decode(call, load_table, &p);
         if (r != 0)
                 return r;
-        if (p.attach)
-                return reply_errorf(call, VL_ERROR_NOT_SUPPORTED, "message",
-                                    "attaching is not available yet: load without attach");
         if (p.name && !object_name_valid(p.name))
                 return reply_invalid_parameter(call, "name",
                                                "a name has 1 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'");
@@ -406,6 +628,15 @@ static int vl_method_load(Call *call) {
         /* The state file makes the object whole: before it, a crash leaves pins that the next start removes. */
         if (r >= 0)
                 r = state_write(m->state_dir, o, &f);
+        if (r >= 0 && p.attach) {
+                uint64_t t3 = now_usec(CLOCK_MONOTONIC);
+
+                r = attach_all(m, o, call->peer, &f);
+                o->timings.attach = now_usec(CLOCK_MONOTONIC) - t3;
+                /* All or nothing: the links already made go with the pins. */
+                if (r < 0)
+                        (void) state_remove(m->state_dir, o->id);
+        }
         if (r >= 0) {
                 r = registry_add(m->registry, o);
                 if (r < 0)
@@ -777,6 +1008,8 @@ const Method bpfcored_methods[] = {
         { VL_METHOD("Unload"), vl_method_unload },
         { VL_METHOD("Status"), vl_method_status },
         { VL_METHOD("Check"), vl_method_check },
+        { VL_METHOD("Attach"), vl_method_attach },
+        { VL_METHOD("Detach"), vl_method_detach },
         { VL_METHOD("ListBTF"), vl_method_list_btf },
         { VL_METHOD("DescribeType"), vl_method_describe_type },
         { VL_SERVICE_INTERFACE ".GetInfo", vl_method_get_info },

@@ -126,6 +126,7 @@ json_object *object_to_json(const Object *o) {
         add_int(timings, "open", (int64_t) o->timings.open);
         add_int(timings, "load", (int64_t) o->timings.load);
         add_int(timings, "pin", (int64_t) o->timings.pin);
+        add_int(timings, "attach", (int64_t) o->timings.attach);
         add_int(timings, "total", (int64_t) o->timings.total);
         json_object_object_add(j, "timings_us", timings);
         add_str(j, "pin_path", o->pin_dir);

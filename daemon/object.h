@@ -41,7 +41,7 @@ typedef struct MapInfo {
 
 /* Microseconds spent in each step of a Load. */
 typedef struct Timings {
-        uint64_t receive, plan, open, load, pin, total;
+        uint64_t receive, plan, open, load, pin, attach, total;
 } Timings;
 
 typedef struct Object {

@@ -30,6 +30,10 @@ struct ParamField {
  * missing parameters fill f with org.varlink.service.InvalidParameter.
  * Strings and JSON values are borrowed from params.
  */
+static inline void json_object_putp(json_object **j) {
+        json_object_put(*j);
+}
+
 int params_decode(json_object *params, const ParamField table[], void *base, Failure *f);
 
 int param_uint32(const ParamField *field, json_object *v, void *dst, char **ret_message);

@@ -207,6 +207,7 @@ static int object_from_state(json_object *j, const char *root, Object **ret) {
                 o->timings.open = (uint64_t) get_int(timings, "open");
                 o->timings.load = (uint64_t) get_int(timings, "load");
                 o->timings.pin = (uint64_t) get_int(timings, "pin");
+                o->timings.attach = (uint64_t) get_int(timings, "attach");
                 o->timings.total = (uint64_t) get_int(timings, "total");
         }
 

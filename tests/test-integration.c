@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -756,6 +757,126 @@ TEST(sigkill_and_half_created) {
         tap_ok(stat(path, &st) < 0, "a state file without its pins was removed");
         tap_ok(find_id(json_object_object_get(l.parameters, "objects"), 888888) == NULL, "and is not listed");
         unload(id);
+}
+
+static uint64_t getpid_count(json_object *maps) {
+        json_object *m = array_find_name(maps, "settings");
+        uint64_t v = 0;
+        uint32_t key = 0;
+        int fd = m ? bpf_map_get_fd_by_id((uint32_t) json_int(m, "id")) : -1;
+
+        if (fd >= 0) {
+                bpf_map_lookup_elem(fd, &key, &v);
+                close(fd);
+        }
+        return v;
+}
+
+static void call_getpid(int n) {
+        for (int i = 0; i < n; i++)
+                syscall(SYS_getpid);
+}
+
+static int attach_call(const char *json, BpfcoreReply *r) {
+        json_object *p = json_tokener_parse(json);
+        int rc = call(&d, "io.bpfcored.Attach", p, NULL, 0, r);
+
+        json_object_put(p);
+        return rc;
+}
+
+TEST(attach_detach) {
+        _cleanup_reply_ BpfcoreReply r = {}, g = {}, det = {}, again = {}, bad_tp = {}, kp = {}, noprog = {},
+                                     nolink = {}, l = {};
+        _cleanup_free_ char *params = NULL;
+        json_object *links, *maps, *p, *back;
+        uint64_t id, before, after;
+        int64_t link_id;
+        char json[256];
+
+        if (asprintf(&params, "{\"attach\":true,\"globals\":{\"enabled\":true,\"target_pid\":%d}}", getpid()) < 0)
+                abort();
+        load_object(&d, "globals", json_tokener_parse(params), &r);
+        if (!tap_is_str(reply_error(&r), "", "Load with attach:true succeeds")) {
+                tap_diag("%s", json_object_to_json_string(r.parameters));
+                return;
+        }
+        id = (uint64_t) object_int(&r, "id");
+        maps = object_get(&r, "maps");
+        links = json_object_object_get(array_find_name(object_get(&r, "programs"), "count_getpid"), "links");
+        tap_is_int(links ? json_object_array_length(links) : 0, 1, "the program is attached by its SEC() name");
+        tap_is_str(json_str(json_object_array_get_idx(links, 0), "type"), "tracepoint", "as a tracepoint link");
+        link_id = json_int(json_object_array_get_idx(links, 0), "id");
+        snprintf(json, sizeof(json), "links/%lld", (long long) link_id);
+        tap_ok(pin_exists(id, json), "the link is pinned beside its object");
+
+        before = getpid_count(maps);
+        call_getpid(5);
+        after = getpid_count(maps);
+        tap_ok(after >= before + 5, "the program runs: getpid() counted (%llu -> %llu)", (unsigned long long) before,
+               (unsigned long long) after);
+
+        /* Survives SIGKILL of the daemon, still counting while it is down. */
+        kill(d.pid, SIGKILL);
+        waitpid(d.pid, NULL, 0);
+        d.pid = 0;
+        before = getpid_count(maps);
+        call_getpid(3);
+        tap_ok(getpid_count(maps) >= before + 3, "counting goes on while the daemon is down");
+        tap_is_int(daemon_start(&d), 0, "daemon restarts");
+        back = find_id(list_objects(&l), (int64_t) id);
+        links = json_object_object_get(array_find_name(json_object_object_get(back, "programs"), "count_getpid"), "links");
+        tap_is_int(links ? json_int(json_object_array_get_idx(links, 0), "id") : -1, link_id,
+                   "after the restart the object lists the same link");
+
+        p = json_object_new_object();
+        json_object_object_add(p, "link", json_object_new_int64(link_id));
+        call(&d, "io.bpfcored.Detach", p, NULL, 0, &det);
+        json_object_put(p);
+        tap_is_str(reply_error(&det), "", "Detach succeeds");
+        before = getpid_count(maps);
+        call_getpid(5);
+        tap_is_int(getpid_count(maps), before, "after Detach nothing is counted");
+        tap_ok(!pin_exists(id, json), "the link pin is gone");
+
+        snprintf(json, sizeof(json), "{\"id\":%llu,\"program\":\"count_getpid\",\"tracepoint\":\"syscalls/sys_enter_getpid\"}",
+                 (unsigned long long) id);
+        attach_call(json, &again);
+        tap_is_str(reply_error(&again), "", "explicit Attach to a tracepoint succeeds");
+        tap_ok(json_int(json_object_object_get(again.parameters, "link"), "id") > 0, "and names the new link");
+        before = getpid_count(maps);
+        call_getpid(4);
+        tap_ok(getpid_count(maps) >= before + 4, "counting again");
+
+        snprintf(json, sizeof(json), "{\"id\":%llu,\"program\":\"count_getpid\",\"tracepoint\":\"syscalls/no_such_tracepoint\"}",
+                 (unsigned long long) id);
+        attach_call(json, &bad_tp);
+        tap_is_str(reply_error(&bad_tp), "AttachFailed", "a missing tracepoint is AttachFailed");
+        tap_ok(strstr(json_str(bad_tp.parameters, "message"), "no_such_tracepoint") != NULL, "naming it");
+
+        snprintf(json, sizeof(json), "{\"id\":%llu,\"program\":\"count_getpid\",\"kprobe\":{\"function\":\"do_unlinkat\"}}",
+                 (unsigned long long) id);
+        attach_call(json, &kp);
+        tap_is_str(reply_error(&kp), "AttachFailed", "a kprobe request for a tracepoint program is AttachFailed");
+
+        snprintf(json, sizeof(json), "{\"id\":%llu,\"program\":\"nope\",\"tracepoint\":\"syscalls/sys_enter_getpid\"}",
+                 (unsigned long long) id);
+        attach_call(json, &noprog);
+        tap_is_str(reply_error(&noprog), "NoSuchProgram", "an unknown program is NoSuchProgram");
+
+        p = json_tokener_parse("{\"link\":4000000000}");
+        call(&d, "io.bpfcored.Detach", p, NULL, 0, &nolink);
+        json_object_put(p);
+        tap_is_str(reply_error(&nolink), "NoSuchObject", "Detach of an unknown link is NoSuchObject");
+
+        unload(id);
+        tap_ok(kernel_prog_gone((uint32_t) json_int(array_find_name(object_get(&r, "programs"), "count_getpid"), "id")),
+               "Unload detaches and removes the program from the kernel");
+        p = json_object_new_object();
+        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
+        call(&d, "io.bpfcored.Get", p, NULL, 0, &g);
+        json_object_put(p);
+        tap_is_str(reply_error(&g), "NoSuchObject", "and the object");
 }
 
 TEST(cleanup) {
