@@ -78,10 +78,6 @@ static void btf_freep(struct btf **b) {
         btf__free(*b);
 }
 
-static void json_putp(json_object **j) {
-        json_object_put(*j);
-}
-
 static uint64_t ptr_to_u64(const void *p) {
         return (uint64_t) (uintptr_t) p;
 }
@@ -1027,7 +1023,7 @@ int attach_spec_from_section(const char *section, const char **ret_type, json_ob
                 { "uretprobe/", "uretprobe", SECTION_UPROBE },
                 { "uretprobe.s/", "uretprobe", SECTION_UPROBE },
         };
-        _cleanup_(json_putp) json_object *spec = NULL;
+        _cleanup_(json_object_putp) json_object *spec = NULL;
         const char *rest = NULL, *type = NULL, *sep;
         SectionTarget target = SECTION_NONE;
 

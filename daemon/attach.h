@@ -14,8 +14,8 @@
  *   kprobe, kretprobe       {"function": "do_unlinkat", "offset"?: N}          perf link, kprobe PMU
  *   uprobe, uretprobe       {"path": "/usr/bin/x", "symbol": "f" | "offset": N, "pid"?: N}
  *                           perf link, uprobe PMU; offset is a file offset; the symbol is looked up in
- *                           .symtab, then .dynsym; pid (in the daemon's pid namespace) limits the probe
- *                           to one process
+ *                           .symtab, then .dynsym; pid limits the probe to one process (only for a caller
+ *                           in the daemon's pid namespace: pids are not translated)
  *   xdp                     {"interface": "veth0", "mode"?: "skb" | "drv" | "hw"}  (default: the kernel picks)
  *   tc                      {"interface": "veth0", "direction": "ingress" | "egress"}  tcx link
  *   cgroup                  {"path": "/sys/fs/cgroup/x", "attach_type": "cgroup_skb/egress"}

@@ -18,6 +18,8 @@ static void help(void) {
                "                         BTF file stands in on kernels built without BTF)\n"
                "      --btf-dir DIR      external BTF registered by name: DIR/NAME.btf\n"
                "                         (default /etc/bpfcored/btf)\n"
+               "      --objects-dir DIR  objects loaded at start and on SIGHUP: DIR/NAME.conf\n"
+               "                         (default /etc/bpfcored/objects.d)\n"
                "  -d, --foreground       stay in the foreground (the only mode; for compatibility)\n"
                "  -v, --verbose          log debug messages (libbpf's too)\n"
                "  -h, --help             show this help\n"
@@ -26,13 +28,14 @@ static void help(void) {
 }
 
 static int parse_argv(int argc, char *argv[], Options *o) {
-        enum { ARG_BPFFS_ROOT = 0x100, ARG_STATE_DIR, ARG_VMLINUX_BTF, ARG_BTF_DIR, ARG_VERSION };
+        enum { ARG_BPFFS_ROOT = 0x100, ARG_STATE_DIR, ARG_VMLINUX_BTF, ARG_BTF_DIR, ARG_OBJECTS_DIR, ARG_VERSION };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "bpffs-root", required_argument, NULL, ARG_BPFFS_ROOT },
                 { "state-dir", required_argument, NULL, ARG_STATE_DIR },
                 { "vmlinux-btf", required_argument, NULL, ARG_VMLINUX_BTF },
                 { "btf-dir", required_argument, NULL, ARG_BTF_DIR },
+                { "objects-dir", required_argument, NULL, ARG_OBJECTS_DIR },
                 { "foreground", no_argument, NULL, 'd' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
@@ -57,6 +60,9 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                         break;
                 case ARG_BTF_DIR:
                         o->btf_dir = optarg;
+                        break;
+                case ARG_OBJECTS_DIR:
+                        o->objects_dir = optarg;
                         break;
                 case 'd':
                         break;
@@ -92,6 +98,7 @@ int main(int argc, char *argv[]) {
                 .state_dir = "/run/bpfcored/state",
                 .vmlinux_btf = "/sys/kernel/btf/vmlinux",
                 .btf_dir = "/etc/bpfcored/btf",
+                .objects_dir = "/etc/bpfcored/objects.d",
         };
         int r;
 

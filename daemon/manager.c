@@ -9,6 +9,7 @@
 #include "loader.h"
 #include "log.h"
 #include "manager.h"
+#include "objects-d.h"
 #include "state.h"
 #include "varlink.h"
 
@@ -25,7 +26,8 @@ int manager_new(const Options *o, Manager **ret) {
         m->state_dir = strdup(o->state_dir);
         m->vmlinux_btf = strdup(o->vmlinux_btf);
         m->btf_dir = strdup(o->btf_dir);
-        if (!m->socket_path || !m->bpffs_root || !m->state_dir || !m->vmlinux_btf || !m->btf_dir)
+        m->objects_dir = strdup(o->objects_dir);
+        if (!m->socket_path || !m->bpffs_root || !m->state_dir || !m->vmlinux_btf || !m->btf_dir || !m->objects_dir)
                 return -ENOMEM;
 
         r = sd_event_default(&m->event);
@@ -46,6 +48,7 @@ Manager *manager_free(Manager *m) {
         btf_cache_free(m->btf);
         free(m->vmlinux_btf);
         free(m->btf_dir);
+        free(m->objects_dir);
         sd_event_unref(m->event);
         free(m->socket_path);
         free(m->bpffs_root);
@@ -101,7 +104,12 @@ static int on_btf_dir_change(sd_event_source *s, const struct inotify_event *eve
 }
 
 static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        manager_refresh_btf(userdata, "SIGHUP");
+        Manager *m = userdata;
+
+        (void) sd_notify(false, "RELOADING=1");
+        manager_refresh_btf(m, "SIGHUP");
+        objects_d_sync(m);
+        (void) sd_notify(false, "READY=1");
         return 0;
 }
 
@@ -184,6 +192,8 @@ int manager_startup(Manager *m) {
                 log_field(&lf, "BPFCORED_OBJECTS", "%d", r);
                 log_event(&lf, LOG_INFO, MESSAGE_ID_RECOVERY, "Recovered %d loaded objects from %s.", r, m->state_dir);
         }
+
+        objects_d_sync(m);
 
         r = varlink_listen(m);
         if (r < 0)

@@ -35,6 +35,7 @@ typedef struct Options {
         const char *state_dir;
         const char *vmlinux_btf; /* kernel BTF, or an external file standing in for it */
         const char *btf_dir;     /* registered external BTF: NAME.btf */
+        const char *objects_dir; /* objects loaded at boot: NAME.conf */
 } Options;
 
 typedef struct Manager {
@@ -56,6 +57,7 @@ typedef struct Manager {
         char *state_dir;
         char *vmlinux_btf;
         char *btf_dir;
+        char *objects_dir;
 
         uint64_t started_usec; /* CLOCK_MONOTONIC */
         Counters counters;

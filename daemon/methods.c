@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -11,6 +12,7 @@
 #include "attach.h"
 #include "btf-describe.h"
 #include "loader.h"
+#include "methods.h"
 #include "log.h"
 #include "params.h"
 #include "state.h"
@@ -137,6 +139,37 @@ static char *object_name_from_fd(int fd) {
         return name;
 }
 
+/* A file the admin named (objects.d), within the object size limit. */
+static int read_file_bounded(const char *path, void **ret, size_t *ret_size) {
+        _cleanup_free_ char *data = NULL;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        struct stat st;
+        size_t done = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                return -errno;
+        if (!S_ISREG(st.st_mode))
+                return -EBADFD;
+        if ((uint64_t) st.st_size > VL_MAX_OBJECT)
+                return -EFBIG;
+        data = malloc((size_t) st.st_size + 1);
+        if (!data)
+                return -ENOMEM;
+        while (done < (size_t) st.st_size) {
+                ssize_t n = read(fd, data + done, (size_t) st.st_size - done);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                done += (size_t) n;
+        }
+        *ret = TAKE_PTR(data);
+        *ret_size = done;
+        return 0;
+}
+
 /* Reads the whole object from the caller's fd; the file may change under us, so never mmap it. */
 static int read_object(Call *call, int fd, const char *param, void **ret_data, size_t *ret_size) {
         _cleanup_free_ char *data = NULL;
@@ -192,7 +225,7 @@ typedef struct LoadParameters {
         const char *btf;
 } LoadParameters;
 
-static void log_load_failure(Call *call, const char *name, const Failure *f) {
+static void log_load_failure(const Peer *peer, const char *name, const Failure *f) {
         LogFields lf = {};
         json_object *m = NULL;
         const char *detail = "";
@@ -202,11 +235,11 @@ static void log_load_failure(Call *call, const char *name, const Failure *f) {
                 detail = json_object_get_string(m);
         log_field(&lf, "BPFCORED_OBJECT_NAME", "%s", name);
         log_field(&lf, "BPFCORED_ERROR", "%s", f->error);
-        log_field(&lf, "BPFCORED_CLIENT_UID", "%u", call->peer->cred.uid);
-        log_field(&lf, "BPFCORED_CLIENT_PID", "%d", call->peer->cred.pid);
-        log_field(&lf, "BPFCORED_CLIENT_CGROUP", "%s", call->peer->cgroup ?: "");
+        log_field(&lf, "BPFCORED_CLIENT_UID", "%u", peer->cred.uid);
+        log_field(&lf, "BPFCORED_CLIENT_PID", "%d", peer->cred.pid);
+        log_field(&lf, "BPFCORED_CLIENT_CGROUP", "%s", peer->cgroup ?: "");
         log_event(&lf, LOG_WARNING, MESSAGE_ID_LOAD_FAILED, "Load of %s for uid %u failed: %s: %.200s", name,
-                  call->peer->cred.uid, f->error, detail);
+                  peer->cred.uid, f->error, detail);
 }
 
 static void log_loaded(const Object *o) {
@@ -487,8 +520,10 @@ typedef struct Intake {
         size_t user_btf_size;
         char digest[7 + 64 + 1];
         Plan *plan;
-        uint64_t receive_us;
+        uint64_t receive_us, plan_us;
 } Intake;
+
+static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure *f);
 
 static void intake_done(Intake *in) {
         free(in->data);
@@ -517,13 +552,23 @@ static int intake(Call *call, const LoadParameters *p, Intake *in, Failure *f) {
                 if (r <= 0)
                         return r;
         }
+        r = intake_plan(call->manager, p, in, f);
+        in->receive_us = now_usec(CLOCK_MONOTONIC) - t0 - in->plan_us;
+        return r;
+}
+
+/* Checks the object's bytes and plans its CO-RE relocations. 1 when ready. */
+static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure *f) {
+        uint64_t t0;
+        int r;
+
         r = loader_check_elf(in->data, in->size, f);
         if (r >= 0)
                 r = loader_digest(in->data, in->size, in->digest);
-        in->receive_us = now_usec(CLOCK_MONOTONIC) - t0;
         if (r < 0)
                 return r;
 
+        t0 = now_usec(CLOCK_MONOTONIC);
         PlanRequest req = {
                 .digest = in->digest,
                 .elf = in->data,
@@ -532,7 +577,8 @@ static int intake(Call *call, const LoadParameters *p, Intake *in, Failure *f) {
                 .user_btf = in->user_btf,
                 .user_btf_size = in->user_btf_size,
         };
-        r = plans_get(&call->manager->plans, &req, &in->plan, f);
+        r = plans_get(&m->plans, &req, &in->plan, f);
+        in->plan_us = now_usec(CLOCK_MONOTONIC) - t0;
         if (r < 0)
                 return r;
         if (in->plan->core->failed) {
@@ -554,15 +600,95 @@ static void log_fallback(const Object *o, const char *reason) {
                   o->name, reason);
 }
 
+/*
+ * The load proper, from an intake that is read and planned: reserve an id,
+ * load, pin, write the state file, attach if asked, register. On failure
+ * nothing is left behind and f says why. o is the registry's on success.
+ */
+static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object *o, const Peer *peer, Failure *f) {
+        _cleanup_free_ char *maps_dir = NULL;
+        const char *fallback;
+        int r;
+
+        memcpy(o->digest, in->digest, sizeof(o->digest));
+        o->relocations = plan_relocations_json(in->plan);
+        r = registry_reserve(m->registry, o, f);
+        if (r >= 0 && asprintf(&maps_dir, "%s/maps", o->pin_dir) < 0)
+                r = -ENOMEM;
+        if (r >= 0) {
+                LoadSettings s = {
+                        .name = o->name,
+                        .programs = p->programs,
+                        .globals = p->globals,
+                        .maps = p->maps,
+                        .maps_pin_dir = maps_dir,
+                        .btf_custom_path = in->plan->min_btf_path[0] ? in->plan->min_btf_path : NULL,
+                        .btf_cache = m->btf,
+                };
+
+                fallback = loader_needs_kernel_btf(in->data, in->size);
+                if (!fallback && in->plan->core->needs_full_btf) {
+                        /* libbpf would patch the minimal BTF's type ids, not the kernel's. */
+                        fallback = "a bpf_core_type_id_kernel() relocation needs the kernel's own type ids";
+                        s.btf_custom_path = NULL;
+                }
+                if (fallback) {
+                        m->counters.fallbacks++;
+                        log_fallback(o, fallback);
+                } else if (s.btf_custom_path)
+                        m->counters.planned++;
+                r = loader_load(in->data, in->size, &s, o, f);
+        }
+        if (r >= 0) {
+                uint64_t t2 = now_usec(CLOCK_MONOTONIC);
+                r = registry_pin(o, f);
+                o->timings.pin = now_usec(CLOCK_MONOTONIC) - t2;
+        }
+        /* The state file makes the object whole: before it, a crash leaves pins that the next start removes. */
+        if (r >= 0)
+                r = state_write(m->state_dir, o, f);
+        if (r >= 0 && p->attach) {
+                uint64_t t3 = now_usec(CLOCK_MONOTONIC);
+
+                r = attach_all(m, o, peer, f);
+                o->timings.attach = now_usec(CLOCK_MONOTONIC) - t3;
+                /* All or nothing: the links already made go with the pins. */
+                if (r < 0)
+                        (void) state_remove(m->state_dir, o->id);
+        }
+        if (r >= 0) {
+                r = registry_add(m->registry, o);
+                if (r < 0)
+                        (void) state_remove(m->state_dir, o->id);
+        }
+        if (r < 0) {
+                m->counters.load_failures++;
+                registry_unpin(o);
+                if (!f->error)
+                        failure_system(f, r, "loading the object");
+                if (strcmp(f->error, VL_ERROR_VERIFIER_REJECTED) == 0) {
+                        m->counters.verifier_rejections++;
+                        /* A poisoned CO-RE instruction the verifier reached: say which relocation. */
+                        if (o->relocations)
+                                json_object_object_add(f->parameters, "relocations", json_object_get(o->relocations));
+                }
+                log_load_failure(peer, o->name ?: "", f);
+                return r;
+        }
+        o->loaded_at_usec = now_usec(CLOCK_REALTIME);
+        m->counters.loads++;
+        log_loaded(o);
+        return 0;
+}
+
 static int vl_method_load(Call *call) {
         Manager *m = call->manager;
         LoadParameters p = {};
         _cleanup_(object_freep) Object *o = NULL;
         _cleanup_(intake_done) Intake in = {};
-        _cleanup_free_ char *name = NULL, *maps_dir = NULL;
-        const char *fallback;
         Failure f = {};
-        uint64_t t0 = now_usec(CLOCK_MONOTONIC), t1;
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
+        json_object *reply;
         int r;
 
         r = decode(call, load_table, &p);
@@ -579,95 +705,64 @@ static int vl_method_load(Call *call) {
         if (call->peer->cgroup && !(o->owner.cgroup = strdup(call->peer->cgroup)))
                 return -ENOMEM;
 
-        t1 = now_usec(CLOCK_MONOTONIC);
         r = intake(call, &p, &in, &f);
         if (r == 0 || (r < 0 && !f.error && call->replied))
                 return r;
-        name = p.name ? strdup(p.name) : object_name_from_fd(call->fds[p.fd]);
-        if (!name)
+        o->name = p.name ? strdup(p.name) : object_name_from_fd(call->fds[p.fd]);
+        if (!o->name)
                 return -ENOMEM;
-        o->name = TAKE_PTR(name);
         o->timings.receive = in.receive_us;
-        o->timings.plan = now_usec(CLOCK_MONOTONIC) - t1 - in.receive_us;
-        if (r >= 0) {
-                memcpy(o->digest, in.digest, sizeof(o->digest));
-                o->relocations = plan_relocations_json(in.plan);
-                r = registry_reserve(m->registry, o, &f);
-        }
-        if (r >= 0 && asprintf(&maps_dir, "%s/maps", o->pin_dir) < 0)
-                r = -ENOMEM;
-        if (r >= 0) {
-                LoadSettings s = {
-                        .name = o->name,
-                        .programs = p.programs,
-                        .globals = p.globals,
-                        .maps = p.maps,
-                        .maps_pin_dir = maps_dir,
-                        .btf_custom_path = in.plan->min_btf_path[0] ? in.plan->min_btf_path : NULL,
-                        .btf_cache = m->btf,
-                };
-
-                fallback = loader_needs_kernel_btf(in.data, in.size);
-                if (!fallback && in.plan->core->needs_full_btf) {
-                        /* libbpf would patch the minimal BTF's type ids, not the kernel's. */
-                        fallback = "a bpf_core_type_id_kernel() relocation needs the kernel's own type ids";
-                        s.btf_custom_path = NULL;
-                }
-                if (fallback) {
-                        m->counters.fallbacks++;
-                        log_fallback(o, fallback);
-                } else if (s.btf_custom_path)
-                        m->counters.planned++;
-                r = loader_load(in.data, in.size, &s, o, &f);
-        }
-        if (r >= 0) {
-                uint64_t t2 = now_usec(CLOCK_MONOTONIC);
-                r = registry_pin(o, &f);
-                o->timings.pin = now_usec(CLOCK_MONOTONIC) - t2;
-        }
-        /* The state file makes the object whole: before it, a crash leaves pins that the next start removes. */
+        o->timings.plan = in.plan_us;
         if (r >= 0)
-                r = state_write(m->state_dir, o, &f);
-        if (r >= 0 && p.attach) {
-                uint64_t t3 = now_usec(CLOCK_MONOTONIC);
-
-                r = attach_all(m, o, call->peer, &f);
-                o->timings.attach = now_usec(CLOCK_MONOTONIC) - t3;
-                /* All or nothing: the links already made go with the pins. */
-                if (r < 0)
-                        (void) state_remove(m->state_dir, o->id);
-        }
-        if (r >= 0) {
-                r = registry_add(m->registry, o);
-                if (r < 0)
-                        (void) state_remove(m->state_dir, o->id);
-        }
+                r = load_planned(m, &p, &in, o, call->peer, &f);
+        else
+                log_load_failure(call->peer, o->name, &f);
         if (r < 0) {
-                m->counters.load_failures++;
-                registry_unpin(o);
                 if (!f.error)
                         failure_system(&f, r, "loading the object");
-                if (strcmp(f.error, VL_ERROR_VERIFIER_REJECTED) == 0) {
-                        m->counters.verifier_rejections++;
-                        /* A poisoned CO-RE instruction the verifier reached: say which relocation. */
-                        if (o->relocations)
-                                json_object_object_add(f.parameters, "relocations", json_object_get(o->relocations));
-                }
-                log_load_failure(call, o->name ?: "", &f);
                 r = reply_failure(call, &f);
                 failure_done(&f);
                 return r;
         }
-
-        o->loaded_at_usec = now_usec(CLOCK_REALTIME);
         o->timings.total = now_usec(CLOCK_MONOTONIC) - t0;
-        m->counters.loads++;
-        log_loaded(o);
 
-        json_object *reply = json_object_new_object();
-        json_object_object_add(reply, "object", object_to_json(o));
-        TAKE_PTR(o); /* the registry has it */
+        reply = json_object_new_object();
+        json_object_object_add(reply, "object", object_to_json(TAKE_PTR(o))); /* the registry has it */
         return vl_reply(call, reply, NULL, 0);
+}
+
+int methods_load_file(Manager *m, const char *name, const char *path, json_object *params, const char *source,
+                      const char *source_digest, Failure *f) {
+        _cleanup_(object_freep) Object *o = NULL;
+        _cleanup_(intake_done) Intake in = {};
+        static const Peer self = { .cred = { .pid = 0, .uid = 0, .gid = 0 } };
+        LoadParameters p = {};
+        size_t size = 0;
+        int r;
+
+        /* An objects.d entry has the parameters of a Load, but no fd: fd is the file. */
+        json_object_object_add(params, "fd", json_object_new_int(0));
+        r = params_decode(params, load_table, &p, f);
+        if (r < 0)
+                return r;
+        r = read_file_bounded(path, &in.data, &size);
+        if (r < 0)
+                return failure_system(f, r, "reading %s", path);
+        in.size = size;
+        r = intake_plan(m, &p, &in, f);
+        if (r < 0)
+                return r;
+
+        o = calloc(1, sizeof(*o));
+        if (!o || !(o->name = strdup(name)) || !(o->source = strdup(source)) ||
+            !(o->source_digest = strdup(source_digest)))
+                return -ENOMEM;
+        o->timings.plan = in.plan_us;
+        r = load_planned(m, &p, &in, o, &self, f);
+        if (r < 0)
+                return r;
+        TAKE_PTR(o); /* the registry has it */
+        return 0;
 }
 
 static int vl_method_check(Call *call) {

@@ -36,6 +36,8 @@ Object *object_free(Object *o) {
         free(o->programs);
         free(o->maps);
         json_object_put(o->relocations);
+        free(o->source);
+        free(o->source_digest);
         owner_done(&o->owner);
         free(o->pin_dir);
         free(o->name);
@@ -130,6 +132,10 @@ json_object *object_to_json(const Object *o) {
         add_int(timings, "total", (int64_t) o->timings.total);
         json_object_object_add(j, "timings_us", timings);
         add_str(j, "pin_path", o->pin_dir);
+        if (o->source) {
+                add_str(j, "source", o->source);
+                add_str(j, "source_digest", o->source_digest);
+        }
         return j;
 }
 

@@ -58,6 +58,8 @@ typedef struct Object {
         size_t n_maps;
         Timings timings;
         json_object *relocations; /* relocations[] of the plan it was loaded with */
+        char *source;        /* objects.d file it came from, NULL for clients' objects */
+        char *source_digest; /* sha256 of that file when it was loaded */
 } Object;
 
 Object *object_free(Object *o);

@@ -199,6 +199,10 @@ static int object_from_state(json_object *j, const char *root, Object **ret) {
         }
         if (strptime(json_object_get_string(json_object_object_get(j, "loaded_at")) ?: "", "%Y-%m-%dT%H:%M:%SZ", &tm))
                 o->loaded_at_usec = (uint64_t) timegm(&tm) * 1000000;
+        if (json_object_object_get_ex(j, "source", &owner)) {
+                o->source = dup_str(j, "source");
+                o->source_digest = dup_str(j, "source_digest");
+        }
         if (json_object_object_get_ex(j, "relocations", &relos))
                 o->relocations = json_object_get(relos);
         if (json_object_object_get_ex(j, "timings_us", &timings)) {

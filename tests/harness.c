@@ -50,7 +50,8 @@ int daemon_start(TestDaemon *d) {
                 snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->tmpdir);
                 snprintf(d->log_path, sizeof(d->log_path), "%s/daemon.log", d->tmpdir);
                 snprintf(d->btf_dir, sizeof(d->btf_dir), "%s/btf", d->tmpdir);
-                if (mkdir(d->btf_dir, 0755) < 0)
+                snprintf(d->objects_dir, sizeof(d->objects_dir), "%s/objects.d", d->tmpdir);
+                if (mkdir(d->btf_dir, 0755) < 0 || mkdir(d->objects_dir, 0755) < 0)
                         return -errno;
                 /* Our own bpffs directory, named for the temp dir, so parallel runs never meet. */
                 snprintf(d->bpffs_root, sizeof(d->bpffs_root), "/sys/fs/bpf/bpfcored-%s", d->tmpdir + 5);
@@ -67,7 +68,8 @@ int daemon_start(TestDaemon *d) {
                         dup2(fd, STDERR_FILENO);
                 }
                 execl(harness_env("BPFCORED"), "bpfcored", "--socket", d->socket_path, "--bpffs-root",
-                      d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir, NULL);
+                      d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir, "--objects-dir",
+                      d->objects_dir, NULL);
                 _exit(127);
         }
         for (int i = 0; i < 500; i++) {

@@ -20,6 +20,7 @@ typedef struct TestDaemon {
         char bpffs_root[128];
         char log_path[128];
         char btf_dir[128];      /* --btf-dir: <tmpdir>/btf, created empty */
+        char objects_dir[128];  /* --objects-dir: <tmpdir>/objects.d, created empty */
         pid_t pid;
 } TestDaemon;
 

@@ -879,6 +879,89 @@ TEST(attach_detach) {
         tap_is_str(reply_error(&g), "NoSuchObject", "and the object");
 }
 
+static void write_conf(const char *name, const char *text) {
+        char path[512];
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/%s", d.objects_dir, name);
+        f = fopen(path, "we");
+        if (f) {
+                fputs(text, f);
+                fclose(f);
+        }
+}
+
+static json_object *find_name(json_object *objects, const char *name) {
+        return array_find_name(objects, name);
+}
+
+/* Polls List until the object named name is there (or gone) with max_entries of its map "settings". */
+static int64_t wait_object(const char *name, int64_t not_id, bool want) {
+        for (int i = 0; i < 300; i++) {
+                _cleanup_reply_ BpfcoreReply l = {};
+                json_object *o = find_name(list_objects(&l), name);
+
+                if (want && o && json_int(o, "id") != not_id)
+                        return json_int(o, "id");
+                if (!want && !o)
+                        return 0;
+                usleep(10000);
+        }
+        return -1;
+}
+
+TEST(objects_d) {
+        _cleanup_free_ char *path = harness_object_path("globals"), *conf = NULL, *log = NULL;
+        _cleanup_reply_ BpfcoreReply l = {}, l2 = {}, l3 = {};
+        json_object *good;
+        char unlink_path[512];
+        size_t size;
+        int64_t id, id2;
+
+        tap_is_int(daemon_stop(&d), 0, "daemon stopped to add objects.d entries");
+        if (asprintf(&conf, "# a counter, loaded at boot\nfile = %s\nprograms = count_getpid\n"
+                            "global.target_pid = 7\nglobal.enabled = true\nmap.settings.max_entries = 32\n", path) < 0)
+                abort();
+        write_conf("good.conf", conf);
+        write_conf("broken.conf", "file = /nonexistent/object.bpf.o\n");
+        write_conf("typo.conf", "flie = /x\n");
+        tap_is_int(daemon_start(&d), 0, "daemon starts with two broken entries and a good one");
+
+        good = find_name(list_objects(&l), "good");
+        tap_ok(good != NULL, "the good entry is loaded at start");
+        tap_is_int(json_int(array_find_name(json_object_object_get(good, "maps"), "settings"), "max_entries"), 32,
+                   "with its map setting");
+        tap_ok(strstr(json_str(good, "source"), "good.conf") != NULL, "and says where it came from");
+        tap_ok(find_name(json_object_object_get(l.parameters, "objects"), "broken") == NULL, "the broken one is not");
+        read_file(d.log_path, &log, &size);
+        tap_ok(log && strstr(log, "broken.conf skipped"), "the broken entry is reported");
+        tap_ok(log && strstr(log, "typo.conf skipped: line 1: unknown key 'flie'"), "a typo is reported with its line");
+        id = json_int(good, "id");
+
+        tap_is_int(daemon_stop(&d), 0, "daemon stopped");
+        tap_is_int(daemon_start(&d), 0, "and started again");
+        tap_is_int(json_int(find_name(list_objects(&l2), "good"), "id"), id, "an unchanged entry is loaded once: same id");
+
+        free(conf);
+        if (asprintf(&conf, "file = %s\nmap.settings.max_entries = 64\n", path) < 0)
+                abort();
+        write_conf("good.conf", conf);
+        kill(d.pid, SIGHUP);
+        id2 = wait_object("good", id, true);
+        tap_ok(id2 > id, "SIGHUP reloads a changed entry under a new id");
+        tap_is_int(json_int(array_find_name(json_object_object_get(find_name(list_objects(&l3), "good"), "maps"),
+                                            "settings"), "max_entries"), 64, "with the new setting");
+
+        snprintf(unlink_path, sizeof(unlink_path), "%s/good.conf", d.objects_dir);
+        unlink(unlink_path);
+        snprintf(unlink_path, sizeof(unlink_path), "%s/broken.conf", d.objects_dir);
+        unlink(unlink_path);
+        snprintf(unlink_path, sizeof(unlink_path), "%s/typo.conf", d.objects_dir);
+        unlink(unlink_path);
+        kill(d.pid, SIGHUP);
+        tap_is_int(wait_object("good", 0, false), 0, "SIGHUP after removing the entry unloads its object");
+}
+
 TEST(cleanup) {
         uint32_t *after;
         size_t n_after;
