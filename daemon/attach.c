@@ -103,7 +103,8 @@ static int oom(Attach *a) {
         return failure_system(a->f, -ENOMEM, "attaching as %s", a->kind->name);
 }
 
-#define attach_failed(a, err, ...) failure_setf((a)->f, (err), VL_ERROR_ATTACH_FAILED, "message", __VA_ARGS__)
+#define attach_failed(a, err, ...)                                                                          \
+        failure_setf((a)->f, (err), VL_ERROR_ATTACH_FAILED, "message", __VA_ARGS__)
 
 /* io.bpfcored.InvalidParameter naming the field as the Attach call spells it: "uprobe.path". */
 _printf_(3, 4) static int spec_invalid(Attach *a, const char *field, const char *fmt, ...) {
@@ -116,7 +117,8 @@ _printf_(3, 4) static int spec_invalid(Attach *a, const char *field, const char 
         va_end(ap);
         if (asprintf(&parameter, "%s.%s", a->kind->name, field) < 0)
                 parameter = NULL;
-        return failure_invalid_parameter(a->f, -EINVAL, parameter ?: field, "%s", message ?: "(out of memory)");
+        return failure_invalid_parameter(a->f, -EINVAL, parameter ?: field, "%s",
+                                         message ?: "(out of memory)");
 }
 
 static int param_optional_uint64(const ParamField *field, json_object *v, void *dst, char **ret_message) {
@@ -189,11 +191,15 @@ static int read_file_at(int dirfd, const char *path, char *buf, size_t size) {
         return 0;
 }
 
-/* Opens path as the caller sees it: symlinks and ".." stay inside the caller's root. what: "file", "cgroup". */
+/*
+ * Opens path as the caller sees it: symlinks and ".." stay inside the caller's root. what names the thing
+ * in messages: "file", "cgroup".
+ */
 static int open_as_caller(Attach *a, const char *path, uint64_t flags, const char *what, int *ret_fd) {
         _cleanup_close_ int root = -1;
         struct open_how how = {
-                .flags = flags | O_CLOEXEC | O_NOCTTY,
+                /* openat2() refuses O_NOCTTY next to O_PATH. */
+                .flags = flags | O_CLOEXEC | (flags & O_PATH ? 0 : O_NOCTTY),
                 .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS,
         };
         char p[64];
@@ -334,6 +340,10 @@ static int perf_event_open_fd(struct perf_event_attr *attr, pid_t pid) {
 static int perf_link(Attach *a, int pfd, const char *what) {
         int fd = bpf_link_create(a->prog_fd, pfd, BPF_PERF_EVENT, NULL);
 
+        /* A program runs at most once per probe or tracepoint; a link being released still counts. */
+        if (fd == -EEXIST)
+                return attach_failed_errno(a->f, fd, "bpf_link_create",
+                                           "the program is already attached to %s", what);
         if (fd < 0)
                 return attach_failed_errno(a->f, fd, "bpf_link_create", "attaching to %s", what);
         a->link_fd = fd;
@@ -350,16 +360,17 @@ static int attach_tracepoint(Attach *a) {
 
         if (!slash || slash == tp || !name_valid(slash + 1, TRACEPOINT_NAME_MAX, "_-") ||
             strlen(tp) > TRACEPOINT_NAME_MAX)
-                return spec_invalid(a, "tracepoint", "'%.64s' is not category/name, as in syscalls/sys_enter_execve",
-                                    tp);
+                return spec_invalid(a, "tracepoint",
+                                    "'%.64s' is not category/name, as in syscalls/sys_enter_execve", tp);
         snprintf(path, sizeof(path), "%.*s", (int) (slash - tp), tp);
         if (!name_valid(path, TRACEPOINT_NAME_MAX, "_-"))
-                return spec_invalid(a, "tracepoint", "'%.64s' is not category/name, as in syscalls/sys_enter_execve",
-                                    tp);
+                return spec_invalid(a, "tracepoint",
+                                    "'%.64s' is not category/name, as in syscalls/sys_enter_execve", tp);
 
         r = tracefs_open(&tracefs);
         if (r < 0)
-                return attach_failed_errno(a->f, r, "fsopen", "tracefs is not mounted and cannot be mounted");
+                return attach_failed_errno(a->f, r, "fsopen",
+                                           "tracefs is not mounted and cannot be mounted");
         snprintf(path, sizeof(path), "events/%s/id", tp);
         r = read_file_at(tracefs, path, buf, sizeof(buf));
         if (r == -ENOENT)
@@ -388,7 +399,8 @@ static int attach_raw_tp(Attach *a) {
         int fd;
 
         if (!name_valid(tp, TRACEPOINT_NAME_MAX, "_-"))
-                return spec_invalid(a, "tracepoint", "'%.64s' is not a raw tracepoint name, as in sys_enter", tp);
+                return spec_invalid(a, "tracepoint", "'%.64s' is not a raw tracepoint name, as in sys_enter",
+                                    tp);
         target = strdup(tp);
         if (!target)
                 return oom(a);
@@ -396,8 +408,8 @@ static int attach_raw_tp(Attach *a) {
         if (fd == -ENOENT)
                 return attach_failed(a, fd, "no such tracepoint: %s", tp);
         if (fd < 0)
-                return attach_failed_errno(a->f, fd, "bpf_raw_tracepoint_open", "attaching to raw tracepoint %s",
-                                           tp);
+                return attach_failed_errno(a->f, fd, "bpf_raw_tracepoint_open",
+                                           "attaching to raw tracepoint %s", tp);
         a->link_fd = fd;
         a->target = TAKE_PTR(target);
         return 0;
@@ -465,22 +477,30 @@ static int attach_btf(Attach *a) {
         if (!target)
                 return oom(a);
 
-        if (r >= 0 && a->info.type == BPF_PROG_TYPE_TRACING && raw_tp != (a->kind->attach_type == BPF_TRACE_RAW_TP))
-                return raw_tp ? attach_failed(a, -EINVAL, "program is a tp_btf program (tracepoint %s), not a %s program",
-                                              target, kind)
-                              : attach_failed(a, -EINVAL,
-                                              "program is a tracing program for function %s (fentry, fexit or "
-                                              "fmod_ret), not a tp_btf program",
-                                              target);
+        if (r >= 0 && a->info.type == BPF_PROG_TYPE_TRACING) {
+                bool want_raw_tp = a->kind->attach_type == BPF_TRACE_RAW_TP;
+
+                if (raw_tp && !want_raw_tp)
+                        return attach_failed(a, -EINVAL,
+                                             "program is a tp_btf program (tracepoint %s), not a %s program",
+                                             target, kind);
+                if (!raw_tp && want_raw_tp)
+                        return attach_failed(
+                                a, -EINVAL,
+                                "program is a tracing program for function %s (fentry, fexit or "
+                                "fmod_ret), not a tp_btf program",
+                                target);
+        }
 
         /* Target 0: the kernel attaches where the program's attach_btf_id, fixed at load, says. */
         fd = bpf_link_create(a->prog_fd, 0, a->kind->attach_type, NULL);
         if (fd == -EINVAL)
                 return attach_failed_errno(a->f, fd, "bpf_link_create",
-                                           "attaching to %s as %s (was the program loaded as %s?)", target, kind,
-                                           kind);
+                                           "attaching to %s as %s (was the program loaded as %s?)", target,
+                                           kind, kind);
         if (fd < 0)
-                return attach_failed_errno(a->f, fd, "bpf_link_create", "attaching to %s as %s", target, kind);
+                return attach_failed_errno(a->f, fd, "bpf_link_create", "attaching to %s as %s", target,
+                                           kind);
         a->link_fd = fd;
         a->target = TAKE_PTR(target);
         return 0;
@@ -497,9 +517,11 @@ static int attach_kprobe(Attach *a) {
         if (!name_valid(fn, FUNCTION_NAME_MAX, "_."))
                 return spec_invalid(a, "function", "'%.64s' is not a kernel function name", fn);
         if (a->kind->retprobe && offset != 0)
-                return spec_invalid(a, "offset", "a kretprobe attaches to the function's entry: offset must be 0");
+                return spec_invalid(a, "offset",
+                                    "a kretprobe attaches to the function's entry: offset must be 0");
         if (offset > UINT32_MAX)
-                return spec_invalid(a, "offset", "offset %llu lies beyond any function", (unsigned long long) offset);
+                return spec_invalid(a, "offset", "offset %llu lies beyond any function",
+                                    (unsigned long long) offset);
 
         r = pmu_type("kprobe", &type, a->kind->retprobe, &attr.config);
         if (r == -ENOENT)
@@ -520,7 +542,8 @@ static int attach_kprobe(Attach *a) {
                 return attach_failed_errno(a->f, pfd, "perf_event_open",
                                            "no kernel function %s that can be probed", target);
         if (pfd < 0)
-                return attach_failed_errno(a->f, pfd, "perf_event_open", "probing kernel function %s", target);
+                return attach_failed_errno(a->f, pfd, "perf_event_open", "probing kernel function %s",
+                                           target);
         r = perf_link(a, pfd, target);
         if (r < 0)
                 return r;
@@ -641,10 +664,12 @@ static int attach_uprobe(Attach *a) {
                         return spec_invalid(a, "pid", "pid %u is not a process id", s->pid.value);
                 r = same_pid_namespace(a);
                 if (r < 0)
-                        return attach_failed_errno(a->f, r, "stat", "comparing the caller's pid namespace with ours");
+                        return attach_failed_errno(a->f, r, "stat",
+                                                   "comparing the caller's pid namespace with ours");
                 /* Translating between pid namespaces is not done: the number would name another process. */
                 if (r == 0)
-                        return spec_invalid(a, "pid", "a pid filter is only possible from the daemon's pid namespace");
+                        return spec_invalid(a, "pid",
+                                            "a pid filter is only possible from the daemon's pid namespace");
         }
 
         r = open_as_caller(a, s->path, O_PATH, "file", &file);
@@ -664,15 +689,17 @@ static int attach_uprobe(Attach *a) {
                         return attach_failed_errno(a->f, negative_errno(), "open", "reading %s", s->path);
                 r = elf_function_offset(elf_fd, s->symbol, &offset);
                 if (r == -ENOENT)
-                        return attach_failed(a, r, "no function %s in %s (looked in .symtab and .dynsym)", s->symbol,
-                                             s->path);
+                        return attach_failed(a, r, "no function %s in %s (looked in .symtab and .dynsym)",
+                                             s->symbol, s->path);
                 if (r == -ENOEXEC)
                         return attach_failed(a, r, "%s is not an ELF file", s->path);
                 if (r == -ENOTUNIQ)
-                        return attach_failed(a, r, "%s names more than one function in %s: give an offset instead",
+                        return attach_failed(a, r,
+                                             "%s names more than one function in %s: give an offset instead",
                                              s->symbol, s->path);
                 if (r < 0)
-                        return attach_failed_errno(a->f, r, "libelf", "looking up %s in %s", s->symbol, s->path);
+                        return attach_failed_errno(a->f, r, "libelf", "looking up %s in %s", s->symbol,
+                                                   s->path);
         }
 
         r = pmu_type("uprobe", &type, a->kind->retprobe, &attr.config);
@@ -769,7 +796,8 @@ static int attach_tc(Attach *a) {
         else if (strcmp(s->direction, "egress") == 0)
                 type = BPF_TCX_EGRESS;
         else
-                return spec_invalid(a, "direction", "direction is ingress or egress, not '%.64s'", s->direction);
+                return spec_invalid(a, "direction", "direction is ingress or egress, not '%.64s'",
+                                    s->direction);
         if (asprintf(&target, "%s %s", s->interface, s->direction) < 0)
                 return oom(a);
 
@@ -799,15 +827,16 @@ static int attach_cgroup(Attach *a) {
 
         if (!path_valid(s->path))
                 return spec_invalid(a, "path", "'%.64s' is not an absolute path without '..'", s->path);
-        /* The SEC() names libbpf gives cgroup attach types; the kernel's own names all start with cgroup_. */
+        /* libbpf's SEC() names for attach types; the cgroup ones are those the kernel calls cgroup_*. */
         if (strlen(s->attach_type) > ATTACH_TYPE_NAME_MAX ||
             libbpf_attach_type_by_name(s->attach_type, &type) < 0 ||
             libbpf_prog_type_by_name(s->attach_type, &prog_type, &expected) < 0 ||
             !(type_str = libbpf_bpf_attach_type_str(type)) || strncmp(type_str, "cgroup_", 7) != 0)
-                return spec_invalid(a, "attach_type",
-                                    "'%.64s' is not a cgroup attach type: cgroup_skb/ingress, cgroup_skb/egress, "
-                                    "cgroup/sock_create, cgroup/connect4, sockops, cgroup/dev, ...",
-                                    s->attach_type);
+                return spec_invalid(
+                        a, "attach_type",
+                        "'%.64s' is not a cgroup attach type: cgroup_skb/ingress, cgroup_skb/egress, "
+                        "cgroup/sock_create, cgroup/connect4, sockops, cgroup/dev, ...",
+                        s->attach_type);
         if (a->info.type != prog_type)
                 return attach_failed(a, -EINVAL, "program is %s, not a %s program (as %s needs)",
                                      libbpf_bpf_prog_type_str(a->info.type) ?: "unknown",
@@ -895,7 +924,8 @@ static int unknown_type(const char *type, Failure *f) {
                         strcat(names, ", ");
                 strcat(names, kinds[i].name);
         }
-        return failure_invalid_parameter(f, -EINVAL, "type", "unknown attach type '%.64s': one of %s", type, names);
+        return failure_invalid_parameter(f, -EINVAL, "type", "unknown attach type '%.64s': one of %s", type,
+                                         names);
 }
 
 /* The spec by the kind's table; params' varlink error becomes ours, naming "<type>.<field>". */
@@ -906,8 +936,8 @@ static int decode_spec(Attach *a) {
         int r;
 
         if (a->req->spec && !json_object_is_type(a->req->spec, json_type_object))
-                return failure_invalid_parameter(a->f, -EINVAL, a->kind->name, "the %s target must be an object",
-                                                 a->kind->name);
+                return failure_invalid_parameter(a->f, -EINVAL, a->kind->name,
+                                                 "the %s target must be an object", a->kind->name);
         r = params_decode(a->req->spec, a->kind->spec, &a->spec, &inner);
         if (r >= 0)
                 return 0;
@@ -944,7 +974,8 @@ int attach_program(int prog_fd, const AttachRequest *req, AttachResult *ret, Fai
         if (!a.kind)
                 return unknown_type(req->type ?: "", f);
         if (req->caller_pid < 0)
-                return failure_invalid_parameter(f, -EINVAL, "caller_pid", "negative pid %d", (int) req->caller_pid);
+                return failure_invalid_parameter(f, -EINVAL, "caller_pid", "negative pid %d",
+                                                 (int) req->caller_pid);
 
         r = bpf_prog_get_info_by_fd(prog_fd, &a.info, &len);
         if (r < 0)
@@ -1065,7 +1096,8 @@ int attach_spec_from_section(const char *section, const char **ret_type, json_ob
                         offset = strtoull(sep + 1, &end, 0);
                         if (sep == rest || !sep[1] || *end || errno != 0 || strcmp(type, "kretprobe") == 0)
                                 return -EINVAL;
-                        json_object_object_add(spec, "function", json_object_new_string_len(rest, (int) (sep - rest)));
+                        json_object_object_add(spec, "function",
+                                               json_object_new_string_len(rest, (int) (sep - rest)));
                         json_object_object_add(spec, "offset", json_object_new_uint64(offset));
                 } else
                         json_object_object_add(spec, "function", json_object_new_string(rest));

@@ -7,20 +7,21 @@
  * the caller's mount and network namespaces.
  *
  * Types and their specs (JSON objects, every field checked):
- *   tracepoint              {"tracepoint": "syscalls/sys_enter_execve"}        perf link on the tracepoint
- *   raw_tp                  {"tracepoint": "sys_enter"}                        raw tracepoint link
- *   tp_btf, fentry, fexit,  {}  the target is the program's attach BTF id, fixed at load
+ *   tracepoint             {"tracepoint": "syscalls/sys_enter_execve"}      perf link on the tracepoint
+ *   raw_tp                 {"tracepoint": "sys_enter"}                      raw tracepoint link
+ *   tp_btf, fentry, fexit, {}: the target is the program's attach BTF id, fixed at load
  *   fmod_ret, lsm
- *   kprobe, kretprobe       {"function": "do_unlinkat", "offset"?: N}          perf link, kprobe PMU
- *   uprobe, uretprobe       {"path": "/usr/bin/x", "symbol": "f" | "offset": N, "pid"?: N}
- *                           perf link, uprobe PMU; offset is a file offset; the symbol is looked up in
- *                           .symtab, then .dynsym; pid limits the probe to one process (only for a caller
- *                           in the daemon's pid namespace: pids are not translated)
- *   xdp                     {"interface": "veth0", "mode"?: "skb" | "drv" | "hw"}  (default: the kernel picks)
- *   tc                      {"interface": "veth0", "direction": "ingress" | "egress"}  tcx link
- *   cgroup                  {"path": "/sys/fs/cgroup/x", "attach_type": "cgroup_skb/egress"}
- *                           attach_type is a libbpf SEC() name of a cgroup attach type
- *                           (cgroup_skb/ingress, cgroup/sock_create, cgroup/connect4, sockops, ...)
+ *   kprobe, kretprobe      {"function": "do_unlinkat", "offset"?: N}        perf link, kprobe PMU
+ *   uprobe, uretprobe      {"path": "/usr/bin/x", "symbol": "f" | "offset": N, "pid"?: N}
+ *                          perf link, uprobe PMU; offset is a file offset; the symbol is looked up in
+ *                          .symtab, then .dynsym; pid limits the probe to one process (only for a
+ *                          caller in the daemon's pid namespace: pids are not translated)
+ *   xdp                    {"interface": "veth0", "mode"?: "skb" | "drv" | "hw"}  (default: the
+ *                          kernel picks)
+ *   tc                     {"interface": "veth0", "direction": "ingress" | "egress"}  tcx link
+ *   cgroup                 {"path": "/sys/fs/cgroup/x", "attach_type": "cgroup_skb/egress"}
+ *                          attach_type is libbpf's SEC() name of a cgroup attach type
+ *                          (cgroup_skb/ingress, cgroup/sock_create, cgroup/connect4, sockops, ...)
  */
 #pragma once
 
@@ -31,12 +32,13 @@
 #include "failure.h"
 
 typedef struct AttachRequest {
-        const char *type;  /* "tracepoint", "raw_tp", "tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "kprobe",
-                              "kretprobe", "uprobe", "uretprobe", "xdp", "tc", "cgroup" */
+        const char *type;  /* "tracepoint", "raw_tp", "tp_btf", "fentry", "fexit", "fmod_ret", "lsm",
+                              "kprobe", "kretprobe", "uprobe", "uretprobe", "xdp", "tc", "cgroup" */
         json_object *spec; /* type-specific target, see above (borrowed; NULL stands for {}) */
-        pid_t caller_pid;  /* paths (uprobe binary, cgroup directory) are resolved in this process's mount
-                              namespace through /proc/<pid>/root; interfaces in its network namespace (entered
-                              for the attach only when it differs from ours). 0: the daemon's own. */
+        pid_t caller_pid;  /* paths (uprobe binary, cgroup directory) are resolved in this process's
+                              mount namespace through /proc/<pid>/root; interfaces in its network
+                              namespace (entered for the attach only when it differs from ours).
+                              0: the daemon's own. */
 } AttachRequest;
 
 typedef struct AttachResult {

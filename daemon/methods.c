@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* The method handlers of io.bpfcored and org.varlink.service. */
+#include <bpf/bpf.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "attach.h"
 #include "btf-describe.h"
 #include "loader.h"
+#include "map-codec.h"
 #include "methods.h"
 #include "log.h"
 #include "params.h"
@@ -63,6 +65,20 @@ static int decode(Call *call, const ParamField table[], void *base) {
                 failure_done(&f);
                 return q < 0 ? q : r;
         }
+        return 0;
+}
+
+/* Like decode(), for tables whose json_type_null fields take any JSON value (keys and values of maps). */
+static int decode_any(Call *call, const ParamField table[], void *base, json_object **ret_key,
+                      json_object **ret_value) {
+        int r = decode(call, table, base);
+
+        if (r != 0)
+                return r;
+        if (!json_object_object_get_ex(call->parameters, "key", ret_key))
+                *ret_key = NULL;
+        if (ret_value && !json_object_object_get_ex(call->parameters, "value", ret_value))
+                *ret_value = NULL;
         return 0;
 }
 
@@ -991,6 +1007,283 @@ static int vl_method_get_interface_description(Call *call) {
         return vl_reply(call, reply, NULL, 0);
 }
 
+/* The registry's object holding kernel map id, and the map, if the caller may see it. */
+static Object *find_map(Manager *m, const Peer *peer, uint32_t map_id, MapInfo **ret_map) {
+        for (size_t i = 0; i < m->registry->n_objects; i++) {
+                Object *o = m->registry->objects[i];
+
+                /* Until policy has admin groups: root, or the uid that loaded it. */
+                if (peer->cred.uid != 0 && peer->cred.uid != o->owner.uid)
+                        continue;
+                for (size_t k = 0; k < o->n_maps; k++)
+                        if (o->maps[k].id == map_id) {
+                                *ret_map = &o->maps[k];
+                                return o;
+                        }
+        }
+        return NULL;
+}
+
+static int reply_no_such_map(Call *call, uint32_t id) {
+        char s[16];
+
+        snprintf(s, sizeof(s), "%u", id);
+        return reply_errorf(call, VL_ERROR_NO_SUCH_MAP, "map", "%s", s);
+}
+
+/* An fd of the map through its pin (never by id: only what the registry holds). */
+static int open_map(const Object *o, const MapInfo *map) {
+        char path[4096];
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/maps/%s", o->pin_dir, map->name);
+        for (char *p = strrchr(path, '/'); *p; p++)
+                if (*p == '.')
+                        *p = '_';
+        fd = bpf_obj_get(path);
+        return fd < 0 ? -errno : fd;
+}
+
+typedef struct MapParameters {
+        uint32_t map;
+        uint64_t limit;
+        json_object *key, *value;
+        const char *flags;
+} MapParameters;
+
+/* The map's fd and codec for a call; replies NoSuchMap itself. 1 when ready. */
+static int map_open(Call *call, uint32_t map_id, int *ret_fd, MapCodec **ret_codec) {
+        MapInfo *info = NULL;
+        Object *o = find_map(call->manager, call->peer, map_id, &info);
+        int fd, r;
+
+        if (!o)
+                return reply_no_such_map(call, map_id);
+        fd = open_map(o, info);
+        if (fd < 0)
+                return fd;
+        r = map_codec_new(fd, ret_codec);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        *ret_fd = fd;
+        return 1;
+}
+
+#define MAP_DUMP_BATCH 256
+#define MAP_DUMP_DEFAULT_LIMIT 100000
+
+typedef struct DumpState {
+        Call *call;
+        json_object *entries;
+        int r;
+} DumpState;
+
+static int dump_entry(json_object *key, json_object *value, void *userdata) {
+        DumpState *st = userdata;
+        json_object *e = json_object_new_object();
+
+        json_object_object_add(e, "key", json_object_get(key));
+        json_object_object_add(e, "value", json_object_get(value));
+        json_object_array_add(st->entries, e);
+        /* Streaming: large maps go out in batches rather than one giant reply. */
+        if (st->call->more && json_object_array_length(st->entries) >= MAP_DUMP_BATCH) {
+                json_object *p = json_object_new_object();
+
+                json_object_object_add(p, "entries", st->entries);
+                st->entries = json_object_new_array();
+                st->r = vl_reply_continues(st->call, p);
+                if (st->r < 0)
+                        return st->r;
+        }
+        return 0;
+}
+
+static int vl_method_map_dump(Call *call) {
+        static const ParamField table[] = {
+                { "map", json_type_int, param_uint32, offsetof(MapParameters, map), true },
+                { "limit", json_type_int, param_uint64, offsetof(MapParameters, limit) },
+                {}
+        };
+        _cleanup_(map_codec_freep) MapCodec *codec = NULL;
+        _cleanup_close_ int fd = -1;
+        MapParameters p = {};
+        DumpState st = { .call = call };
+        json_object *reply;
+        int r, n;
+
+        r = decode(call, table, &p);
+        if (r != 0)
+                return r;
+        r = map_open(call, p.map, &fd, &codec);
+        if (r <= 0)
+                return r;
+        st.entries = json_object_new_array();
+        n = map_codec_dump(codec, fd, p.limit ?: MAP_DUMP_DEFAULT_LIMIT, dump_entry, &st);
+        if (n < 0) {
+                json_object_put(st.entries);
+                if (n == -EOPNOTSUPP)
+                        return reply_errorf(call, VL_ERROR_NOT_SUPPORTED, "message",
+                                            "map %u has no keys to walk (queue, stack or ring buffer)", p.map);
+                return st.r < 0 ? st.r : n;
+        }
+        reply = json_object_new_object();
+        json_object_object_add(reply, "entries", st.entries);
+        json_object_object_add(reply, "count", json_object_new_int(n));
+        return vl_reply(call, reply, NULL, 0);
+}
+
+static int encode_key(Call *call, const MapCodec *codec, json_object *j, void *key) {
+        _cleanup_free_ char *msg = NULL;
+
+        if (!j)
+                return reply_invalid_parameter(call, "key", "a key is needed");
+        if (map_codec_key_from_json(codec, j, key, &msg) < 0)
+                return reply_invalid_parameter(call, "key", msg ?: "the key does not fit the map's key type");
+        return 1;
+}
+
+static int vl_method_map_lookup(Call *call) {
+        static const ParamField table[] = {
+                { "map", json_type_int, param_uint32, offsetof(MapParameters, map), true },
+                { "key", json_type_null, NULL, 0 },
+                {}
+        };
+        _cleanup_(map_codec_freep) MapCodec *codec = NULL;
+        _cleanup_free_ void *key = NULL, *value = NULL;
+        _cleanup_close_ int fd = -1;
+        MapParameters p = {};
+        json_object *reply;
+        int r;
+
+        r = decode_any(call, table, &p, &p.key, NULL);
+        if (r != 0)
+                return r;
+        r = map_open(call, p.map, &fd, &codec);
+        if (r <= 0)
+                return r;
+        key = calloc(1, map_codec_key_size(codec) ?: 1);
+        value = calloc(1, map_codec_value_size(codec) ?: 1);
+        if (!key || !value)
+                return -ENOMEM;
+        r = encode_key(call, codec, p.key, key);
+        if (r <= 0)
+                return r;
+        reply = json_object_new_object();
+        if (bpf_map_lookup_elem(fd, key, value) == 0) {
+                json_object_object_add(reply, "found", json_object_new_boolean(true));
+                json_object_object_add(reply, "value", map_codec_value_to_json(codec, value));
+        } else
+                json_object_object_add(reply, "found", json_object_new_boolean(false));
+        return vl_reply(call, reply, NULL, 0);
+}
+
+static int vl_method_map_update(Call *call) {
+        static const ParamField table[] = {
+                { "map", json_type_int, param_uint32, offsetof(MapParameters, map), true },
+                { "key", json_type_null, NULL, 0 },
+                { "value", json_type_null, NULL, 0 },
+                { "flags", json_type_string, param_string, offsetof(MapParameters, flags) },
+                {}
+        };
+        _cleanup_(map_codec_freep) MapCodec *codec = NULL;
+        _cleanup_free_ void *key = NULL, *value = NULL;
+        _cleanup_free_ char *msg = NULL;
+        _cleanup_close_ int fd = -1;
+        MapParameters p = {};
+        uint64_t flags = BPF_ANY;
+        int r;
+
+        r = decode_any(call, table, &p, &p.key, &p.value);
+        if (r != 0)
+                return r;
+        if (p.flags) {
+                if (strcmp(p.flags, "noexist") == 0)
+                        flags = BPF_NOEXIST;
+                else if (strcmp(p.flags, "exist") == 0)
+                        flags = BPF_EXIST;
+                else if (strcmp(p.flags, "any") != 0)
+                        return reply_invalid_parameter(call, "flags", "flags are \"any\", \"noexist\" or \"exist\"");
+        }
+        r = map_open(call, p.map, &fd, &codec);
+        if (r <= 0)
+                return r;
+        key = calloc(1, map_codec_key_size(codec) ?: 1);
+        value = calloc(1, map_codec_value_size(codec) ?: 1);
+        if (!key || !value)
+                return -ENOMEM;
+        r = encode_key(call, codec, p.key, key);
+        if (r <= 0)
+                return r;
+        if (!p.value)
+                return reply_invalid_parameter(call, "value", "a value is needed");
+        /* Members the caller leaves out keep what the entry holds. */
+        (void) bpf_map_lookup_elem(fd, key, value);
+        if (map_codec_value_from_json(codec, p.value, value, &msg) < 0)
+                return reply_invalid_parameter(call, "value", msg ?: "the value does not fit the map's value type");
+        if (bpf_map_update_elem(fd, key, value, flags) < 0)
+                return reply_errorf(call, VL_ERROR_INVALID_PARAMETER, "message", "the kernel refused the update: %s",
+                                    strerror(errno));
+        return vl_reply(call, NULL, NULL, 0);
+}
+
+static int vl_method_map_delete(Call *call) {
+        static const ParamField table[] = {
+                { "map", json_type_int, param_uint32, offsetof(MapParameters, map), true },
+                { "key", json_type_null, NULL, 0 },
+                {}
+        };
+        _cleanup_(map_codec_freep) MapCodec *codec = NULL;
+        _cleanup_free_ void *key = NULL;
+        _cleanup_close_ int fd = -1;
+        MapParameters p = {};
+        json_object *reply;
+        int r;
+
+        r = decode_any(call, table, &p, &p.key, NULL);
+        if (r != 0)
+                return r;
+        r = map_open(call, p.map, &fd, &codec);
+        if (r <= 0)
+                return r;
+        key = calloc(1, map_codec_key_size(codec) ?: 1);
+        if (!key)
+                return -ENOMEM;
+        r = encode_key(call, codec, p.key, key);
+        if (r <= 0)
+                return r;
+        reply = json_object_new_object();
+        json_object_object_add(reply, "found", json_object_new_boolean(bpf_map_delete_elem(fd, key) == 0));
+        return vl_reply(call, reply, NULL, 0);
+}
+
+static int vl_method_map_fd(Call *call) {
+        static const ParamField table[] = {
+                { "map", json_type_int, param_uint32, offsetof(MapParameters, map), true },
+                {}
+        };
+        MapParameters p = {};
+        MapInfo *info = NULL;
+        json_object *reply;
+        Object *o;
+        int r, fd;
+
+        r = decode(call, table, &p);
+        if (r != 0)
+                return r;
+        o = find_map(call->manager, call->peer, p.map, &info);
+        if (!o)
+                return reply_no_such_map(call, p.map);
+        fd = open_map(o, info);
+        if (fd < 0)
+                return fd;
+        reply = json_object_new_object();
+        json_object_object_add(reply, "fd", json_object_new_int(0));
+        json_object_object_add(reply, "map", json_object_new_int64(p.map));
+        return vl_reply(call, reply, &fd, 1);
+}
+
 static const char *origin_name(BtfOrigin o) {
         return o == BTF_ORIGIN_VMLINUX ? "kernel" : o == BTF_ORIGIN_MODULE ? "module" : "external";
 }
@@ -1103,6 +1396,11 @@ const Method bpfcored_methods[] = {
         { VL_METHOD("Unload"), vl_method_unload },
         { VL_METHOD("Status"), vl_method_status },
         { VL_METHOD("Check"), vl_method_check },
+        { VL_METHOD("MapDump"), vl_method_map_dump },
+        { VL_METHOD("MapLookup"), vl_method_map_lookup },
+        { VL_METHOD("MapUpdate"), vl_method_map_update },
+        { VL_METHOD("MapDelete"), vl_method_map_delete },
+        { VL_METHOD("MapFd"), vl_method_map_fd },
         { VL_METHOD("Attach"), vl_method_attach },
         { VL_METHOD("Detach"), vl_method_detach },
         { VL_METHOD("ListBTF"), vl_method_list_btf },

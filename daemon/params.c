@@ -57,7 +57,8 @@ int params_decode(json_object *params, const ParamField table[], void *base, Fai
                         /* null stands for "not given", as varlink's optional fields do. */
                         if (json_object_is_type(val, json_type_null))
                                 continue;
-                        if (!json_object_is_type(val, field->type)) {
+                        /* json_type_null in a table: any JSON value, for the handler to check. */
+                        if (field->type != json_type_null && !json_object_is_type(val, field->type)) {
                                 snprintf(msg, sizeof(msg), "'%s' must be %s, not %s", key,
                                          type_name(field->type), type_name(json_object_get_type(val)));
                                 return invalid(f, key, msg);

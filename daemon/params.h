@@ -18,7 +18,7 @@ typedef int (*ParamParser)(const ParamField *field, json_object *v, void *dst, c
 
 struct ParamField {
         const char *name;
-        json_type type;
+        json_type type; /* json_type_null: any type */
         ParamParser parse;
         size_t offset;
         bool mandatory;

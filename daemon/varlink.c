@@ -84,6 +84,23 @@ int vl_reply(Call *call, json_object *parameters, int *fds, size_t n_fds) {
         return queue_message(call->connection, msg, fds, n_fds);
 }
 
+int vl_reply_continues(Call *call, json_object *parameters) {
+        json_object *msg;
+
+        if (call->oneway || !call->more) {
+                json_object_put(parameters);
+                return 0;
+        }
+        msg = json_object_new_object();
+        if (!msg) {
+                json_object_put(parameters);
+                return -ENOMEM;
+        }
+        json_object_object_add(msg, "parameters", parameters ?: json_object_new_object());
+        json_object_object_add(msg, "continues", json_object_new_boolean(true));
+        return queue_message(call->connection, msg, NULL, 0);
+}
+
 int vl_error(Call *call, const char *error, json_object *parameters) {
         json_object *msg;
 

@@ -47,3 +47,5 @@ void varlink_stop(Manager *m);
 /* Replies: parameters (taken; NULL for none) and fds (taken). */
 int vl_reply(Call *call, json_object *parameters, int *fds, size_t n_fds);
 int vl_error(Call *call, const char *error, json_object *parameters);
+/* One of several replies to a call with "more": true; the last one is vl_reply(). */
+int vl_reply_continues(Call *call, json_object *parameters);

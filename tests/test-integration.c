@@ -879,6 +879,98 @@ TEST(attach_detach) {
         tap_is_str(reply_error(&g), "NoSuchObject", "and the object");
 }
 
+static int map_call(const char *method, const char *json, BpfcoreReply *r) {
+        json_object *p = json_tokener_parse(json);
+        int rc = call(&d, method, p, NULL, 0, r);
+
+        json_object_put(p);
+        return rc;
+}
+
+TEST(maps) {
+        _cleanup_reply_ BpfcoreReply r = {}, up = {}, look = {}, dump = {}, bad = {}, none = {}, fdr = {}, del = {},
+                                     miss = {};
+        BpfcoreClient *c = NULL;
+        json_object *entries;
+        int64_t map_id;
+        char json[256];
+        size_t replies = 0, streamed = 0;
+
+        load_object(&d, "globals", json_tokener_parse("{\"maps\":{\"settings\":{\"max_entries\":1000}}}"), &r);
+        map_id = json_int(array_find_name(object_get(&r, "maps"), "settings"), "id");
+        tap_ok(map_id > 0, "an object with a 1000-entry array");
+
+        snprintf(json, sizeof(json), "{\"map\":%lld,\"key\":7,\"value\":42}", (long long) map_id);
+        map_call("io.bpfcored.MapUpdate", json, &up);
+        tap_is_str(reply_error(&up), "", "MapUpdate key 7 = 42");
+        snprintf(json, sizeof(json), "{\"map\":%lld,\"key\":7}", (long long) map_id);
+        map_call("io.bpfcored.MapLookup", json, &look);
+        tap_is_int(json_int(look.parameters, "value"), 42, "MapLookup reads 42 back, typed by BTF as a number");
+
+        snprintf(json, sizeof(json), "{\"map\":%lld,\"key\":7,\"value\":\"many\"}", (long long) map_id);
+        map_call("io.bpfcored.MapUpdate", json, &bad);
+        tap_is_str(reply_error(&bad), "InvalidParameter", "a mistyped value is InvalidParameter");
+        tap_is_str(json_str(bad.parameters, "parameter"), "value", "naming the value");
+
+        snprintf(json, sizeof(json), "{\"map\":%lld,\"limit\":10}", (long long) map_id);
+        map_call("io.bpfcored.MapDump", json, &dump);
+        json_object_object_get_ex(dump.parameters, "entries", &entries);
+        tap_is_int(entries ? json_object_array_length(entries) : 0, 10, "MapDump honours limit");
+        tap_is_int(json_int(json_object_array_get_idx(entries, 7), "value"), 42, "entry 7 holds 42");
+
+        /* Streamed: batches with "continues", the last without. */
+        if (bpfcore_connect(d.socket_path, &c) >= 0) {
+                json_object *p = json_object_new_object();
+                BpfcoreReply part = {};
+
+                json_object_object_add(p, "map", json_object_new_int64(map_id));
+                for (int rc = bpfcore_call_more(c, "io.bpfcored.MapDump", p, &part); rc >= 0;
+                     rc = bpfcore_next_reply(c, &part)) {
+                        json_object *e = NULL;
+                        bool more = part.continues;
+
+                        replies++;
+                        if (json_object_object_get_ex(part.parameters, "entries", &e))
+                                streamed += json_object_array_length(e);
+                        bpfcore_reply_done(&part);
+                        if (!more)
+                                break;
+                }
+                json_object_put(p);
+                bpfcore_disconnect(c);
+        }
+        tap_is_int(streamed, 1000, "a streamed MapDump delivers all 1000 entries");
+        tap_ok(replies >= 4, "in several replies (%zu)", replies);
+
+        snprintf(json, sizeof(json), "{\"map\":%lld}", (long long) map_id);
+        {
+                json_object *p = json_tokener_parse(json);
+                call(&d, "io.bpfcored.MapFd", p, NULL, 0, &fdr);
+                json_object_put(p);
+        }
+        if (tap_is_int(fdr.n_fds, 1, "MapFd hands over one fd")) {
+                struct bpf_map_info info = {};
+                __u32 len = sizeof(info);
+                uint32_t key = 7;
+                uint64_t v = 0;
+
+                tap_ok(bpf_map_get_info_by_fd(fdr.fds[0], &info, &len) == 0 && info.id == (uint32_t) map_id,
+                       "it is the map's fd");
+                tap_ok(bpf_map_lookup_elem(fdr.fds[0], &key, &v) == 0 && v == 42, "usable by the client itself");
+        }
+
+        snprintf(json, sizeof(json), "{\"map\":%lld,\"key\":7}", (long long) map_id);
+        map_call("io.bpfcored.MapDelete", json, &del);
+        tap_is_str(reply_error(&del), "", "MapDelete answers (arrays cannot delete: found false)");
+        map_call("io.bpfcored.MapDump", "{\"map\":4000000000}", &none);
+        tap_is_str(reply_error(&none), "NoSuchMap", "an unknown map is NoSuchMap");
+        snprintf(json, sizeof(json), "{\"map\":%lld,\"key\":5000}", (long long) map_id);
+        map_call("io.bpfcored.MapLookup", json, &miss);
+        tap_ok(!json_object_get_boolean(json_object_object_get(miss.parameters, "found")), "a missing key is found: false");
+        if (object_int(&r, "id") > 0)
+                unload((uint64_t) object_int(&r, "id"));
+}
+
 static void write_conf(const char *name, const char *text) {
         char path[512];
         FILE *f;
