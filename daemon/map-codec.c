@@ -578,14 +578,13 @@ static int integer_bits(Encoder *e, bool negative, uint64_t u, bool is_signed, u
                 int64_t min = -(INT64_C(1) << (nbits - 1)), max = -(min + 1);
 
                 if ((negative && (int64_t) u < min) || (!negative && u > (uint64_t) max))
-                        return fail(e,
-                                    "value out of range for a signed %u-bit integer (%" PRId64 "..%" PRId64 ")",
+                        return fail(e, "out of range for a signed %u-bit integer (%" PRId64 "..%" PRId64 ")",
                                     nbits, min, max);
         } else if (is_signed && nbits == 64) {
                 if (!negative && u > (uint64_t) INT64_MAX)
-                        return fail(e, "value out of range for a signed 64-bit integer");
+                        return fail(e, "out of range for a signed 64-bit integer");
         } else if (negative || (nbits < 64 && u >> nbits))
-                return fail(e, "value out of range for an unsigned %u-bit integer (0..%" PRIu64 ")", nbits,
+                return fail(e, "out of range for an unsigned %u-bit integer (0..%" PRIu64 ")", nbits,
                             nbits < 64 ? (UINT64_C(1) << nbits) - 1 : UINT64_MAX);
         /* Sign-extended into the high half for integers wider than 64 bits. */
         *ret = (Bits128) { u, negative ? UINT64_MAX : 0 };

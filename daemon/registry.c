@@ -152,6 +152,23 @@ int registry_reserve(Registry *r, Object *o, Failure *f) {
         }
 }
 
+/*
+ * Removes a link's pin so that the link is gone when this returns: links
+ * that can be detached are; for the others (perf links), dropping the pin
+ * while holding an fd makes our close() the last reference, freed at once
+ * rather than whenever the kernel frees the pin's inode.
+ */
+static int unpin_link_at(int dfd, const char *dir, const char *name) {
+        char path[4096];
+        _cleanup_close_ int fd = -1;
+
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        fd = bpf_obj_get(path);
+        if (fd >= 0)
+                (void) bpf_link_detach(fd);
+        return unlinkat(dfd, name, 0) < 0 ? -errno : 0;
+}
+
 void registry_unpin(Object *o) {
         _cleanup_close_ int dfd = -1;
 
@@ -173,11 +190,16 @@ void registry_unpin(Object *o) {
                         close(sfd);
                         continue;
                 }
-                while ((de = readdir(d)))
-                        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
-                            unlinkat(sfd, de->d_name, 0) < 0)
+                while ((de = readdir(d))) {
+                        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+                                continue;
+                        char sub[4096];
+
+                        snprintf(sub, sizeof(sub), "%s/%s", o->pin_dir, pin_subdirs[i]);
+                        if ((i == 0 ? unpin_link_at(sfd, sub, de->d_name) : unlinkat(sfd, de->d_name, 0)) < 0)
                                 log_warning_errno(-errno, "Cannot remove pin %s/%s/%s: %m", o->pin_dir,
                                                   pin_subdirs[i], de->d_name);
+                }
                 closedir(d);
                 if (unlinkat(dfd, pin_subdirs[i], AT_REMOVEDIR) < 0)
                         log_warning_errno(-errno, "Cannot remove %s/%s: %m", o->pin_dir, pin_subdirs[i]);
@@ -283,10 +305,20 @@ int registry_pin_link(const Object *o, int link_fd, uint32_t link_id, Failure *f
 }
 
 void registry_unpin_link(const Object *o, uint32_t link_id) {
-        _cleanup_free_ char *path = NULL;
+        _cleanup_free_ char *dir = NULL;
+        char name[16];
+        int r;
 
-        if (asprintf(&path, "%s/links/%u", o->pin_dir, link_id) >= 0 && unlink(path) < 0 && errno != ENOENT)
-                log_warning_errno(-errno, "Cannot remove link pin %s: %m", path);
+        if (asprintf(&dir, "%s/links", o->pin_dir) < 0)
+                return;
+        _cleanup_close_ int dfd = open(dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+
+        if (dfd < 0)
+                return;
+        snprintf(name, sizeof(name), "%u", link_id);
+        r = unpin_link_at(dfd, dir, name);
+        if (r < 0 && r != -ENOENT)
+                log_warning_errno(r, "Cannot remove link pin %s/%s: %m", dir, name);
 }
 
 Object *registry_find_link(Registry *r, uint32_t link_id, ProgramInfo **ret_program) {
