@@ -6,6 +6,7 @@
 #include <time.h>
 #include <systemd/sd-daemon.h>
 
+#include "events.h"
 #include "loader.h"
 #include "log.h"
 #include "manager.h"
@@ -78,6 +79,11 @@ void manager_refresh_btf(Manager *m, const char *why) {
                 log_field(&lf, "BPFCORED_BTF_GENERATION", "%llu", (unsigned long long) m->btf->generation);
                 log_event(&lf, LOG_INFO, MESSAGE_ID_BTF_CHANGED, "BTF cache changed (%s): %zu BTF, generation %llu.",
                           why, m->btf->n_entries, (unsigned long long) m->btf->generation);
+                json_object *e = event_new("btf_changed");
+                json_object_object_add(e, "message", json_object_new_string(why));
+                json_object_object_add(e, "generation", json_object_new_uint64(m->btf->generation));
+                json_object_object_add(e, "btf", json_object_new_uint64(m->btf->n_entries));
+                event_emit(m, e);
         }
 }
 

@@ -12,6 +12,7 @@
 
 #include "attach.h"
 #include "btf-describe.h"
+#include "events.h"
 #include "loader.h"
 #include "map-codec.h"
 #include "methods.h"
@@ -302,6 +303,17 @@ static void log_attach_event(const Object *o, const char *program, const LinkInf
                   (unsigned long long) o->id, l->id, l->type ?: "", l->target ?: "");
 }
 
+static void emit_link(Manager *m, const char *kind, const Object *o, const char *program, const LinkInfo *l) {
+        json_object *e = event_new(kind);
+
+        event_add_object(e, o);
+        json_object_object_add(e, "program", json_object_new_string(program));
+        json_object_object_add(e, "link_id", json_object_new_int64(l->id));
+        json_object_object_add(e, "link_type", json_object_new_string(l->type ?: ""));
+        json_object_object_add(e, "link_target", json_object_new_string(l->target ?: ""));
+        event_emit(m, e);
+}
+
 /* Attaches program of o as req says, pins the link and records it (state file included). */
 static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const AttachRequest *req, const Peer *peer,
                              LinkInfo *ret, Failure *f) {
@@ -336,8 +348,10 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
                 registry_unpin_link(o, a.link_id);
         }
         attach_result_done(&a); /* closes our fd: the pin holds the link */
-        if (r >= 0)
+        if (r >= 0) {
                 log_attach_event(o, p->name, &p->links[p->n_links - 1], peer, MESSAGE_ID_ATTACHED, "Attached");
+                emit_link(m, "attached", o, p->name, &p->links[p->n_links - 1]);
+        }
         return r;
 }
 
@@ -500,6 +514,7 @@ static int vl_method_detach(Call *call) {
         }
         registry_unpin_link(o, p.link);
         log_attach_event(o, prog->name, &copy, call->peer, MESSAGE_ID_DETACHED, "Detached");
+        emit_link(m, "detached", o, prog->name, &copy);
         link_info_done(&copy);
         return vl_reply(call, NULL, NULL, 0);
 }
@@ -616,6 +631,18 @@ static void log_fallback(const Object *o, const char *reason) {
                   o->name, reason);
 }
 
+static void emit_load_failed(Manager *m, const Peer *peer, const char *name, const Failure *f) {
+        json_object *e = event_new("load_failed"), *msg = NULL;
+
+        json_object_object_add(e, "object_name", json_object_new_string(name ?: ""));
+        json_object_object_add(e, "error", json_object_new_string(f->error ?: ""));
+        if (f->parameters && json_object_object_get_ex(f->parameters, "message", &msg))
+                json_object_object_add(e, "message", json_object_get(msg));
+        json_object_object_add(e, "uid", json_object_new_int64(peer->cred.uid));
+        json_object_object_add(e, "pid", json_object_new_int64(peer->cred.pid));
+        event_emit(m, e);
+}
+
 /*
  * The load proper, from an intake that is read and planned: reserve an id,
  * load, pin, write the state file, attach if asked, register. On failure
@@ -689,11 +716,19 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                                 json_object_object_add(f->parameters, "relocations", json_object_get(o->relocations));
                 }
                 log_load_failure(peer, o->name ?: "", f);
+                emit_load_failed(m, peer, o->name, f);
                 return r;
         }
         o->loaded_at_usec = now_usec(CLOCK_REALTIME);
         m->counters.loads++;
         log_loaded(o);
+        {
+                json_object *e = event_new("loaded");
+                event_add_object(e, o);
+                json_object_object_add(e, "programs", json_object_new_uint64(o->n_programs));
+                json_object_object_add(e, "maps", json_object_new_uint64(o->n_maps));
+                event_emit(m, e);
+        }
         return 0;
 }
 
@@ -731,8 +766,10 @@ static int vl_method_load(Call *call) {
         o->timings.plan = in.plan_us;
         if (r >= 0)
                 r = load_planned(m, &p, &in, o, call->peer, &f);
-        else
+        else {
                 log_load_failure(call->peer, o->name, &f);
+                emit_load_failed(m, call->peer, o->name, &f);
+        }
         if (r < 0) {
                 if (!f.error)
                         failure_system(&f, r, "loading the object");
@@ -896,6 +933,15 @@ static int vl_method_unload(Call *call) {
         log_field(&lf, "BPFCORED_CLIENT_CGROUP", "%s", call->peer->cgroup ?: "");
         log_event(&lf, LOG_INFO, MESSAGE_ID_UNLOADED, "Unloaded object %llu (%s) for uid %u.",
                   (unsigned long long) p.id, name ?: "", call->peer->cred.uid);
+        {
+                json_object *e = event_new("unloaded");
+
+                json_object_object_add(e, "object_id", json_object_new_uint64(p.id));
+                json_object_object_add(e, "object_name", json_object_new_string(name ?: ""));
+                json_object_object_add(e, "uid", json_object_new_int64(call->peer->cred.uid));
+                json_object_object_add(e, "pid", json_object_new_int64(call->peer->cred.pid));
+                event_emit(m, e);
+        }
         return vl_reply(call, NULL, NULL, 0);
 }
 
@@ -1389,6 +1435,15 @@ static int vl_method_describe_type(Call *call) {
         return vl_reply(call, reply, NULL, 0);
 }
 
+static int vl_method_subscribe(Call *call) {
+        static const ParamField table[] = { {} };
+        int r = decode(call, table, NULL);
+
+        if (r != 0)
+                return r;
+        return vl_subscribe(call);
+}
+
 const Method bpfcored_methods[] = {
         { VL_METHOD("Load"), vl_method_load },
         { VL_METHOD("List"), vl_method_list },
@@ -1396,6 +1451,7 @@ const Method bpfcored_methods[] = {
         { VL_METHOD("Unload"), vl_method_unload },
         { VL_METHOD("Status"), vl_method_status },
         { VL_METHOD("Check"), vl_method_check },
+        { VL_METHOD("Subscribe"), vl_method_subscribe },
         { VL_METHOD("MapDump"), vl_method_map_dump },
         { VL_METHOD("MapLookup"), vl_method_map_lookup },
         { VL_METHOD("MapUpdate"), vl_method_map_update },

@@ -26,6 +26,7 @@ struct Connection {
         VlWriter writer;
         Peer peer;
         bool closing; /* hang up once the queued replies are sent */
+        bool subscribed; /* Subscribe: events go out as replies that continue */
         int failed;   /* a reply could not be queued: the connection is done for */
 };
 
@@ -51,6 +52,10 @@ static void connection_free(Connection *c) {
         safe_close(c->fd);
         free(c);
 }
+
+static int connection_fail(Connection *c, const char *error, const char *key, const char *value,
+                           const char *key2, const char *value2);
+static void connection_update_events(Connection *c);
 
 static int queue_message(Connection *c, json_object *msg, int *fds, size_t n_fds) {
         int r = vl_writer_queue(&c->writer, msg, fds, n_fds);
@@ -99,6 +104,47 @@ int vl_reply_continues(Call *call, json_object *parameters) {
         json_object_object_add(msg, "parameters", parameters ?: json_object_new_object());
         json_object_object_add(msg, "continues", json_object_new_boolean(true));
         return queue_message(call->connection, msg, NULL, 0);
+}
+
+/* Events queued but unread past this drop the subscriber: it never blocks the daemon. */
+#define SUBSCRIBER_QUEUE_MAX (1u * 1024 * 1024)
+
+int vl_subscribe(Call *call) {
+        if (!call->more || call->oneway) {
+                call->replied = true;
+                return vl_error(call, VL_ERROR_EXPECTED_MORE, NULL);
+        }
+        call->connection->subscribed = true;
+        call->replied = true;
+        /* A first event at once: the client knows events from here on reach it. */
+        json_object *params = json_object_new_object(), *event = json_object_new_object();
+        json_object_object_add(event, "kind", json_object_new_string("subscribed"));
+        json_object_object_add(params, "event", event);
+        return vl_reply_continues(call, params);
+}
+
+void varlink_broadcast(Manager *m, json_object *event) {
+        for (Connection *c = m->connections, *next; c; c = next) {
+                json_object *msg, *params;
+
+                next = c->next;
+                if (!c->subscribed || c->closing)
+                        continue;
+                if (c->writer.queued > SUBSCRIBER_QUEUE_MAX) {
+                        log_warning("Subscriber pid %d does not read its events: dropping it.", c->peer.cred.pid);
+                        connection_fail(c, VL_ERROR_TOO_LARGE, "limit", "subscriber_queue", "message",
+                                        "events were not read: the subscription is dropped");
+                } else {
+                        params = json_object_new_object();
+                        json_object_object_add(params, "event", json_object_get(event));
+                        msg = json_object_new_object();
+                        json_object_object_add(msg, "parameters", params);
+                        json_object_object_add(msg, "continues", json_object_new_boolean(true));
+                        if (queue_message(c, msg, NULL, 0) < 0)
+                                c->closing = true;
+                }
+                connection_update_events(c);
+        }
 }
 
 int vl_error(Call *call, const char *error, json_object *parameters) {

@@ -47,5 +47,10 @@ void varlink_stop(Manager *m);
 /* Replies: parameters (taken; NULL for none) and fds (taken). */
 int vl_reply(Call *call, json_object *parameters, int *fds, size_t n_fds);
 int vl_error(Call *call, const char *error, json_object *parameters);
+/* Makes the call's connection a subscriber (the call needs "more"). */
+int vl_subscribe(Call *call);
+/* Sends event to every subscriber. */
+void varlink_broadcast(Manager *m, json_object *event);
+
 /* One of several replies to a call with "more": true; the last one is vl_reply(). */
 int vl_reply_continues(Call *call, json_object *parameters);

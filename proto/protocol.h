@@ -33,6 +33,7 @@
 #define VL_ERROR_METHOD_NOT_FOUND "org.varlink.service.MethodNotFound"
 #define VL_ERROR_INTERFACE_NOT_FOUND "org.varlink.service.InterfaceNotFound"
 #define VL_ERROR_VARLINK_INVALID_PARAMETER "org.varlink.service.InvalidParameter"
+#define VL_ERROR_EXPECTED_MORE "org.varlink.service.ExpectedMore"
 
 /* proto/io.bpfcored.varlink, verbatim (generated at build time). */
 extern const char bpfcored_interface_description[];

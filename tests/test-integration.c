@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "varlink-io.h"
 #include "macro.h"
 #include "tap.h"
 
@@ -969,6 +970,70 @@ TEST(maps) {
         tap_ok(!json_object_get_boolean(json_object_object_get(miss.parameters, "found")), "a missing key is found: false");
         if (object_int(&r, "id") > 0)
                 unload((uint64_t) object_int(&r, "id"));
+}
+
+static const char *next_event(BpfcoreClient *c, BpfcoreReply *r) {
+        json_object *e = NULL;
+
+        bpfcore_reply_done(r);
+        if (bpfcore_next_reply(c, r) < 0 || !json_object_object_get_ex(r->parameters, "event", &e))
+                return "";
+        return json_str(e, "kind");
+}
+
+TEST(subscribe) {
+        _cleanup_reply_ BpfcoreReply first = {}, ev = {}, r = {}, det = {}, nomore = {};
+        BpfcoreClient *c = NULL, *silent = NULL;
+        json_object *links, *p, *e = NULL;
+        int64_t link_id;
+        uint64_t id;
+        bool all_ok = true;
+
+        call(&d, "io.bpfcored.Subscribe", NULL, NULL, 0, &nomore);
+        tap_is_str(nomore.error, "org.varlink.service.ExpectedMore", "Subscribe without more is ExpectedMore");
+
+        if (!tap_ok(bpfcore_connect(d.socket_path, &c) >= 0 && bpfcore_connect(d.socket_path, &silent) >= 0,
+                    "two subscribers connect"))
+                return;
+        tap_is_int(bpfcore_call_more(c, "io.bpfcored.Subscribe", NULL, &first), 0, "Subscribe answers");
+        json_object_object_get_ex(first.parameters, "event", &e);
+        tap_is_str(json_str(e, "kind"), "subscribed", "with a first event at once");
+        tap_ok(first.continues, "and continues");
+        /* The second subscribes and then never reads. */
+        {
+                json_object *msg = json_tokener_parse("{\"method\":\"io.bpfcored.Subscribe\",\"more\":true}");
+                tap_ok(vl_send(bpfcore_client_fd(silent), msg, NULL, 0) == 0, "a subscriber that never reads");
+                json_object_put(msg);
+        }
+
+        load_object(&d, "globals", json_tokener_parse("{\"attach\":true}"), &r);
+        id = (uint64_t) object_int(&r, "id");
+        links = json_object_object_get(array_find_name(object_get(&r, "programs"), "count_getpid"), "links");
+        link_id = json_int(json_object_array_get_idx(links, 0), "id");
+        p = json_object_new_object();
+        json_object_object_add(p, "link", json_object_new_int64(link_id));
+        call(&d, "io.bpfcored.Detach", p, NULL, 0, &det);
+        json_object_put(p);
+        unload(id);
+        /* Loads go on while the silent subscriber's events pile up. */
+        for (int i = 0; i < 10 && all_ok; i++) {
+                _cleanup_reply_ BpfcoreReply x = {};
+                load_object(&d, "xdp_pass", NULL, &x);
+                all_ok = !x.error;
+                if (object_int(&x, "id") > 0)
+                        unload((uint64_t) object_int(&x, "id"));
+        }
+        tap_ok(all_ok, "a subscriber that never reads does not stall loads");
+
+        tap_is_str(next_event(c, &ev), "attached", "events in order: attached (inside the load)");
+        tap_is_int(json_int(json_object_object_get(ev.parameters, "event"), "link_id"), link_id, "with the link id");
+        tap_is_str(next_event(c, &ev), "loaded", "loaded");
+        tap_is_int(json_int(json_object_object_get(ev.parameters, "event"), "object_id"), (int64_t) id,
+                   "with the object id");
+        tap_is_str(next_event(c, &ev), "detached", "detached");
+        tap_is_str(next_event(c, &ev), "unloaded", "unloaded");
+        bpfcore_disconnect(c);
+        bpfcore_disconnect(silent);
 }
 
 static void write_conf(const char *name, const char *text) {
