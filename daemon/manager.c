@@ -173,6 +173,10 @@ int manager_startup(Manager *m) {
                 r = sd_event_add_signal(m->event, NULL, SIGHUP, on_reload_signal, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch signals: %m");
+        /* Under WatchdogSec=, the loop itself pings: a stuck loop gets the service restarted. */
+        r = sd_event_set_watchdog(m->event, true);
+        if (r < 0)
+                log_warning_errno(r, "Cannot enable the watchdog: %m");
         /* A client that hangs up must not kill us mid-write. */
         signal(SIGPIPE, SIG_IGN);
 
