@@ -225,6 +225,49 @@ static int select_programs(struct bpf_object *obj, json_object *programs, Failur
         return 0;
 }
 
+static int check_limits(struct bpf_object *obj, const LoadLimits *l, Failure *f) {
+        struct bpf_program *prog;
+        struct bpf_map *map;
+        uint64_t programs = 0, bytes = 0;
+        int cpus = libbpf_num_possible_cpus();
+
+        if (!l)
+                return 0;
+        bpf_object__for_each_program(prog, obj) {
+                const char *type = libbpf_bpf_prog_type_str(bpf_program__type(prog)) ?: "unknown";
+
+                if (!bpf_program__autoload(prog))
+                        continue;
+                programs++;
+                bool allowed = !l->program_types;
+                for (size_t i = 0; i < l->n_program_types && !allowed; i++)
+                        allowed = strcmp(l->program_types[i], type) == 0;
+                if (!allowed)
+                        return failure_setf(f, -EPERM, VL_ERROR_PERMISSION_DENIED, "reason",
+                                            "program %s is of type %s, which your rule does not allow",
+                                            bpf_program__name(prog), type);
+        }
+        bpf_object__for_each_map(map, obj) {
+                uint64_t entry = (uint64_t) bpf_map__key_size(map) + bpf_map__value_size(map);
+                enum bpf_map_type t = bpf_map__type(map);
+
+                if (!bpf_map__autocreate(map))
+                        continue;
+                if (t == BPF_MAP_TYPE_PERCPU_ARRAY || t == BPF_MAP_TYPE_PERCPU_HASH || t == BPF_MAP_TYPE_LRU_PERCPU_HASH)
+                        entry = bpf_map__key_size(map) + (uint64_t) bpf_map__value_size(map) * (uint64_t) MAX(cpus, 1);
+                bytes += entry * MAX(bpf_map__max_entries(map), 1u);
+        }
+        if (programs > l->programs_left)
+                return failure_setf(f, -EDQUOT, VL_ERROR_QUOTA_EXCEEDED, "limit",
+                                    "max-programs: %llu more allowed, the object has %llu",
+                                    (unsigned long long) l->programs_left, (unsigned long long) programs);
+        if (bytes > l->map_bytes_left)
+                return failure_setf(f, -EDQUOT, VL_ERROR_QUOTA_EXCEEDED, "limit",
+                                    "max-map-bytes: %llu more bytes allowed, the object's maps take %llu",
+                                    (unsigned long long) l->map_bytes_left, (unsigned long long) bytes);
+        return 0;
+}
+
 typedef struct MapSettings {
         OptionalU32 max_entries, value_size;
 } MapSettings;
@@ -423,6 +466,9 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
         if (r < 0)
                 goto finish;
         r = globals_apply(obj, s->globals, f);
+        if (r < 0)
+                goto finish;
+        r = check_limits(obj, s->limits, f);
         if (r < 0)
                 goto finish;
 

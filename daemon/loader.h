@@ -9,6 +9,7 @@
 
 #include <json-c/json.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "btf-cache.h"
 #include "failure.h"
@@ -16,6 +17,14 @@
 
 /* Cap on the verifier log kept per program (the kernel keeps the tail). */
 #define LOADER_LOG_MAX (1u * 1024 * 1024)
+
+/* What a non-admin caller's rule still allows, checked after open and before any kernel work. */
+typedef struct LoadLimits {
+        uint64_t programs_left;
+        uint64_t map_bytes_left;
+        char *const *program_types; /* NULL: any */
+        size_t n_program_types;
+} LoadLimits;
 
 typedef struct LoadSettings {
         const char *name;      /* object name, already validated */
@@ -25,6 +34,7 @@ typedef struct LoadSettings {
         const char *maps_pin_dir; /* where maps declared pinned by name go */
         const char *btf_custom_path; /* CO-RE target (the planner's minimal BTF), or NULL for kernel BTF */
         BtfCache *btf_cache;         /* resolves BTF-named attach targets (tp_btf, fentry, lsm) */
+        const LoadLimits *limits;    /* NULL for admins */
 } LoadSettings;
 
 /* libbpf's logging, libelf, and the cache-backed SEC() handlers. */

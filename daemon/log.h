@@ -21,6 +21,7 @@
 #define MESSAGE_ID_RECOVERY "5527eb69d4ee43f7b27dc276f901c4af"
 #define MESSAGE_ID_ATTACHED "df0ac853eae547f88c90d07a7b46a05b"
 #define MESSAGE_ID_DETACHED "3c808f8fc9264b91b9e2c2b26d985264"
+#define MESSAGE_ID_DENIED "7d1f0b3e58a94c6d9e2a4b8c0f6d2e15"
 
 void log_setup(int max_priority);
 int log_get_max_priority(void);

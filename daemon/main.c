@@ -6,6 +6,7 @@
 
 #include "log.h"
 #include "manager.h"
+#include "policy.h"
 #include "protocol.h"
 
 static void help(void) {
@@ -19,6 +20,8 @@ static void help(void) {
                "      --btf-dir DIR      external BTF registered by name: DIR/NAME.btf\n"
                "                         (default /etc/bpfcored/btf)\n"
                "      --objects-dir DIR  objects loaded at start and on SIGHUP: DIR/NAME.conf\n"
+               "      --config FILE      who may do what (default /etc/bpfcored/bpfcored.conf)\n"
+               "  -n, --check-config     check the configuration, say \"configuration OK\" or what is wrong\n"
                "                         (default /etc/bpfcored/objects.d)\n"
                "  -d, --foreground       stay in the foreground (the only mode; for compatibility)\n"
                "  -v, --verbose          log debug messages (libbpf's too)\n"
@@ -27,8 +30,10 @@ static void help(void) {
                BPFCORED_SOCKET_ENV, BPFCORED_DEFAULT_SOCKET);
 }
 
+static bool check_config;
+
 static int parse_argv(int argc, char *argv[], Options *o) {
-        enum { ARG_BPFFS_ROOT = 0x100, ARG_STATE_DIR, ARG_VMLINUX_BTF, ARG_BTF_DIR, ARG_OBJECTS_DIR, ARG_VERSION };
+        enum { ARG_BPFFS_ROOT = 0x100, ARG_STATE_DIR, ARG_VMLINUX_BTF, ARG_BTF_DIR, ARG_OBJECTS_DIR, ARG_CONFIG, ARG_VERSION };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "bpffs-root", required_argument, NULL, ARG_BPFFS_ROOT },
@@ -36,6 +41,8 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                 { "vmlinux-btf", required_argument, NULL, ARG_VMLINUX_BTF },
                 { "btf-dir", required_argument, NULL, ARG_BTF_DIR },
                 { "objects-dir", required_argument, NULL, ARG_OBJECTS_DIR },
+                { "config", required_argument, NULL, ARG_CONFIG },
+                { "check-config", no_argument, NULL, 'n' },
                 { "foreground", no_argument, NULL, 'd' },
                 { "verbose", no_argument, NULL, 'v' },
                 { "help", no_argument, NULL, 'h' },
@@ -44,7 +51,7 @@ static int parse_argv(int argc, char *argv[], Options *o) {
         };
         int c;
 
-        while ((c = getopt_long(argc, argv, "s:dvh", options, NULL)) >= 0)
+        while ((c = getopt_long(argc, argv, "s:dvhn", options, NULL)) >= 0)
                 switch (c) {
                 case 's':
                         o->socket_path = optarg;
@@ -63,6 +70,12 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                         break;
                 case ARG_OBJECTS_DIR:
                         o->objects_dir = optarg;
+                        break;
+                case ARG_CONFIG:
+                        o->config = optarg;
+                        break;
+                case 'n':
+                        check_config = true;
                         break;
                 case 'd':
                         break;
@@ -99,12 +112,28 @@ int main(int argc, char *argv[]) {
                 .vmlinux_btf = "/sys/kernel/btf/vmlinux",
                 .btf_dir = "/etc/bpfcored/btf",
                 .objects_dir = "/etc/bpfcored/objects.d",
+                .config = "/etc/bpfcored/bpfcored.conf",
         };
         int r;
 
         r = parse_argv(argc, argv, &o);
         if (r <= 0)
                 return r < 0 ? 2 : 0;
+
+        if (check_config) {
+                _cleanup_free_ char *error = NULL;
+                Policy *p = NULL;
+
+                r = policy_load(o.config, &p, &error);
+                if (r < 0) {
+                        fprintf(stderr, "%s\n", error ?: strerror(-r));
+                        return 1;
+                }
+                printf("configuration OK: %s, %zu rules, admin group %s%s\n", o.config, p->n_rules, p->admin_group,
+                       p->have_admin_group ? "" : " (no such group: only root is admin)");
+                policy_free(p);
+                return 0;
+        }
 
         r = manager_new(&o, &m);
         if (r < 0) {

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "manager.h"
 #include "objects-d.h"
+#include "policy.h"
 #include "state.h"
 #include "varlink.h"
 
@@ -28,7 +29,9 @@ int manager_new(const Options *o, Manager **ret) {
         m->vmlinux_btf = strdup(o->vmlinux_btf);
         m->btf_dir = strdup(o->btf_dir);
         m->objects_dir = strdup(o->objects_dir);
-        if (!m->socket_path || !m->bpffs_root || !m->state_dir || !m->vmlinux_btf || !m->btf_dir || !m->objects_dir)
+        m->config = strdup(o->config);
+        if (!m->socket_path || !m->bpffs_root || !m->state_dir || !m->vmlinux_btf || !m->btf_dir || !m->objects_dir ||
+            !m->config)
                 return -ENOMEM;
 
         r = sd_event_default(&m->event);
@@ -50,6 +53,8 @@ Manager *manager_free(Manager *m) {
         free(m->vmlinux_btf);
         free(m->btf_dir);
         free(m->objects_dir);
+        free(m->config);
+        policy_free(m->policy);
         sd_event_unref(m->event);
         free(m->socket_path);
         free(m->bpffs_root);
@@ -109,10 +114,26 @@ static int on_btf_dir_change(sd_event_source *s, const struct inotify_event *eve
         return 0;
 }
 
+/* A broken configuration on reload keeps the one in force: nothing loaded is dropped. */
+static void manager_reload_policy(Manager *m) {
+        _cleanup_free_ char *error = NULL;
+        Policy *p = NULL;
+        int r = policy_load(m->config, &p, &error);
+
+        if (r < 0) {
+                log_error("Configuration not reloaded, the previous one stays: %s", error ?: strerror(-r));
+                return;
+        }
+        policy_free(m->policy);
+        m->policy = p;
+        log_info("Configuration reloaded from %s: %zu rules.", m->config, p->n_rules);
+}
+
 static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
         Manager *m = userdata;
 
         (void) sd_notify(false, "RELOADING=1");
+        manager_reload_policy(m);
         manager_refresh_btf(m, "SIGHUP");
         objects_d_sync(m);
         (void) sd_notify(false, "READY=1");
@@ -189,6 +210,14 @@ int manager_startup(Manager *m) {
         r = watch_btf(m);
         if (r < 0)
                 return log_error_errno(r, "Cannot set up BTF watches: %m");
+
+        {
+                _cleanup_free_ char *error = NULL;
+
+                r = policy_load(m->config, &m->policy, &error);
+                if (r < 0)
+                        return log_error_errno(r, "Bad configuration: %s", error ?: strerror(-r));
+        }
 
         r = state_setup(m->state_dir);
         if (r < 0)

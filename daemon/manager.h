@@ -27,6 +27,7 @@ typedef struct Counters {
         uint64_t checks;
         uint64_t planned;   /* loads whose CO-RE target was the planner's minimal BTF */
         uint64_t fallbacks; /* loads left to plain libbpf, which reads kernel BTF itself */
+        uint64_t denied;
 } Counters;
 
 typedef struct Options {
@@ -36,6 +37,7 @@ typedef struct Options {
         const char *vmlinux_btf; /* kernel BTF, or an external file standing in for it */
         const char *btf_dir;     /* registered external BTF: NAME.btf */
         const char *objects_dir; /* objects loaded at boot: NAME.conf */
+        const char *config;      /* policy: /etc/bpfcored/bpfcored.conf */
 } Options;
 
 typedef struct Manager {
@@ -58,6 +60,8 @@ typedef struct Manager {
         char *vmlinux_btf;
         char *btf_dir;
         char *objects_dir;
+        char *config;
+        struct Policy *policy;
 
         uint64_t started_usec; /* CLOCK_MONOTONIC */
         Counters counters;

@@ -18,6 +18,7 @@
 #include "methods.h"
 #include "log.h"
 #include "params.h"
+#include "policy.h"
 #include "state.h"
 #include "protocol.h"
 #include "varlink.h"
@@ -110,6 +111,44 @@ static int reply_no_such_object(Call *call, uint64_t id) {
 
         json_object_object_add(p, "id", json_object_new_uint64(id));
         return vl_error(call, VL_ERROR_NO_SUCH_OBJECT, p);
+}
+
+/* Admins see every object; others only their own, and another's answers like a missing one. */
+static bool may_see(Call *call, const Object *o) {
+        return policy_is_admin(call->manager->policy, call->peer) || o->owner.uid == call->peer->cred.uid;
+}
+
+static Object *visible_object(Call *call, uint64_t id) {
+        Object *o = registry_get(call->manager->registry, id);
+
+        return o && may_see(call, o) ? o : NULL;
+}
+
+static void log_denied(Call *call, const char *reason) {
+        LogFields lf = {};
+
+        call->manager->counters.denied++;
+        log_field(&lf, "BPFCORED_CLIENT_UID", "%u", call->peer->cred.uid);
+        log_field(&lf, "BPFCORED_CLIENT_PID", "%d", call->peer->cred.pid);
+        log_field(&lf, "BPFCORED_CLIENT_CGROUP", "%s", call->peer->cgroup ?: "");
+        log_field(&lf, "BPFCORED_ERROR", "%s", reason);
+        log_event(&lf, LOG_NOTICE, MESSAGE_ID_DENIED, "Denied %s to uid %u: %s", call->method, call->peer->cred.uid,
+                  reason);
+}
+
+static int reply_denied(Call *call, const char *fmt, ...) _printf_(2, 3);
+static int reply_denied(Call *call, const char *fmt, ...) {
+        _cleanup_free_ char *s = NULL;
+        json_object *p = json_object_new_object();
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        log_denied(call, s ?: "denied");
+        json_object_object_add(p, "reason", json_object_new_string(s ?: "denied"));
+        return vl_error(call, VL_ERROR_PERMISSION_DENIED, p);
 }
 
 static bool object_name_valid(const char *s) {
@@ -314,6 +353,15 @@ static void emit_link(Manager *m, const char *kind, const Object *o, const char 
         event_emit(m, e);
 }
 
+static bool attach_allowed(Manager *m, const Peer *peer, const char *type) {
+        const PolicyRule *rule;
+
+        if (policy_is_admin(m->policy, peer))
+                return true;
+        rule = policy_rule(m->policy, peer);
+        return rule && policy_allows(rule->attach_types, rule->n_attach_types, type);
+}
+
 /* Attaches program of o as req says, pins the link and records it (state file included). */
 static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const AttachRequest *req, const Peer *peer,
                              LinkInfo *ret, Failure *f) {
@@ -373,6 +421,11 @@ static int attach_all(Manager *m, Object *o, const Peer *peer, Failure *f) {
                                             "cannot tell what program %s attaches to from its section %s", p->name,
                                             p->section);
                 req.spec = spec;
+                if (!attach_allowed(m, peer, req.type)) {
+                        json_object_put(spec);
+                        return failure_setf(f, -EPERM, VL_ERROR_PERMISSION_DENIED, "reason",
+                                            "attaching program %s as %s is not allowed by your rule", p->name, req.type);
+                }
                 r = attach_and_record(m, o, p, &req, peer, NULL, f);
                 json_object_put(spec);
                 if (r < 0)
@@ -446,9 +499,11 @@ static int vl_method_attach(Call *call) {
                                                "kprobe, kretprobe, uprobe, uretprobe, xdp, tc or cgroup");
         req.spec = spec;
 
-        o = registry_get(m->registry, p.id);
+        o = visible_object(call, p.id);
         if (!o)
                 return reply_no_such_object(call, p.id);
+        if (!attach_allowed(call->manager, call->peer, req.type))
+                return reply_denied(call, "attaching as %s is not allowed by your rule", req.type);
         prog = object_find_program(o, p.program);
         if (!prog)
                 return reply_errorf(call, VL_ERROR_NO_SUCH_PROGRAM, "program", "%s", p.program);
@@ -494,6 +549,8 @@ static int vl_method_detach(Call *call) {
         if (r != 0)
                 return r;
         o = registry_find_link(m->registry, p.link, &prog);
+        if (o && !may_see(call, o))
+                o = NULL;
         if (!o) {
                 json_object *e = json_object_new_object();
                 json_object_object_add(e, "link", json_object_new_int64(p.link));
@@ -648,7 +705,8 @@ static void emit_load_failed(Manager *m, const Peer *peer, const char *name, con
  * load, pin, write the state file, attach if asked, register. On failure
  * nothing is left behind and f says why. o is the registry's on success.
  */
-static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object *o, const Peer *peer, Failure *f) {
+static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object *o, const Peer *peer,
+                        const LoadLimits *limits, Failure *f) {
         _cleanup_free_ char *maps_dir = NULL;
         const char *fallback;
         int r;
@@ -667,6 +725,7 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                         .maps_pin_dir = maps_dir,
                         .btf_custom_path = in->plan->min_btf_path[0] ? in->plan->min_btf_path : NULL,
                         .btf_cache = m->btf,
+                        .limits = limits,
                 };
 
                 fallback = loader_needs_kernel_btf(in->data, in->size);
@@ -732,9 +791,61 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
         return 0;
 }
 
+/*
+ * Whether the caller may load, and within what (before any kernel work):
+ * 1 for admins (no limits), 2 with *ret filled for callers a rule allows,
+ * 0 when a refusal was sent.
+ */
+static int authorize_load(Call *call, const LoadParameters *p, LoadLimits *ret) {
+        Manager *m = call->manager;
+        const PolicyRule *rule;
+        uint64_t objects = 0, programs = 0, bytes = 0;
+
+        *ret = (LoadLimits) {};
+        if (policy_is_admin(m->policy, call->peer))
+                return 1;
+        rule = policy_rule(m->policy, call->peer);
+        if (!rule)
+                return reply_denied(call, "uid %u (cgroup %s) matches no rule of %s", call->peer->cred.uid,
+                                    call->peer->cgroup ?: "?", m->config);
+        if (p->globals && !rule->allow_globals)
+                return reply_denied(call, "rule '%s' does not allow setting globals", rule->name);
+        if (p->maps && !rule->allow_maps)
+                return reply_denied(call, "rule '%s' does not allow overriding map sizes", rule->name);
+        for (size_t i = 0; i < m->registry->n_objects; i++) {
+                const Object *o = m->registry->objects[i];
+
+                if (o->owner.uid != call->peer->cred.uid)
+                        continue;
+                objects++;
+                programs += o->n_programs;
+                for (size_t k = 0; k < o->n_maps; k++)
+                        bytes += ((uint64_t) o->maps[k].key_size + o->maps[k].value_size) * o->maps[k].max_entries;
+        }
+        if (objects >= rule->max_objects) {
+                json_object *e = json_object_new_object();
+                char msg[128];
+
+                snprintf(msg, sizeof(msg), "max-objects: uid %u has %llu of %llu", call->peer->cred.uid,
+                         (unsigned long long) objects, (unsigned long long) rule->max_objects);
+                log_denied(call, msg);
+                json_object_object_add(e, "limit", json_object_new_string(msg));
+                return vl_error(call, VL_ERROR_QUOTA_EXCEEDED, e);
+        }
+        *ret = (LoadLimits) {
+                .programs_left = rule->max_programs == POLICY_UNLIMITED ? UINT64_MAX : rule->max_programs - MIN(programs, rule->max_programs),
+                .map_bytes_left = rule->max_map_bytes == POLICY_UNLIMITED ? UINT64_MAX : rule->max_map_bytes - MIN(bytes, rule->max_map_bytes),
+                .program_types = rule->program_types,
+                .n_program_types = rule->n_program_types,
+        };
+        return 2;
+}
+
 static int vl_method_load(Call *call) {
         Manager *m = call->manager;
         LoadParameters p = {};
+        LoadLimits limits = {};
+        bool limited;
         _cleanup_(object_freep) Object *o = NULL;
         _cleanup_(intake_done) Intake in = {};
         Failure f = {};
@@ -748,6 +859,11 @@ static int vl_method_load(Call *call) {
         if (p.name && !object_name_valid(p.name))
                 return reply_invalid_parameter(call, "name",
                                                "a name has 1 to 64 characters of A-Z, a-z, 0-9, '_', '.' and '-'");
+
+        r = authorize_load(call, &p, &limits);
+        if (r <= 0)
+                return r;
+        limited = r == 2;
 
         o = calloc(1, sizeof(*o));
         if (!o)
@@ -765,7 +881,7 @@ static int vl_method_load(Call *call) {
         o->timings.receive = in.receive_us;
         o->timings.plan = in.plan_us;
         if (r >= 0)
-                r = load_planned(m, &p, &in, o, call->peer, &f);
+                r = load_planned(m, &p, &in, o, call->peer, limited ? &limits : NULL, &f);
         else {
                 log_load_failure(call->peer, o->name, &f);
                 emit_load_failed(m, call->peer, o->name, &f);
@@ -811,7 +927,7 @@ int methods_load_file(Manager *m, const char *name, const char *path, json_objec
             !(o->source_digest = strdup(source_digest)))
                 return -ENOMEM;
         o->timings.plan = in.plan_us;
-        r = load_planned(m, &p, &in, o, &self, f);
+        r = load_planned(m, &p, &in, o, &self, NULL, f);
         if (r < 0)
                 return r;
         TAKE_PTR(o); /* the registry has it */
@@ -820,6 +936,7 @@ int methods_load_file(Manager *m, const char *name, const char *path, json_objec
 
 static int vl_method_check(Call *call) {
         LoadParameters p = {};
+        LoadLimits limits = {};
         _cleanup_(intake_done) Intake in = {};
         Failure f = {};
         json_object *reply;
@@ -828,6 +945,9 @@ static int vl_method_check(Call *call) {
 
         r = decode(call, load_table, &p);
         if (r != 0)
+                return r;
+        r = authorize_load(call, &p, &limits);
+        if (r <= 0)
                 return r;
         call->manager->counters.checks++;
         r = intake(call, &p, &in, &f);
@@ -869,7 +989,7 @@ static int vl_method_get(Call *call) {
         r = decode(call, id_table, &p);
         if (r != 0)
                 return r;
-        o = registry_get(call->manager->registry, p.id);
+        o = visible_object(call, p.id);
         if (!o)
                 return reply_no_such_object(call, p.id);
         reply = json_object_new_object();
@@ -896,7 +1016,7 @@ static int vl_method_list(Call *call) {
                 return r;
         objects = json_object_new_array();
         for (size_t i = 0; i < reg->n_objects; i++)
-                if (!p.owner.set || reg->objects[i]->owner.uid == p.owner.value)
+                if ((!p.owner.set || reg->objects[i]->owner.uid == p.owner.value) && may_see(call, reg->objects[i]))
                         json_object_array_add(objects, object_to_json(reg->objects[i]));
         reply = json_object_new_object();
         json_object_object_add(reply, "objects", objects);
@@ -914,7 +1034,7 @@ static int vl_method_unload(Call *call) {
         r = decode(call, id_table, &p);
         if (r != 0)
                 return r;
-        o = registry_get(m->registry, p.id);
+        o = visible_object(call, p.id);
         if (!o)
                 return reply_no_such_object(call, p.id);
         name = strdup(o->name);
@@ -1058,8 +1178,7 @@ static Object *find_map(Manager *m, const Peer *peer, uint32_t map_id, MapInfo *
         for (size_t i = 0; i < m->registry->n_objects; i++) {
                 Object *o = m->registry->objects[i];
 
-                /* Until policy has admin groups: root, or the uid that loaded it. */
-                if (peer->cred.uid != 0 && peer->cred.uid != o->owner.uid)
+                if (!policy_is_admin(m->policy, peer) && peer->cred.uid != o->owner.uid)
                         continue;
                 for (size_t k = 0; k < o->n_maps; k++)
                         if (o->maps[k].id == map_id) {

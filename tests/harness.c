@@ -51,6 +51,7 @@ int daemon_start(TestDaemon *d) {
                 snprintf(d->log_path, sizeof(d->log_path), "%s/daemon.log", d->tmpdir);
                 snprintf(d->btf_dir, sizeof(d->btf_dir), "%s/btf", d->tmpdir);
                 snprintf(d->objects_dir, sizeof(d->objects_dir), "%s/objects.d", d->tmpdir);
+                snprintf(d->config, sizeof(d->config), "%s/bpfcored.conf", d->tmpdir);
                 if (mkdir(d->btf_dir, 0755) < 0 || mkdir(d->objects_dir, 0755) < 0)
                         return -errno;
                 /* Our own bpffs directory, named for the temp dir, so parallel runs never meet. */
@@ -69,7 +70,7 @@ int daemon_start(TestDaemon *d) {
                 }
                 execl(harness_env("BPFCORED"), "bpfcored", "--socket", d->socket_path, "--bpffs-root",
                       d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir, "--objects-dir",
-                      d->objects_dir, NULL);
+                      d->objects_dir, "--config", d->config, NULL);
                 _exit(127);
         }
         for (int i = 0; i < 500; i++) {

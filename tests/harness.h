@@ -21,6 +21,7 @@ typedef struct TestDaemon {
         char log_path[128];
         char btf_dir[128];      /* --btf-dir: <tmpdir>/btf, created empty */
         char objects_dir[128];  /* --objects-dir: <tmpdir>/objects.d, created empty */
+        char config[128];       /* --config: <tmpdir>/bpfcored.conf, absent until a test writes it */
         pid_t pid;
 } TestDaemon;
 
