@@ -6,6 +6,12 @@
 #include "failure.h"
 #include "protocol.h"
 
+_printf_(1, 0) static char *vformat(const char *fmt, va_list ap) {
+        char *s;
+
+        return vasprintf(&s, fmt, ap) < 0 ? NULL : s;
+}
+
 int failure_set(Failure *f, int err, const char *error, json_object *parameters) {
         failure_done(f);
         f->error = error;
@@ -19,8 +25,7 @@ int failure_setf(Failure *f, int err, const char *error, const char *key, const 
         va_list ap;
 
         va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
+        s = vformat(fmt, ap);
         va_end(ap);
         p = json_object_new_object();
         if (p)
@@ -39,8 +44,7 @@ int failure_invalid_parameter(Failure *f, int err, const char *parameter, const 
         va_list ap;
 
         va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
+        s = vformat(fmt, ap);
         va_end(ap);
         p = json_object_new_object();
         if (p) {
@@ -56,8 +60,7 @@ int failure_system(Failure *f, int err, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
+        s = vformat(fmt, ap);
         va_end(ap);
         if (asprintf(&m, "%s: %s", s ?: "(out of memory)", strerror(err < 0 ? -err : err)) < 0)
                 m = NULL;

@@ -16,7 +16,7 @@
 
 #define BPFFS_MOUNT "/sys/fs/bpf"
 
-static int mkdir_p(const char *path, mode_t mode) {
+int mkdir_p(const char *path, mode_t mode) {
         _cleanup_free_ char *p = strdup(path);
 
         if (!p)

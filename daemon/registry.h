@@ -6,6 +6,7 @@
 #pragma once
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "failure.h"
 #include "object.h"
@@ -16,6 +17,9 @@ typedef struct Registry {
         size_t n_objects;
         uint64_t next_id;
 } Registry;
+
+/* mkdir -p, the last component with mode. */
+int mkdir_p(const char *path, mode_t mode);
 
 /* Makes sure root exists on a bpf filesystem (mounting /sys/fs/bpf if needed). */
 int registry_new(const char *root, Registry **ret);

@@ -16,21 +16,7 @@
 #define STATE_FILE_MAX (16u * 1024 * 1024)
 
 int state_setup(const char *state_dir) {
-        _cleanup_free_ char *p = strdup(state_dir);
-
-        if (!p)
-                return -ENOMEM;
-        for (char *s = p + 1; *s; s++) {
-                if (*s != '/')
-                        continue;
-                *s = 0;
-                if (mkdir(p, 0755) < 0 && errno != EEXIST)
-                        return -errno;
-                *s = '/';
-        }
-        if (mkdir(p, 0700) < 0 && errno != EEXIST)
-                return -errno;
-        return 0;
+        return mkdir_p(state_dir, 0700);
 }
 
 static int write_all(int fd, const char *p, size_t len) {

@@ -360,3 +360,24 @@ size_t ids_added(const uint32_t *before, size_t n_before, const uint32_t *after,
         }
         return added;
 }
+
+size_t kernel_programs_left(const uint32_t *before, size_t n_before) {
+        uint32_t *after = NULL;
+        size_t n_after = 0, left;
+
+        /* Programs go after their last reference, asynchronously: give each new one time to go. */
+        kernel_prog_ids(&after, &n_after);
+        for (size_t i = 0; i < n_after; i++) {
+                bool old = false;
+
+                for (size_t j = 0; j < n_before && !old; j++)
+                        old = before[j] == after[i];
+                if (!old)
+                        kernel_prog_gone(after[i]);
+        }
+        free(after);
+        kernel_prog_ids(&after, &n_after);
+        left = ids_added(before, n_before, after, n_after);
+        free(after);
+        return left;
+}

@@ -66,5 +66,7 @@ bool kernel_prog_exists(uint32_t id);
 /* Waits (up to 3 s) for a program to be freed: it goes after its last reference, asynchronously. */
 bool kernel_prog_gone(uint32_t id);
 int kernel_prog_ids(uint32_t **ret, size_t *ret_n);
+/* Programs loaded now that were not in before, after waiting for freed ones to go (0: all clean). */
+size_t kernel_programs_left(const uint32_t *before, size_t n_before);
 /* Program ids in after that were not in before. */
 size_t ids_added(const uint32_t *before, size_t n_before, const uint32_t *after, size_t n_after);
