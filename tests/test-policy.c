@@ -236,6 +236,64 @@ TEST(reload_keeps_going) {
         tap_ok(starts(list, "ok -1 2"), "a broken configuration on SIGHUP keeps the previous one (%s)", list);
 }
 
+TEST(ringbuf_agent) {
+        _cleanup_free_ char *object = harness_object_path("ringbuf"), *others = NULL;
+        BpfcoreReply r = {}, list = {};
+        json_object *objects = NULL;
+        char map[64];
+        int status = -1, fds[2];
+        pid_t pid;
+
+        /* Make room under the agent's max-objects: root (admin) unloads its objects. */
+        call(&d, "io.bpfcored.List", NULL, NULL, 0, &list);
+        json_object_object_get_ex(list.parameters, "objects", &objects);
+        for (size_t i = 0; objects && i < json_object_array_length(objects); i++) {
+                json_object *o = json_object_array_get_idx(objects, i), *p;
+                BpfcoreReply u = {};
+
+                if (json_int(json_object_object_get(o, "owner"), "uid") != UID_AGENT)
+                        continue;
+                p = json_object_new_object();
+                json_object_object_add(p, "id", json_object_new_int64(json_int(o, "id")));
+                call(&d, "io.bpfcored.Unload", p, NULL, 0, &u);
+                json_object_put(p);
+                bpfcore_reply_done(&u);
+        }
+        bpfcore_reply_done(&list);
+
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return;
+        pid = fork();
+        if (pid == 0) {
+                dup2(fds[1], STDOUT_FILENO);
+                dup2(fds[1], STDERR_FILENO);
+                if (setgroups(0, NULL) < 0 || setgid(UID_AGENT) < 0 || setuid(UID_AGENT) < 0)
+                        _exit(2);
+                execl(harness_env("EXAMPLE_AGENT"), "example-agent", d.socket_path, object, "5", NULL);
+                _exit(127);
+        }
+        close(fds[1]);
+        {
+                char out[512] = "";
+                ssize_t n = read(fds[0], out, sizeof(out) - 1);
+
+                out[n > 0 ? n : 0] = 0;
+                waitpid(pid, &status, 0);
+                tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                       "an unprivileged agent (uid %d) loads, gets its ring buffer fd and reads its own events", UID_AGENT);
+                tap_diag("%s", out);
+        }
+        close(fds[0]);
+
+        /* Another owner's map: root's pinned object. */
+        load_object(&d, "ringbuf", NULL, &r);
+        snprintf(map, sizeof(map), "{\"map\":%lld}",
+                 (long long) json_int(array_find_name(object_get(&r, "maps"), "events"), "id"));
+        others = run_as(&(AsUser) { UID_AGENT, false, "io.bpfcored.MapFd", map, NULL });
+        tap_ok(starts(others, "NoSuchMap"), "it cannot get the fd of another owner's map (%s)", others);
+        bpfcore_reply_done(&r);
+}
+
 TEST(cleanup) {
         BpfcoreReply r = {};
         json_object *objects = NULL;
