@@ -51,6 +51,13 @@ static const char *const kind_names[] = {
         [BPF_CORE_TYPE_MATCHES] = "type_matches",
 };
 
+const char *core_kind_name(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(kind_names); i++)
+                if (kind_names[i] && name && strcmp(kind_names[i], name) == 0)
+                        return kind_names[i];
+        return NULL;
+}
+
 static bool kind_is_field(unsigned k) {
         return k <= BPF_CORE_FIELD_RSHIFT_U64;
 }

@@ -87,3 +87,6 @@ static inline void core_plan_freep(CorePlan **p) {
 /* libbpf's essential name: name up to its last "___flavor" suffix ("X___Y", X and Y not '_'). The index
  * behind a CoreLookup must group names by this. */
 size_t core_essential_name_len(const char *name);
+
+/* The planner's own (static) spelling of a relocation kind name, NULL if it is none. */
+const char *core_kind_name(const char *name);

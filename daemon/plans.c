@@ -9,6 +9,7 @@
 #include "log.h"
 #include "macro.h"
 #include "plans.h"
+#include "worker.h"
 #include "protocol.h"
 
 static uint64_t now_usec(void) {
@@ -184,7 +185,8 @@ static int make_plan(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
         }
         plan->refs = 1;
         plan->min_btf_fd = -1;
-        r = core_plan(req->elf, req->size, merged_lookup, &m, &plan->core, &error);
+        /* The client's ELF is parsed in a confined worker, never here. */
+        r = worker_core_plan(req->elf, req->size, merged_lookup, &m, &plan->core, &error);
         if (r < 0) {
                 plan_free(plan);
                 r = r == -ENOMEM ? r

@@ -451,6 +451,25 @@ TEST(many_relocations) {
         tap_is_int(ok, n, "all of them resolve on this kernel");
 }
 
+TEST(parser_worker_confined) {
+        _cleanup_reply_ BpfcoreReply crashed = {}, status = {}, fine = {};
+
+        /* A parser that crashes on an object takes only that request down. */
+        tap_is_int(daemon_stop(&d), 0, "daemon stopped");
+        setenv("BPFCORED_TEST_WORKER_FAULT", "crash", 1);
+        tap_is_int(daemon_start(&d), 0, "daemon started with a worker that crashes");
+        unsetenv("BPFCORED_TEST_WORKER_FAULT");
+        check_object("xdp_pass", NULL, &crashed);
+        tap_is_str(reply_error(&crashed), "InvalidObject", "the request is InvalidObject");
+        tap_ok(strstr(json_str(crashed.parameters, "message"), "object parser crashed (signal") != NULL,
+               "saying the object parser crashed (%s)", json_str(crashed.parameters, "message"));
+        tap_is_int(call(&d, "io.bpfcored.Status", NULL, NULL, 0, &status), 0, "the daemon carries on");
+        tap_is_int(daemon_stop(&d), 0, "daemon stopped");
+        tap_is_int(daemon_start(&d), 0, "and started with a sound worker");
+        check_object("xdp_pass", NULL, &fine);
+        tap_ok(json_object_get_boolean(json_object_object_get(fine.parameters, "ok")), "objects plan again");
+}
+
 TEST(cleanup) {
         daemon_cleanup(&d);
         tap_is_int(kernel_programs_left(progs_before, n_progs_before), 0,
