@@ -47,7 +47,12 @@ int daemon_start(TestDaemon *d) {
                 if (!mkdtemp(d->tmpdir))
                         return -errno;
                 snprintf(d->socket_path, sizeof(d->socket_path), "%s/io.bpfcored", d->tmpdir);
-                snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->tmpdir);
+                /* As in production (/run is tmpfs there), a benchmark can keep state on tmpfs. */
+                if (getenv("BPFCORED_TEST_STATE_ROOT"))
+                        snprintf(d->state_dir, sizeof(d->state_dir), "%s/bpfcored-state-%s",
+                                 getenv("BPFCORED_TEST_STATE_ROOT"), d->tmpdir + 5);
+                else
+                        snprintf(d->state_dir, sizeof(d->state_dir), "%s/state", d->tmpdir);
                 snprintf(d->log_path, sizeof(d->log_path), "%s/daemon.log", d->tmpdir);
                 snprintf(d->btf_dir, sizeof(d->btf_dir), "%s/btf", d->tmpdir);
                 snprintf(d->objects_dir, sizeof(d->objects_dir), "%s/objects.d", d->tmpdir);
@@ -127,6 +132,8 @@ void daemon_cleanup(TestDaemon *d) {
         daemon_stop(d);
         if (d->bpffs_root[0])
                 remove_tree(d->bpffs_root);
+        if (d->state_dir[0])
+                remove_tree(d->state_dir);
         if (d->tmpdir[0])
                 remove_tree(d->tmpdir);
 }
