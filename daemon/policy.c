@@ -266,11 +266,11 @@ int policy_load(const char *path, Policy **ret, char **ret_error) {
                         r = fail(ret_error, path, n, "rule '%s' matches nobody: give match-uid, match-gid or match-cgroup",
                                  p->rules[i].name ?: "");
         if (r >= 0) {
-                struct group *g = getgrnam(p->admin_group);
+                uint32_t gid;
 
-                /* The group may not exist yet (sysusers); then only root is admin. */
-                p->have_admin_group = g != NULL;
-                p->admin_gid = g ? g->gr_gid : 0;
+                /* A name or a number; the group may not exist yet (sysusers): then only root is admin. */
+                p->have_admin_group = parse_id(p->admin_group, true, &gid) >= 0;
+                p->admin_gid = p->have_admin_group ? gid : 0;
         }
         if (r < 0) {
                 policy_free(p);

@@ -21,6 +21,8 @@
 #define UID_AGENT 4242
 #define UID_STRANGER 4343
 #define UID_CONTAINER 4444
+#define UID_ADMIN 4646
+#define GID_ADMIN 4545
 
 static TestDaemon d;
 static uint32_t *progs_before;
@@ -32,6 +34,7 @@ static uint64_t root_object;
 /* One call as another user: "ErrorName id count" comes back through a pipe. */
 typedef struct AsUser {
         uid_t uid;
+        gid_t extra_group; /* a supplementary group, 0 for none */
         bool in_cgroup;
         const char *method;
         const char *params;  /* JSON */
@@ -66,7 +69,7 @@ static char *run_as(const AsUser *a) {
                                 _exit(3);
                         close(cfd);
                 }
-                if (setgroups(0, NULL) < 0 || setgid(a->uid) < 0 || setuid(a->uid) < 0)
+                if (setgroups(a->extra_group ? 1 : 0, &a->extra_group) < 0 || setgid(a->uid) < 0 || setuid(a->uid) < 0)
                         _exit(2);
                 if (call(&d, a->method, p, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, &r) < 0) {
                         (void) !write(fds[1], "connect-failed", 14);
@@ -131,6 +134,9 @@ TEST(start) {
                         cgroup_dir[0] = 0;
         }
         snprintf(config, sizeof(config),
+                 "[daemon]\n"
+                 "admin-group = %d\n"
+                 "\n"
                  "# agents may load tracepoints, two objects at most\n"
                  "[rule agents]\n"
                  "match-uid = %d\n"
@@ -143,7 +149,7 @@ TEST(start) {
                  "[rule container]\n"
                  "match-cgroup = /%s\n"
                  "max-objects = 1\n",
-                 UID_AGENT, cgroup_name);
+                 GID_ADMIN, UID_AGENT, cgroup_name);
         write_config(config);
         reload();
 }
@@ -180,30 +186,30 @@ TEST(rules_and_quotas) {
         bpfcore_reply_done(&r);
         tap_ok(root_object > 0, "root loads an object of its own");
 
-        a1 = run_as(&(AsUser) { UID_AGENT, false, "io.bpfcored.Load", "{\"fd\":0}", "globals" });
+        a1 = run_as(&(AsUser) { UID_AGENT, 0, false, "io.bpfcored.Load", "{\"fd\":0}", "globals" });
         tap_ok(starts(a1, "ok"), "an agent allowed by its rule loads a tracepoint object (%s)", a1);
-        xdp = run_as(&(AsUser) { UID_AGENT, false, "io.bpfcored.Load", "{\"fd\":0}", "xdp_pass" });
+        xdp = run_as(&(AsUser) { UID_AGENT, 0, false, "io.bpfcored.Load", "{\"fd\":0}", "xdp_pass" });
         tap_ok(starts(xdp, "PermissionDenied") && strstr(xdp, "xdp"), "but not an XDP one (%s)", xdp);
-        maps = run_as(&(AsUser) { UID_AGENT, false, "io.bpfcored.Load",
+        maps = run_as(&(AsUser) { UID_AGENT, 0, false, "io.bpfcored.Load",
                                   "{\"fd\":0,\"maps\":{\"settings\":{\"max_entries\":8}}}", "globals" });
         tap_ok(starts(maps, "PermissionDenied"), "nor override map sizes (%s)", maps);
-        a2 = run_as(&(AsUser) { UID_AGENT, false, "io.bpfcored.Load", "{\"fd\":0}", "globals" });
+        a2 = run_as(&(AsUser) { UID_AGENT, 0, false, "io.bpfcored.Load", "{\"fd\":0}", "globals" });
         tap_ok(starts(a2, "ok"), "a second object is within max-objects = 2");
-        a3 = run_as(&(AsUser) { UID_AGENT, false, "io.bpfcored.Load", "{\"fd\":0}", "globals" });
+        a3 = run_as(&(AsUser) { UID_AGENT, 0, false, "io.bpfcored.Load", "{\"fd\":0}", "globals" });
         tap_ok(starts(a3, "QuotaExceeded") && strstr(a3, "max-objects"), "a third is QuotaExceeded (%s)", a3);
 
-        list = run_as(&(AsUser) { UID_AGENT, false, "io.bpfcored.List", "{}", NULL });
+        list = run_as(&(AsUser) { UID_AGENT, 0, false, "io.bpfcored.List", "{}", NULL });
         tap_ok(starts(list, "ok -1 2"), "the agent lists its own two objects only (%s)", list);
         snprintf(params, sizeof(params), "{\"id\":%llu}", (unsigned long long) root_object);
-        get = run_as(&(AsUser) { UID_AGENT, false, "io.bpfcored.Get", params, NULL });
+        get = run_as(&(AsUser) { UID_AGENT, 0, false, "io.bpfcored.Get", params, NULL });
         tap_ok(starts(get, "NoSuchObject"), "root's object answers like a missing one (%s)", get);
-        unl = run_as(&(AsUser) { UID_AGENT, false, "io.bpfcored.Unload", params, NULL });
+        unl = run_as(&(AsUser) { UID_AGENT, 0, false, "io.bpfcored.Unload", params, NULL });
         tap_ok(starts(unl, "NoSuchObject"), "and cannot be unloaded by the agent (%s)", unl);
 
-        stranger = run_as(&(AsUser) { UID_STRANGER, false, "io.bpfcored.Load", "{\"fd\":0}", "globals" });
+        stranger = run_as(&(AsUser) { UID_STRANGER, 0, false, "io.bpfcored.Load", "{\"fd\":0}", "globals" });
         tap_ok(starts(stranger, "PermissionDenied") && strstr(stranger, "matches no rule"),
                "a caller no rule matches is denied, with the reason (%s)", stranger);
-        slist = run_as(&(AsUser) { UID_STRANGER, false, "io.bpfcored.List", "{}", NULL });
+        slist = run_as(&(AsUser) { UID_STRANGER, 0, false, "io.bpfcored.List", "{}", NULL });
         tap_ok(starts(slist, "ok -1 0"), "and sees nothing (%s)", slist);
 
         BpfcoreReply all = {};
@@ -212,6 +218,11 @@ TEST(rules_and_quotas) {
         json_object_object_get_ex(all.parameters, "objects", &objects);
         tap_is_int(objects ? json_object_array_length(objects) : 0, 3, "root, the admin, sees all three objects");
         bpfcore_reply_done(&all);
+
+        _cleanup_free_ char *admin = run_as(&(AsUser) { UID_ADMIN, GID_ADMIN, false, "io.bpfcored.List", "{}", NULL });
+        tap_ok(starts(admin, "ok -1 3"), "so does a member of the admin group (%s)", admin);
+        _cleanup_free_ char *admin_get = run_as(&(AsUser) { UID_ADMIN, GID_ADMIN, false, "io.bpfcored.Get", params, NULL });
+        tap_ok(starts(admin_get, "ok"), "and may get root's object (%s)", admin_get);
 }
 
 TEST(cgroup_rule) {
@@ -221,9 +232,9 @@ TEST(cgroup_rule) {
                 tap_skip("no writable cgroup2 hierarchy here", "a caller in a matching cgroup gets the rule's limits");
                 return;
         }
-        c1 = run_as(&(AsUser) { UID_CONTAINER, true, "io.bpfcored.Load", "{\"fd\":0}", "xdp_pass" });
+        c1 = run_as(&(AsUser) { UID_CONTAINER, 0, true, "io.bpfcored.Load", "{\"fd\":0}", "xdp_pass" });
         tap_ok(starts(c1, "ok"), "a caller in the rule's cgroup may load (%s)", c1);
-        c2 = run_as(&(AsUser) { UID_CONTAINER, true, "io.bpfcored.Load", "{\"fd\":0}", "xdp_pass" });
+        c2 = run_as(&(AsUser) { UID_CONTAINER, 0, true, "io.bpfcored.Load", "{\"fd\":0}", "xdp_pass" });
         tap_ok(starts(c2, "QuotaExceeded"), "within that rule's max-objects = 1 (%s)", c2);
 }
 
@@ -232,7 +243,7 @@ TEST(reload_keeps_going) {
 
         write_config("[rule broken\n");
         reload();
-        list = run_as(&(AsUser) { UID_AGENT, false, "io.bpfcored.List", "{}", NULL });
+        list = run_as(&(AsUser) { UID_AGENT, 0, false, "io.bpfcored.List", "{}", NULL });
         tap_ok(starts(list, "ok -1 2"), "a broken configuration on SIGHUP keeps the previous one (%s)", list);
 }
 
@@ -289,7 +300,7 @@ TEST(ringbuf_agent) {
         load_object(&d, "ringbuf", NULL, &r);
         snprintf(map, sizeof(map), "{\"map\":%lld}",
                  (long long) json_int(array_find_name(object_get(&r, "maps"), "events"), "id"));
-        others = run_as(&(AsUser) { UID_AGENT, false, "io.bpfcored.MapFd", map, NULL });
+        others = run_as(&(AsUser) { UID_AGENT, 0, false, "io.bpfcored.MapFd", map, NULL });
         tap_ok(starts(others, "NoSuchMap"), "it cannot get the fd of another owner's map (%s)", others);
         bpfcore_reply_done(&r);
 }
