@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -40,6 +41,7 @@ typedef struct Table {
 
 static const char *arg_socket;
 static bool arg_json;
+static bool json_lines; /* monitor --json: one compact object a line, errors too */
 
 static void json_object_putp(json_object **o) {
         json_object_put(*o);
@@ -105,6 +107,16 @@ static int help(void) {
                "                      registered external BTF\n"
                "  btf show TYPE [--kind KIND] [--btf NAME]\n"
                "                      Show a type from the BTF cache as C\n"
+               "  map dump MAPID [--limit N]\n"
+               "                      Show a map's entries, typed by its BTF\n"
+               "  map lookup MAPID KEY\n"
+               "                      Show the value at KEY; exit 1 when there is none\n"
+               "  map update MAPID KEY VALUE [--flags any|noexist|exist]\n"
+               "                      Set the value at KEY\n"
+               "  map delete MAPID KEY\n"
+               "                      Delete the entry at KEY; exit 1 when there is none\n"
+               "  map fd MAPID        Receive the map's fd from the daemon (for its owner)\n"
+               "  monitor             Print the daemon's events as they happen, until Ctrl-C\n"
                "  status              Show the daemon's status\n"
                "  help                Show this help\n"
                "\n"
@@ -118,13 +130,17 @@ static int help(void) {
                "hex:BYTES (raw bytes), str:TEXT (a string, whatever it looks like), or\n"
                "else a string. --btf-file FILE and --target NAME work for both load and\n"
                "check. An attach OFFSET is decimal or 0x-hex; a uprobe target that is\n"
-               "not a number is a symbol. Commands may be abbreviated to a unique prefix.\n",
+               "not a number is a symbol. A map KEY or VALUE is JSON typed by the map's\n"
+               "BTF (7, '\"bash\"', '{\"pid\":1}', '{\"hex\":\"0a00\"}'), or else a string;\n"
+               "a negative number goes after \"--\" (map lookup 5 -- -1). MAPID is the\n"
+               "kernel's map id (see show ID). Commands may be abbreviated to a unique prefix.\n",
                arg_socket ?: bpfcore_default_socket());
         return 0;
 }
 
 static void print_json(json_object *o) {
-        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        puts(json_object_to_json_string_ext(o, (json_lines ? JSON_C_TO_STRING_PLAIN : JSON_C_TO_STRING_PRETTY) |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
 }
 
 /* In --json mode stdout stays valid JSON when a command fails, too. */
@@ -538,6 +554,39 @@ static void print_fields(json_object *o, int indent) {
         }
 }
 
+static const char *socket_path(void) {
+        return arg_socket ?: bpfcore_default_socket();
+}
+
+static int connect_daemon(BpfcoreClient **ret) {
+        const char *path = socket_path();
+        int r;
+
+        r = bpfcore_connect(path, ret);
+        if (r < 0)
+                return log_error_errno(r, "cannot connect to %s: %m", path);
+        return 0;
+}
+
+/* An error reply is told on stderr (and stdout with --json) and freed: -EREMOTEIO. 0 otherwise. */
+static int reply_check(BpfcoreReply *reply) {
+        _cleanup_free_ char *description = NULL;
+
+        if (!reply->error)
+                return 0;
+        description = bpfcore_error_describe(reply);
+        fprintf(stderr, "bpfcorectl: %s\n", description ?: reply->error);
+        if (arg_json)
+                print_json_error(reply->error, reply->parameters);
+        bpfcore_reply_done(reply);
+        return -EREMOTEIO;
+}
+
+static json_object *params_or_empty(json_object *params, json_object **empty) {
+        /* varlink allows leaving parameters out, but every server takes {}. */
+        return params ?: (*empty = json_object_new_object());
+}
+
 /*
  * One call on a fresh connection. Failures are reported here: a connection
  * that fails, or an error reply (-EREMOTEIO: the daemon said no).
@@ -545,32 +594,51 @@ static void print_fields(json_object *o, int indent) {
 static int call(const char *method, json_object *params, const int *fds, size_t n_fds, BpfcoreReply *ret) {
         _cleanup_(bpfcore_disconnectp) BpfcoreClient *c = NULL;
         _cleanup_(json_object_putp) json_object *empty = NULL;
-        const char *path = arg_socket ?: bpfcore_default_socket();
-        _cleanup_free_ char *description = NULL;
         int r;
 
-        r = bpfcore_connect(path, &c);
+        r = connect_daemon(&c);
         if (r < 0)
-                return log_error_errno(r, "cannot connect to %s: %m", path);
-
-        /* varlink allows leaving parameters out, but every server takes {}. */
-        if (!params) {
-                params = empty = json_object_new_object();
-                if (!empty)
-                        return log_oom();
-        }
+                return r;
+        params = params_or_empty(params, &empty);
+        if (!params)
+                return log_oom();
         r = bpfcore_call(c, method, params, fds, n_fds, ret);
         if (r < 0)
-                return log_error_errno(r, "%s on %s failed: %m", method, path);
-        if (!ret->error)
-                return 0;
+                return log_error_errno(r, "%s on %s failed: %m", method, socket_path());
+        return reply_check(ret);
+}
 
-        description = bpfcore_error_describe(ret);
-        fprintf(stderr, "bpfcorectl: %s\n", description ?: ret->error);
-        if (arg_json)
-                print_json_error(ret->error, ret->parameters);
-        bpfcore_reply_done(ret);
-        return -EREMOTEIO;
+/* A call with "more" on a fresh connection: the first reply; read on with next_reply(). */
+static int call_more(const char *method, json_object *params, BpfcoreClient **ret_client, BpfcoreReply *ret) {
+        _cleanup_(bpfcore_disconnectp) BpfcoreClient *c = NULL;
+        _cleanup_(json_object_putp) json_object *empty = NULL;
+        int r;
+
+        r = connect_daemon(&c);
+        if (r < 0)
+                return r;
+        params = params_or_empty(params, &empty);
+        if (!params)
+                return log_oom();
+        r = bpfcore_call_more(c, method, params, ret);
+        if (r < 0)
+                return log_error_errno(r, "%s on %s failed: %m", method, socket_path());
+        r = reply_check(ret);
+        if (r < 0)
+                return r;
+        *ret_client = TAKE_PTR(c);
+        return 0;
+}
+
+static int next_reply(BpfcoreClient *c, const char *method, BpfcoreReply *ret) {
+        int r;
+
+        r = bpfcore_next_reply(c, ret);
+        if (r == -ECONNRESET)
+                return log_error_errno(r, "%s on %s: the daemon closed the connection", method, socket_path());
+        if (r < 0)
+                return log_error_errno(r, "%s on %s failed: %m", method, socket_path());
+        return reply_check(ret);
 }
 
 /* For commands without options: checks that n positional arguments follow, at argv[optind]. */
@@ -1426,6 +1494,540 @@ static int do_btf_show(int argc, char **argv) {
         return 0;
 }
 
+/* o[key] whatever its type; NULL (JSON null) when missing. */
+static json_object *json_member(json_object *o, const char *key) {
+        json_object *v = NULL;
+
+        json_object_object_get_ex(o, key, &v);
+        return v;
+}
+
+/* Compact JSON, as one would type it back. */
+static const char *json_compact(json_object *v) {
+        return json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE);
+}
+
+/*
+ * A KEY or VALUE argument: JSON text (7, "bash", {"pid":1}, {"hex":"0a00"}),
+ * else the text itself as a string, so that plain words need no quotes.
+ */
+static int parse_json_arg(const char *what, const char *s, json_object **ret) {
+        json_tokener *tok;
+        json_object *v;
+        enum json_tokener_error e;
+        size_t skip = strspn(s, " \t\n");
+
+        tok = json_tokener_new();
+        if (!tok)
+                return log_oom();
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
+        v = json_tokener_parse_ex(tok, s, (int) MIN(strlen(s) + 1, (size_t) INT32_MAX)); /* the NUL ends a number */
+        e = json_tokener_get_error(tok);
+        json_tokener_free(tok);
+        if (e == json_tokener_success) {
+                *ret = v; /* NULL for null, which the daemon refuses by name */
+                return 0;
+        }
+        /* Broken JSON is a typo, not a string that happens to start with a brace. */
+        if (strchr("{[\"", s[skip]) && s[skip])
+                return usage_error("%s is not valid JSON (%s): '%s'", what, json_tokener_error_desc(e), s);
+        *ret = json_object_new_string(s);
+        return *ret ? 0 : log_oom();
+}
+
+static int parse_map_id(const char *verb, const char *s, uint64_t *ret) {
+        if (parse_u64(s, ret) < 0 || *ret > UINT32_MAX)
+                return usage_error("%s: invalid map id '%s'", verb, s);
+        return 0;
+}
+
+/*
+ * map dump|lookup|update|delete: MAPID, then KEY and VALUE as the verb
+ * takes them, into {map, key, value, limit, flags}. 1 when a call is to be made.
+ */
+static int parse_map_argv(int argc, char **argv, json_object **ret_params) {
+        enum { ARG_LIMIT = 0x100, ARG_FLAGS };
+        static const struct option options[] = {
+                { "help",  no_argument,       NULL, 'h'       },
+                { "limit", required_argument, NULL, ARG_LIMIT },
+                { "flags", required_argument, NULL, ARG_FLAGS },
+                {}
+        };
+        static const char *const arg_names[] = { "MAPID", "KEY", "VALUE" };
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        _cleanup_free_ char *verb = NULL;
+        const char *cmd = argv[0];
+        int c, n, r;
+        uint64_t v;
+
+        if (asprintf(&verb, "map %s", cmd) < 0)
+                return log_oom();
+        n = streq(cmd, "dump") ? 1 : streq(cmd, "update") ? 3 : 2;
+        params = json_object_new_object();
+        if (!params)
+                return log_oom();
+
+        optind = 0; /* permuting: options may follow the arguments; a negative KEY goes after "--" */
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+                switch (c) {
+                case 'h':
+                        return help();
+                case ARG_LIMIT:
+                        if (!streq(cmd, "dump"))
+                                return usage_error("%s: --limit applies to map dump only", verb);
+                        if (parse_u64(optarg, &v) < 0 || v == 0 || v > INT64_MAX)
+                                return usage_error("%s: invalid limit '%s'", verb, optarg);
+                        if (json_add(params, "limit", json_object_new_int64((int64_t) v)) < 0)
+                                return log_oom();
+                        break;
+                case ARG_FLAGS:
+                        if (!streq(cmd, "update"))
+                                return usage_error("%s: --flags applies to map update only", verb);
+                        if (!word_in(optarg, "any|noexist|exist"))
+                                return usage_error("%s: invalid flags '%s' (any, noexist or exist)", verb, optarg);
+                        if (json_add(params, "flags", json_object_new_string(optarg)) < 0)
+                                return log_oom();
+                        break;
+                default:
+                        return option_error(c, argv);
+                }
+        }
+        if (argc - optind < n)
+                return usage_error("%s: missing %s", verb, arg_names[argc - optind]);
+        if (argc - optind > n)
+                return usage_error("%s: unexpected argument '%s'", verb, argv[optind + n]);
+
+        r = parse_map_id(verb, argv[optind], &v);
+        if (r < 0)
+                return r;
+        if (json_add(params, "map", json_object_new_int64((int64_t) v)) < 0)
+                return log_oom();
+        for (int i = 1; i < n; i++) {
+                json_object *j = NULL;
+
+                r = parse_json_arg(arg_names[i], argv[optind + i], &j);
+                if (r < 0)
+                        return r;
+                /* json-c takes a NULL value as JSON null. */
+                if (json_object_object_add(params, i == 1 ? "key" : "value", j) < 0) {
+                        json_object_put(j);
+                        return log_oom();
+                }
+        }
+        *ret_params = TAKE_PTR(params);
+        return 1;
+}
+
+typedef enum DumpStyle {
+        DUMP_UNDECIDED,
+        DUMP_TABLE,  /* KEY VALUE, when both are scalars */
+        DUMP_BLOCKS, /* key: {...} / value: {...} per entry */
+} DumpStyle;
+
+typedef struct MapDump {
+        DumpStyle style;
+        size_t key_width; /* grows from batch to batch, never shrinks */
+        uint64_t n;       /* entries received */
+        json_object *all; /* --json: every entry, for one object at the end */
+} MapDump;
+
+/* Fits a table cell: numbers, strings, raw bytes ({"hex": "..."}). */
+static bool json_is_scalar(json_object *v) {
+        switch (json_object_get_type(v)) {
+        case json_type_array:
+                return false;
+        case json_type_object:
+                return json_object_object_length(v) == 1 && json_get(v, "hex", json_type_string);
+        default:
+                return true;
+        }
+}
+
+/* Strings bare, as people read them; anything else (and "") as JSON. */
+static char *cell_text(json_object *v) {
+        if (json_object_is_type(v, json_type_string) && json_object_get_string_len(v) > 0)
+                return strdup(json_object_get_string(v));
+        return strdup(json_compact(v));
+}
+
+static void json_pretty_fputs(json_object *v, FILE *f) {
+        fputs(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE), f);
+}
+
+static int map_dump_table(MapDump *d, json_object *entries) {
+        size_t n = json_array_length(entries);
+        _cleanup_free_ char **cells = NULL;
+        int r = 0;
+
+        cells = calloc(2 * n + 1, sizeof(char *));
+        if (!cells)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(entries, i);
+                json_object *key = json_member(e, "key"), *value = json_member(e, "value");
+
+                cells[2 * i] = cell_text(key);
+                cells[2 * i + 1] = cell_text(value);
+                if (!cells[2 * i] || !cells[2 * i + 1]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                d->key_width = MAX(d->key_width, strlen(cells[2 * i]));
+        }
+        if (r == 0) {
+                if (d->n == 0)
+                        printf("%-*s  %s\n", (int) d->key_width, "KEY", "VALUE");
+                for (size_t i = 0; i < n; i++)
+                        printf("%-*s  %s\n", (int) d->key_width, cells[2 * i], cells[2 * i + 1]);
+        }
+        for (size_t i = 0; i < 2 * n; i++)
+                free(cells[i]);
+        return r;
+}
+
+static void map_dump_blocks(MapDump *d, json_object *entries) {
+        for (size_t i = 0; i < json_array_length(entries); i++) {
+                json_object *e = json_object_array_get_idx(entries, i);
+                json_object *key = json_member(e, "key"), *value = json_member(e, "value");
+
+                if (d->n + i > 0)
+                        putchar('\n');
+                printf("key: %s\nvalue: ", json_compact(key));
+                json_pretty_fputs(value, stdout);
+                putchar('\n');
+        }
+}
+
+/* One reply's entries: printed at once for people, kept for --json. */
+static int map_dump_add(MapDump *d, json_object *entries) {
+        size_t n = json_array_length(entries);
+        int r;
+
+        if (arg_json) {
+                for (size_t i = 0; i < n; i++)
+                        if (json_object_array_add(d->all, json_object_get(json_object_array_get_idx(entries, i))) < 0)
+                                return -ENOMEM;
+                d->n += n;
+                return 0;
+        }
+        if (n == 0)
+                return 0;
+
+        /* One map, one type: the first entries decide. A later {"hex"} of an unprintable string still fits a cell. */
+        if (d->style == DUMP_UNDECIDED) {
+                d->style = DUMP_TABLE;
+                d->key_width = strlen("KEY");
+                for (size_t i = 0; i < n && d->style == DUMP_TABLE; i++) {
+                        json_object *e = json_object_array_get_idx(entries, i);
+
+                        if (!json_is_scalar(json_member(e, "key")) || !json_is_scalar(json_member(e, "value")))
+                                d->style = DUMP_BLOCKS;
+                }
+        }
+        if (d->style == DUMP_TABLE) {
+                r = map_dump_table(d, entries);
+                if (r < 0)
+                        return r;
+        } else
+                map_dump_blocks(d, entries);
+        d->n += n;
+        fflush(stdout); /* as it comes, also into a pipe */
+        return 0;
+}
+
+static int do_map_dump(int argc, char **argv) {
+        _cleanup_(bpfcore_disconnectp) BpfcoreClient *c = NULL;
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(json_object_putp) json_object *params = NULL, *all = NULL;
+        json_object *count;
+        MapDump d = {};
+        int64_t n;
+        int r;
+
+        r = parse_map_argv(argc, argv, &params);
+        if (r <= 0)
+                return r;
+        if (arg_json) {
+                d.all = all = json_object_new_array();
+                if (!all)
+                        return log_oom();
+        }
+
+        /* Large maps stream: entries come in batches, each printed as it arrives. */
+        r = call_more(VL_METHOD("MapDump"), params, &c, &reply);
+        for (;;) {
+                if (r < 0)
+                        return r;
+                r = map_dump_add(&d, json_get(reply.parameters, "entries", json_type_array));
+                if (r < 0)
+                        return log_oom();
+                if (!reply.continues)
+                        break;
+                bpfcore_reply_done(&reply);
+                r = next_reply(c, VL_METHOD("MapDump"), &reply);
+        }
+
+        /* The last reply counts; one without a count is counted here. */
+        count = json_get(reply.parameters, "count", json_type_int);
+        n = count ? json_object_get_int64(count) : (int64_t) d.n;
+        if (arg_json) {
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+                if (!o || json_add(o, "entries", TAKE_PTR(all)) < 0 ||
+                    json_add(o, "count", json_object_new_int64(n)) < 0)
+                        return log_oom();
+                /* Whatever else the daemon says about the dump, as it said it. */
+                json_object_object_foreach(reply.parameters, key, val)
+                        if (!streq(key, "entries") && !streq(key, "count") &&
+                            json_add(o, key, json_object_get(val)) < 0)
+                                return log_oom();
+                print_json(o);
+                return 0;
+        }
+        if (d.n > 0)
+                putchar('\n');
+        printf("%" PRId64 " entr%s\n", n, n == 1 ? "y" : "ies");
+        return 0;
+}
+
+/* Exit 1 when the key is not there: "is it in the map?" has a shell answer. */
+static int do_map_lookup(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        json_object *found;
+        int r;
+
+        r = parse_map_argv(argc, argv, &params);
+        if (r <= 0)
+                return r;
+        r = call(VL_METHOD("MapLookup"), params, NULL, 0, &reply);
+        if (r < 0)
+                return r;
+        found = json_get(reply.parameters, "found", json_type_boolean);
+        if (arg_json)
+                print_json(reply.parameters);
+        else if (found && json_object_get_boolean(found)) {
+                print_json(json_member(reply.parameters, "value"));
+        } else
+                puts("not found");
+        return found && json_object_get_boolean(found) ? 0 : -ENOENT; /* exit 1; already said */
+}
+
+static int do_map_update(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        int r;
+
+        r = parse_map_argv(argc, argv, &params);
+        if (r <= 0)
+                return r;
+        r = call(VL_METHOD("MapUpdate"), params, NULL, 0, &reply);
+        if (r < 0)
+                return r;
+        if (arg_json)
+                print_json(reply.parameters);
+        else
+                puts("updated");
+        return 0;
+}
+
+static int do_map_delete(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        json_object *found;
+        int r;
+
+        r = parse_map_argv(argc, argv, &params);
+        if (r <= 0)
+                return r;
+        r = call(VL_METHOD("MapDelete"), params, NULL, 0, &reply);
+        if (r < 0)
+                return r;
+        found = json_get(reply.parameters, "found", json_type_boolean);
+        if (arg_json)
+                print_json(reply.parameters);
+        else
+                puts(found && json_object_get_boolean(found) ? "deleted" : "not found");
+        return found && json_object_get_boolean(found) ? 0 : -ENOENT; /* exit 1 */
+}
+
+/* enum bpf_map_type, as bpftool names them. */
+static const char *const map_type_names[] = {
+        "unspec", "hash", "array", "prog_array", "perf_event_array", "percpu_hash", "percpu_array",
+        "stack_trace", "cgroup_array", "lru_hash", "lru_percpu_hash", "lpm_trie", "array_of_maps",
+        "hash_of_maps", "devmap", "sockmap", "cpumap", "xskmap", "sockhash", "cgroup_storage",
+        "reuseport_sockarray", "percpu_cgroup_storage", "queue", "stack", "sk_storage", "devmap_hash",
+        "struct_ops", "ringbuf", "inode_storage", "task_storage", "bloom_filter", "user_ringbuf",
+        "cgrp_storage",
+};
+
+/* What the kernel says the fd is: "type ringbuf, key_size 0, ..." from /proc/self/fdinfo. */
+static int describe_map_fd(int fd, char **ret) {
+        static const char *const fields[] = { "map_type", "key_size", "value_size", "max_entries" };
+        _cleanup_free_ char *line = NULL, *s = NULL;
+        char path[64];
+        size_t size = 0, len;
+        bool is_map = false;
+        FILE *f, *out;
+
+        snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+        f = fopen(path, "re");
+        if (!f)
+                return negative_errno();
+        out = open_memstream(&s, &len);
+        if (!out) {
+                fclose(f);
+                return -ENOMEM;
+        }
+        for (size_t k = 0; k < ELEMENTSOF(fields); k++) {
+                rewind(f);
+                while (getline(&line, &size, f) > 0) {
+                        const char *v = startswith(line, fields[k]);
+                        unsigned long n;
+
+                        if (!v || *v != ':')
+                                continue;
+                        n = strtoul(v + 1, NULL, 10);
+                        is_map = true;
+                        if (streq(fields[k], "map_type") && n < ELEMENTSOF(map_type_names))
+                                fprintf(out, "%stype %s", ftell(out) > 0 ? ", " : "", map_type_names[n]);
+                        else
+                                fprintf(out, "%s%s %lu", ftell(out) > 0 ? ", " : "", fields[k], n);
+                        break;
+                }
+        }
+        fclose(f);
+        if (fclose(out) != 0)
+                return -ENOMEM;
+        if (!is_map)
+                return -EBADF;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* For scripts and agents: the daemon hands over the map's fd; it closes when we exit. */
+static int do_map_fd(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        _cleanup_(json_object_putp) json_object *params = NULL;
+        _cleanup_free_ char *what = NULL;
+        uint64_t id;
+        int64_t index;
+        int r;
+
+        r = parse_no_options(argc, argv, 1);
+        if (r <= 0)
+                return r;
+        r = parse_map_id("map fd", argv[optind], &id);
+        if (r < 0)
+                return r;
+        params = json_object_new_object();
+        if (!params || json_add(params, "map", json_object_new_int64((int64_t) id)) < 0)
+                return log_oom();
+        r = call(VL_METHOD("MapFd"), params, NULL, 0, &reply);
+        if (r < 0)
+                return r;
+
+        index = json_get_int(reply.parameters, "fd");
+        if (index < 0 || (uint64_t) index >= reply.n_fds)
+                return log_error_errno(-EBADMSG, "MapFd: the reply names fd %" PRId64 " but carries %zu",
+                                       index, reply.n_fds);
+        r = describe_map_fd(reply.fds[index], &what);
+        if (r == -EBADF)
+                return log_error_errno(r, "MapFd: fd %d received is not a bpf map", reply.fds[index]);
+        if (arg_json)
+                print_json(reply.parameters);
+        else
+                printf("bpf map fd %d received (map %" PRIu64 "%s%s)\n", reply.fds[index], id,
+                       what ? ": " : "", what ?: "");
+        return 0;
+}
+
+/* The journal's fields, in this order; any others after them. */
+static const char *const event_fields[] = {
+        "object_id", "object_name", "program", "link_id", "link_type", "link_target",
+        "uid", "pid", "error", "message",
+};
+
+static bool is_event_field(const char *key) {
+        if (streq(key, "time") || streq(key, "kind"))
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(event_fields); i++)
+                if (streq(event_fields[i], key))
+                        return true;
+        return false;
+}
+
+/* " key=value"; strings bare unless blanks, quotes or '=' would make the line ambiguous. Empty ones say nothing. */
+static void print_event_field(const char *key, json_object *v) {
+        const char *s;
+
+        if (!v)
+                return;
+        if (json_object_is_type(v, json_type_string)) {
+                s = json_object_get_string(v);
+                if (!*s)
+                        return;
+                for (const char *p = s; *p; p++)
+                        if ((unsigned char) *p <= ' ' || *p == '"' || *p == '=' || *p == '\\' || *p == 0x7f) {
+                                printf(" %s=%s", key, json_compact(v));
+                                return;
+                        }
+                printf(" %s=%s", key, s);
+        } else
+                printf(" %s=%s", key, json_compact(v));
+}
+
+static void print_event(json_object *event) {
+        const char *time = json_get_str(event, "time");
+
+        printf("%s %s", strdash(time), strdash(json_get_str(event, "kind")));
+        for (size_t i = 0; i < ELEMENTSOF(event_fields); i++) {
+                print_event_field(event_fields[i], json_member(event, event_fields[i]));
+        }
+        json_object_object_foreach(event, key, val)
+                if (!is_event_field(key))
+                        print_event_field(key, val);
+        putchar('\n');
+}
+
+static void on_stop_signal(int sig) {
+        _exit(EXIT_SUCCESS); /* every event printed so far is flushed already */
+}
+
+/* Events as they happen, until Ctrl-C (exit 0) or the daemon hangs up (exit 1). */
+static int do_monitor(int argc, char **argv) {
+        struct sigaction sa = { .sa_handler = on_stop_signal };
+        _cleanup_(bpfcore_disconnectp) BpfcoreClient *c = NULL;
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        int r;
+
+        r = parse_no_options(argc, argv, 0);
+        if (r <= 0)
+                return r;
+        json_lines = arg_json;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(SIGINT, &sa, NULL) < 0 || sigaction(SIGTERM, &sa, NULL) < 0)
+                return log_error_errno(negative_errno(), "cannot handle SIGINT: %m");
+
+        r = call_more(VL_METHOD("Subscribe"), NULL, &c, &reply);
+        for (;;) {
+                json_object *event;
+
+                if (r < 0)
+                        return r;
+                event = json_get(reply.parameters, "event", json_type_object);
+                if (event && arg_json)
+                        print_json(event); /* JSON lines, "subscribed" first: from here on, nothing is missed */
+                else if (event && !streq(json_get_str(event, "kind"), "subscribed"))
+                        print_event(event);
+                fflush(stdout);
+                if (!reply.continues)
+                        return 0;
+                bpfcore_reply_done(&reply);
+                r = next_reply(c, VL_METHOD("Subscribe"), &reply);
+        }
+}
+
 static int do_help(int argc, char **argv) {
         return help();
 }
@@ -1467,17 +2069,36 @@ static int do_btf(int argc, char **argv) {
         return cmd_select(btf_cmds, ELEMENTSOF(btf_cmds), argc - 1, argv + 1);
 }
 
+static const struct cmd map_cmds[] = {
+        { "dump",   do_map_dump   },
+        { "lookup", do_map_lookup },
+        { "update", do_map_update },
+        { "delete", do_map_delete },
+        { "fd",     do_map_fd     },
+        { "help",   do_help       },
+};
+
+static int do_map(int argc, char **argv) {
+        if (argc < 2)
+                return usage_error("map: missing command (dump, lookup, update, delete, fd)");
+        if (streq(argv[1], "-h") || streq(argv[1], "--help"))
+                return help();
+        return cmd_select(map_cmds, ELEMENTSOF(map_cmds), argc - 1, argv + 1);
+}
+
 static const struct cmd cmds[] = {
-        { "load",   do_load   },
-        { "check",  do_check  },
-        { "list",   do_list   },
-        { "show",   do_show   },
-        { "unload", do_unload },
-        { "attach", do_attach },
-        { "detach", do_detach },
-        { "btf",    do_btf    },
-        { "status", do_status },
-        { "help",   do_help   },
+        { "load",    do_load    },
+        { "check",   do_check   },
+        { "list",    do_list    },
+        { "show",    do_show    },
+        { "unload",  do_unload  },
+        { "attach",  do_attach  },
+        { "detach",  do_detach  },
+        { "btf",     do_btf     },
+        { "map",     do_map     },
+        { "monitor", do_monitor },
+        { "status",  do_status  },
+        { "help",    do_help    },
 };
 
 /* 1 when a command follows at argv[optind], 0 when done (--help), < 0 on error. */

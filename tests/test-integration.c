@@ -960,6 +960,22 @@ TEST(maps) {
                 tap_ok(bpf_map_lookup_elem(fdr.fds[0], &key, &v) == 0 && v == 42, "usable by the client itself");
         }
 
+        {
+                _cleanup_free_ char *out = NULL, *jout = NULL, *lout = NULL;
+                char id[32];
+                json_object *j;
+
+                snprintf(id, sizeof(id), "%lld", (long long) map_id);
+                tap_is_int(run_ctl(&d, &out, NULL, "map", "dump", id, "--limit", "10", NULL), 0, "bpfcorectl map dump");
+                tap_ok(out && strstr(out, "10 entries") && strstr(out, "42"), "prints a table with the counted entries");
+                run_ctl(&d, &jout, NULL, "--json", "map", "dump", id, NULL);
+                j = json_tokener_parse(jout ?: "");
+                tap_is_int(json_int(j, "count"), 1000, "--json map dump collects the whole streamed dump");
+                json_object_put(j);
+                tap_is_int(run_ctl(&d, &lout, NULL, "map", "lookup", id, "7", NULL), 0, "bpfcorectl map lookup");
+                tap_ok(lout && strstr(lout, "42"), "prints the value");
+        }
+
         snprintf(json, sizeof(json), "{\"map\":%lld,\"key\":7}", (long long) map_id);
         map_call("io.bpfcored.MapDelete", json, &del);
         tap_is_str(reply_error(&del), "", "MapDelete answers (arrays cannot delete: found false)");
