@@ -285,7 +285,8 @@ int vl_writer_queue(VlWriter *w, json_object *msg, int *fds, size_t n_fds) {
                 close_many(fds, n_fds);
                 return -ENOMEM;
         }
-        memcpy(c->fds, fds, n_fds * sizeof(int));
+        if (n_fds > 0) /* fds may be NULL: memcpy() from NULL is undefined even for 0 bytes */
+                memcpy(c->fds, fds, n_fds * sizeof(int));
         c->n_fds = n_fds;
 
         s = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
