@@ -36,4 +36,6 @@ void event_add_object(json_object *e, const Object *o) {
 void event_emit(Manager *m, json_object *e) {
         varlink_broadcast(m, e);
         json_object_put(e);
+        /* Every event changes what there is to report. */
+        manager_notify_status(m);
 }

@@ -148,7 +148,8 @@ int main(int argc, char *argv[]) {
         log_field(&lf, "BPFCORED_SOCKET", "%s", m->socket_path);
         log_event(&lf, LOG_INFO, MESSAGE_ID_STARTED, "bpfcored %s listening on %s, pinning under %s.",
                   BPFCORED_VERSION, m->socket_path, m->bpffs_root);
-        (void) sd_notify(false, "READY=1\nSTATUS=Listening.");
+        (void) sd_notify(false, "READY=1");
+        manager_notify_status(m);
 
         r = sd_event_loop(m->event);
         (void) sd_notify(false, "STOPPING=1");

@@ -70,6 +70,12 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
         return sd_event_exit(m->event, 0);
 }
 
+void manager_notify_status(Manager *m) {
+        (void) sd_notifyf(false, "STATUS=%zu objects, %zu programs loaded; BTF cache: %zu BTF, generation %llu",
+                          m->registry->n_objects, registry_count_programs(m->registry), m->btf->n_entries,
+                          (unsigned long long) m->btf->generation);
+}
+
 void manager_refresh_btf(Manager *m, const char *why) {
         int r = btf_cache_refresh(m->btf);
 
@@ -137,6 +143,7 @@ static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *s
         manager_refresh_btf(m, "SIGHUP");
         objects_d_sync(m);
         (void) sd_notify(false, "READY=1");
+        manager_notify_status(m);
         return 0;
 }
 

@@ -70,6 +70,8 @@ typedef struct Manager {
 int manager_new(const Options *o, Manager **ret);
 Manager *manager_free(Manager *m);
 int manager_startup(Manager *m);
+/* STATUS= for systemd: objects and programs loaded, BTF cache contents. */
+void manager_notify_status(Manager *m);
 /* Re-reads module and external BTF; drops cached plans when anything changed. */
 void manager_refresh_btf(Manager *m, const char *why);
 
