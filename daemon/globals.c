@@ -20,38 +20,6 @@ _printf_(2, 3) static int fail_msg(char **ret_message, const char *fmt, ...) {
         return -EINVAL;
 }
 
-static int hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
-static int encode_hex(json_object *value, void *dst, size_t size, char **ret_message) {
-        json_object *h;
-        const char *s;
-        size_t len;
-
-        if (json_object_object_length(value) != 1 || !json_object_object_get_ex(value, "hex", &h) ||
-            !json_object_is_type(h, json_type_string))
-                return fail_msg(ret_message, "an object value must be {\"hex\": \"...\"} or a struct's members");
-        s = json_object_get_string(h);
-        len = (size_t) json_object_get_string_len(h);
-        if (len != size * 2)
-                return fail_msg(ret_message, "hex value has %zu bytes, the variable has %zu", len / 2, size);
-        for (size_t i = 0; i < size; i++) {
-                int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-
-                if (hi < 0 || lo < 0)
-                        return fail_msg(ret_message, "invalid hex digit at position %zu", 2 * i);
-                ((uint8_t *) dst)[i] = (uint8_t) (hi << 4 | lo);
-        }
-        return 0;
-}
-
 static bool is_hex(json_object *value) {
         return json_object_is_type(value, json_type_object) && json_object_object_get_ex(value, "hex", NULL);
 }
@@ -206,7 +174,7 @@ static int encode(const struct btf *btf, uint32_t type_id, json_object *value, v
         if (depth > ENCODE_MAX_DEPTH)
                 return fail_msg(ret_message, "value nested too deeply");
         if (is_hex(value))
-                return encode_hex(value, dst, size, ret_message);
+                return json_hex_decode(value, dst, size, ret_message);
 
         id = btf__resolve_type(btf, type_id);
         t = id >= 0 ? btf__type_by_id(btf, (uint32_t) id) : NULL;

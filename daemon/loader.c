@@ -85,11 +85,26 @@ static const char *machine_name(unsigned m) {
         }
 }
 
-int loader_check_elf(const void *data, size_t size, Failure *f) {
+/* Why libbpf would read kernel BTF for an object even with a CO-RE target given: tp_btf, fentry, fexit,
+ * fmod_ret and lsm targets come from the cache (btf-targets.c); these and typed ksyms do not. */
+static const char *section_needs_kernel_btf(const char *name, const GElf_Shdr *sh) {
+        static const char *const btf_attach[] = { "iter/", "iter.s/", "struct_ops", "lsm_cgroup/", "freplace/" };
+
+        for (size_t i = 0; i < ELEMENTSOF(btf_attach); i++)
+                if (strncmp(name, btf_attach[i], strlen(btf_attach[i])) == 0 && (sh->sh_flags & SHF_EXECINSTR))
+                        return "a program attaches to an iter, struct_ops, lsm_cgroup or freplace target";
+        if (strcmp(name, ".ksyms") == 0)
+                return "the object uses typed kernel symbols (.ksyms)";
+        return NULL;
+}
+
+int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_reason, Failure *f) {
         Elf *elf;
         GElf_Ehdr eh;
         Elf_Scn *scn = NULL;
-        size_t shnum, n_exec = 0;
+        size_t shnum, shstrndx, n_exec = 0;
+        const char *reason = NULL;
+        bool have_names;
         int r = 0;
 
 #define INVALID(...) failure_setf(f, -EINVAL, VL_ERROR_INVALID_OBJECT, "message", __VA_ARGS__)
@@ -127,6 +142,7 @@ int loader_check_elf(const void *data, size_t size, Failure *f) {
                 r = INVALID("truncated ELF: the section header table lies past the end of the %zu-byte file", size);
                 goto out;
         }
+        have_names = elf_getshdrstrndx(elf, &shstrndx) >= 0;
         while ((scn = elf_nextscn(elf, scn))) {
                 GElf_Shdr sh;
 
@@ -141,43 +157,21 @@ int loader_check_elf(const void *data, size_t size, Failure *f) {
                 }
                 if (sh.sh_type == SHT_PROGBITS && (sh.sh_flags & SHF_EXECINSTR) && sh.sh_size > 0)
                         n_exec++;
+                if (!reason && have_names) {
+                        const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
+
+                        if (name)
+                                reason = section_needs_kernel_btf(name, &sh);
+                }
         }
         if (n_exec == 0)
                 r = INVALID("the object has no programs (no executable section)");
+        if (r >= 0 && ret_kernel_btf_reason)
+                *ret_kernel_btf_reason = reason;
 out:
         elf_end(elf);
         return r;
 #undef INVALID
-}
-
-const char *loader_needs_kernel_btf(const void *data, size_t size) {
-        /* tp_btf, fentry, fexit, fmod_ret and lsm targets come from the cache (btf-targets.c). */
-        static const char *const btf_attach[] = { "iter/", "iter.s/", "struct_ops", "lsm_cgroup/", "freplace/" };
-        const char *reason = NULL;
-        Elf *elf = elf_memory((char *) data, size);
-        Elf_Scn *scn = NULL;
-        size_t shstrndx;
-
-        if (!elf || elf_getshdrstrndx(elf, &shstrndx) < 0) {
-                if (elf)
-                        elf_end(elf);
-                return NULL;
-        }
-        /* Attach targets named by BTF, and typed ksyms (.ksyms externs), are resolved by libbpf in kernel BTF. */
-        while (!reason && (scn = elf_nextscn(elf, scn))) {
-                GElf_Shdr sh;
-                const char *name;
-
-                if (!gelf_getshdr(scn, &sh) || !(name = elf_strptr(elf, shstrndx, sh.sh_name)))
-                        continue;
-                for (size_t i = 0; i < ELEMENTSOF(btf_attach) && !reason; i++)
-                        if (strncmp(name, btf_attach[i], strlen(btf_attach[i])) == 0 && (sh.sh_flags & SHF_EXECINSTR))
-                                reason = "a program attaches to an iter, struct_ops, lsm_cgroup or freplace target";
-                if (strcmp(name, ".ksyms") == 0)
-                        reason = "the object uses typed kernel symbols (.ksyms)";
-        }
-        elf_end(elf);
-        return reason;
 }
 
 /* libbpf's captured warnings, trimmed to what a person needs to read. */

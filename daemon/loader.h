@@ -40,14 +40,12 @@ typedef struct LoadSettings {
 /* libbpf's logging, libelf, and the cache-backed SEC() handlers. */
 int loader_setup(void);
 
-/* Is this a BPF ELF object whose sections lie within it? InvalidObject otherwise. */
-int loader_check_elf(const void *data, size_t size, Failure *f);
+/* Is this a BPF ELF object whose sections lie within it? InvalidObject otherwise. On success,
+ * *ret_kernel_btf_reason (if given) says why libbpf would read kernel BTF for it anyway, or is NULL. */
+int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_reason, Failure *f);
 
 /* Loads into the kernel; fills o->bpf, programs, maps and timings.open/load. */
 int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f);
-
-/* Why libbpf would read kernel BTF for this object even with a CO-RE target given, or NULL. */
-const char *loader_needs_kernel_btf(const void *data, size_t size);
 
 /* sha256:<hex> of data. */
 int loader_digest(const void *data, size_t size, char ret[static 7 + 64 + 1]);

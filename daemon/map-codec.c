@@ -514,39 +514,15 @@ static bool push(Encoder *e, const char *name, size_t index) {
         return true;
 }
 
-static int hex_digit(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 static bool is_hex(json_object *j) {
         return json_object_is_type(j, json_type_object) && json_object_object_get_ex(j, "hex", NULL);
 }
 
 static int encode_hex(Encoder *e, json_object *j, uint8_t *dst, size_t size) {
-        json_object *h;
-        const char *s;
-        size_t len;
+        _cleanup_free_ char *msg = NULL;
 
-        if (json_object_object_length(j) != 1 || !json_object_object_get_ex(j, "hex", &h) ||
-            !json_object_is_type(h, json_type_string))
-                return fail(e, "an object with \"hex\" must be {\"hex\": \"...\"} alone");
-        s = json_object_get_string(h);
-        len = (size_t) json_object_get_string_len(h);
-        if (len != size * 2)
-                return fail(e, "hex value has %zu bytes, %zu needed", len / 2, size);
-        for (size_t i = 0; i < size; i++) {
-                int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-
-                if (hi < 0 || lo < 0)
-                        return fail(e, "invalid hex digit at position %zu", 2 * i);
-                dst[i] = (uint8_t) (hi << 4 | lo);
-        }
+        if (json_hex_decode(j, dst, size, &msg) < 0)
+                return fail(e, "%s", msg ?: "invalid hex value");
         return 0;
 }
 

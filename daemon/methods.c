@@ -270,17 +270,6 @@ static int read_object(Call *call, int fd, const char *param, void **ret_data, s
         return 1;
 }
 
-typedef struct LoadParameters {
-        uint32_t fd;
-        const char *name;
-        json_object *programs;
-        json_object *globals;
-        json_object *maps;
-        bool attach;
-        OptionalU32 btf_fd;
-        const char *btf;
-} LoadParameters;
-
 static void log_load_failure(const Peer *peer, const char *name, const Failure *f) {
         LogFields lf = {};
         json_object *m = NULL;
@@ -576,7 +565,7 @@ static int vl_method_detach(Call *call) {
         return vl_reply(call, NULL, NULL, 0);
 }
 
-static const ParamField load_table[] = {
+const ParamField load_table[] = {
         { "fd", json_type_int, param_uint32, offsetof(LoadParameters, fd), true },
         { "name", json_type_string, param_string, offsetof(LoadParameters, name) },
         { "programs", json_type_array, param_strv, offsetof(LoadParameters, programs) },
@@ -609,6 +598,7 @@ typedef struct Intake {
         char digest[7 + 64 + 1];
         Plan *plan;
         uint64_t receive_us, plan_us;
+        const char *kernel_btf_reason; /* why libbpf would read kernel BTF anyway, or NULL */
 } Intake;
 
 static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure *f);
@@ -650,7 +640,7 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
         uint64_t t0;
         int r;
 
-        r = loader_check_elf(in->data, in->size, f);
+        r = loader_check_elf(in->data, in->size, &in->kernel_btf_reason, f);
         if (r >= 0)
                 r = loader_digest(in->data, in->size, in->digest);
         if (r < 0)
@@ -728,7 +718,7 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                         .limits = limits,
                 };
 
-                fallback = loader_needs_kernel_btf(in->data, in->size);
+                fallback = in->kernel_btf_reason;
                 if (!fallback && in->plan->core->needs_full_btf) {
                         /* libbpf would patch the minimal BTF's type ids, not the kernel's. */
                         fallback = "a bpf_core_type_id_kernel() relocation needs the kernel's own type ids";
@@ -1299,46 +1289,62 @@ static int vl_method_map_dump(Call *call) {
         return vl_reply(call, reply, NULL, 0);
 }
 
-static int encode_key(Call *call, const MapCodec *codec, json_object *j, void *key) {
-        _cleanup_free_ char *msg = NULL;
+/* One entry of a map, as Lookup, Update and Delete address it: fd, codec, buffers, the key encoded. */
+typedef struct MapEntry {
+        int fd;
+        MapCodec *codec;
+        void *key, *value;
+} MapEntry;
 
-        if (!j)
+static void map_entry_done(MapEntry *e) {
+        safe_close(e->fd);
+        map_codec_free(e->codec);
+        free(e->key);
+        free(e->value);
+}
+
+/* 1 when e is ready, <= 0 when a reply was sent or the call failed. */
+static int map_entry_open(Call *call, const MapParameters *p, MapEntry *e) {
+        _cleanup_free_ char *msg = NULL;
+        int r;
+
+        e->fd = -1;
+        r = map_open(call, p->map, &e->fd, &e->codec);
+        if (r <= 0)
+                return r;
+        e->key = calloc(1, map_codec_key_size(e->codec) ?: 1);
+        e->value = calloc(1, map_codec_value_size(e->codec) ?: 1);
+        if (!e->key || !e->value)
+                return -ENOMEM;
+        if (!p->key)
                 return reply_invalid_parameter(call, "key", "a key is needed");
-        if (map_codec_key_from_json(codec, j, key, &msg) < 0)
+        if (map_codec_key_from_json(e->codec, p->key, e->key, &msg) < 0)
                 return reply_invalid_parameter(call, "key", msg ?: "the key does not fit the map's key type");
         return 1;
 }
 
+static const ParamField map_key_table[] = {
+        { "map", json_type_int, param_uint32, offsetof(MapParameters, map), true },
+        { "key", json_type_null, NULL, 0 },
+        {}
+};
+
 static int vl_method_map_lookup(Call *call) {
-        static const ParamField table[] = {
-                { "map", json_type_int, param_uint32, offsetof(MapParameters, map), true },
-                { "key", json_type_null, NULL, 0 },
-                {}
-        };
-        _cleanup_(map_codec_freep) MapCodec *codec = NULL;
-        _cleanup_free_ void *key = NULL, *value = NULL;
-        _cleanup_close_ int fd = -1;
+        _cleanup_(map_entry_done) MapEntry e = { .fd = -1 };
         MapParameters p = {};
         json_object *reply;
         int r;
 
-        r = decode_any(call, table, &p, &p.key, NULL);
+        r = decode_any(call, map_key_table, &p, &p.key, NULL);
         if (r != 0)
                 return r;
-        r = map_open(call, p.map, &fd, &codec);
-        if (r <= 0)
-                return r;
-        key = calloc(1, map_codec_key_size(codec) ?: 1);
-        value = calloc(1, map_codec_value_size(codec) ?: 1);
-        if (!key || !value)
-                return -ENOMEM;
-        r = encode_key(call, codec, p.key, key);
+        r = map_entry_open(call, &p, &e);
         if (r <= 0)
                 return r;
         reply = json_object_new_object();
-        if (bpf_map_lookup_elem(fd, key, value) == 0) {
+        if (bpf_map_lookup_elem(e.fd, e.key, e.value) == 0) {
                 json_object_object_add(reply, "found", json_object_new_boolean(true));
-                json_object_object_add(reply, "value", map_codec_value_to_json(codec, value));
+                json_object_object_add(reply, "value", map_codec_value_to_json(e.codec, e.value));
         } else
                 json_object_object_add(reply, "found", json_object_new_boolean(false));
         return vl_reply(call, reply, NULL, 0);
@@ -1352,10 +1358,8 @@ static int vl_method_map_update(Call *call) {
                 { "flags", json_type_string, param_string, offsetof(MapParameters, flags) },
                 {}
         };
-        _cleanup_(map_codec_freep) MapCodec *codec = NULL;
-        _cleanup_free_ void *key = NULL, *value = NULL;
+        _cleanup_(map_entry_done) MapEntry e = { .fd = -1 };
         _cleanup_free_ char *msg = NULL;
-        _cleanup_close_ int fd = -1;
         MapParameters p = {};
         uint64_t flags = BPF_ANY;
         int r;
@@ -1371,55 +1375,35 @@ static int vl_method_map_update(Call *call) {
                 else if (strcmp(p.flags, "any") != 0)
                         return reply_invalid_parameter(call, "flags", "flags are \"any\", \"noexist\" or \"exist\"");
         }
-        r = map_open(call, p.map, &fd, &codec);
-        if (r <= 0)
-                return r;
-        key = calloc(1, map_codec_key_size(codec) ?: 1);
-        value = calloc(1, map_codec_value_size(codec) ?: 1);
-        if (!key || !value)
-                return -ENOMEM;
-        r = encode_key(call, codec, p.key, key);
+        r = map_entry_open(call, &p, &e);
         if (r <= 0)
                 return r;
         if (!p.value)
                 return reply_invalid_parameter(call, "value", "a value is needed");
         /* Members the caller leaves out keep what the entry holds. */
-        (void) bpf_map_lookup_elem(fd, key, value);
-        if (map_codec_value_from_json(codec, p.value, value, &msg) < 0)
+        (void) bpf_map_lookup_elem(e.fd, e.key, e.value);
+        if (map_codec_value_from_json(e.codec, p.value, e.value, &msg) < 0)
                 return reply_invalid_parameter(call, "value", msg ?: "the value does not fit the map's value type");
-        if (bpf_map_update_elem(fd, key, value, flags) < 0)
+        if (bpf_map_update_elem(e.fd, e.key, e.value, flags) < 0)
                 return reply_errorf(call, VL_ERROR_INVALID_PARAMETER, "message", "the kernel refused the update: %s",
                                     strerror(errno));
         return vl_reply(call, NULL, NULL, 0);
 }
 
 static int vl_method_map_delete(Call *call) {
-        static const ParamField table[] = {
-                { "map", json_type_int, param_uint32, offsetof(MapParameters, map), true },
-                { "key", json_type_null, NULL, 0 },
-                {}
-        };
-        _cleanup_(map_codec_freep) MapCodec *codec = NULL;
-        _cleanup_free_ void *key = NULL;
-        _cleanup_close_ int fd = -1;
+        _cleanup_(map_entry_done) MapEntry e = { .fd = -1 };
         MapParameters p = {};
         json_object *reply;
         int r;
 
-        r = decode_any(call, table, &p, &p.key, NULL);
+        r = decode_any(call, map_key_table, &p, &p.key, NULL);
         if (r != 0)
                 return r;
-        r = map_open(call, p.map, &fd, &codec);
-        if (r <= 0)
-                return r;
-        key = calloc(1, map_codec_key_size(codec) ?: 1);
-        if (!key)
-                return -ENOMEM;
-        r = encode_key(call, codec, p.key, key);
+        r = map_entry_open(call, &p, &e);
         if (r <= 0)
                 return r;
         reply = json_object_new_object();
-        json_object_object_add(reply, "found", json_object_new_boolean(bpf_map_delete_elem(fd, key) == 0));
+        json_object_object_add(reply, "found", json_object_new_boolean(bpf_map_delete_elem(e.fd, e.key) == 0));
         return vl_reply(call, reply, NULL, 0);
 }
 

@@ -5,6 +5,21 @@
 
 #include "failure.h"
 #include "manager.h"
+#include "params.h"
+
+/* The parameters of Load and Check, and their decoding table. */
+typedef struct LoadParameters {
+        uint32_t fd;
+        const char *name;
+        json_object *programs;
+        json_object *globals;
+        json_object *maps;
+        bool attach;
+        OptionalU32 btf_fd;
+        const char *btf;
+} LoadParameters;
+
+extern const ParamField load_table[];
 
 /*
  * Loads the object file at path as a Load with params (taken as the call's

@@ -11,12 +11,6 @@ void owner_done(Owner *o) {
         o->cgroup = NULL;
 }
 
-int owner_copy(const Owner *from, Owner *to) {
-        *to = *from;
-        to->cgroup = from->cgroup ? strdup(from->cgroup) : NULL;
-        return !from->cgroup || to->cgroup ? 0 : -ENOMEM;
-}
-
 Object *object_free(Object *o) {
         if (!o)
                 return NULL;

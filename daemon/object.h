@@ -67,7 +67,6 @@ static inline void object_freep(Object **o) {
         object_free(*o);
 }
 void owner_done(Owner *o);
-int owner_copy(const Owner *from, Owner *to);
 
 json_object *object_to_json(const Object *o);
 

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "loader.h"
 #include "log.h"
@@ -206,11 +207,15 @@ static void sync_one(Manager *m, const char *dir, const char *entry) {
                 size_t size = 0;
                 FILE *of = fopen(file, "re");
 
-                if (of) {
-                        data = malloc(VL_MAX_OBJECT);
-                        size = data ? fread(data, 1, VL_MAX_OBJECT, of) : 0;
-                        fclose(of);
+                struct stat st;
+
+                /* Sized by the file, capped like any object. */
+                if (of && fstat(fileno(of), &st) == 0 && S_ISREG(st.st_mode) && (uint64_t) st.st_size <= VL_MAX_OBJECT) {
+                        data = malloc((size_t) st.st_size + 1);
+                        size = data ? fread(data, 1, (size_t) st.st_size, of) : 0;
                 }
+                if (of)
+                        fclose(of);
                 if (data && size > 0)
                         (void) loader_digest(data, size, object_digest);
                 free(data);

@@ -178,3 +178,43 @@ int param_strv(const ParamField *field, json_object *v, void *dst, char **ret_me
         *(json_object **) dst = v;
         return 0;
 }
+
+int hex_digit(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+int json_hex_decode(json_object *value, void *dst, size_t size, char **ret_message) {
+        json_object *h;
+        const char *s;
+        size_t len;
+        int r;
+
+        if (json_object_object_length(value) != 1 || !json_object_object_get_ex(value, "hex", &h) ||
+            !json_object_is_type(h, json_type_string)) {
+                *ret_message = strdup("an object with \"hex\" must be {\"hex\": \"...\"} alone");
+                return -EINVAL;
+        }
+        s = json_object_get_string(h);
+        len = (size_t) json_object_get_string_len(h);
+        if (len != size * 2) {
+                r = asprintf(ret_message, "hex value has %zu bytes, %zu needed", len / 2, size);
+                if (r < 0)
+                        *ret_message = NULL;
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < size; i++)
+                if (hex_digit(s[2 * i]) < 0 || hex_digit(s[2 * i + 1]) < 0) {
+                        if (asprintf(ret_message, "invalid hex digit at position %zu", 2 * i) < 0)
+                                *ret_message = NULL;
+                        return -EINVAL;
+                }
+        for (size_t i = 0; i < size; i++)
+                ((uint8_t *) dst)[i] = (uint8_t) (hex_digit(s[2 * i]) << 4 | hex_digit(s[2 * i + 1]));
+        return 0;
+}

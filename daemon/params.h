@@ -43,6 +43,11 @@ int param_string(const ParamField *field, json_object *v, void *dst, char **ret_
 int param_json(const ParamField *field, json_object *v, void *dst, char **ret_message);
 int param_strv(const ParamField *field, json_object *v, void *dst, char **ret_message);
 
+/* 0-15 for a hex digit, -1 otherwise. */
+int hex_digit(char c);
+/* {"hex": "0a0b…"} of exactly size bytes into dst (untouched on failure); -EINVAL with a message. */
+int json_hex_decode(json_object *value, void *dst, size_t size, char **ret_message);
+
 /* An integer of the wire: exact (no doubles), as int64 or uint64. */
 bool json_get_int64(json_object *v, int64_t *ret);
 bool json_get_uint64(json_object *v, uint64_t *ret);

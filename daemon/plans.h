@@ -47,9 +47,6 @@ void plans_flush(Plans *p);
 /* A plan for req: from the cache or made now. InvalidObject / InvalidParameter in f on failure. */
 int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f);
 Plan *plan_unref(Plan *plan);
-static inline void plan_unrefp(Plan **p) {
-        plan_unref(*p);
-}
 
 /* relocations[] of design.md. */
 json_object *plan_relocations_json(const Plan *plan);

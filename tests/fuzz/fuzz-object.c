@@ -274,14 +274,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(elf);
         memcpy(elf, data, size);
 
-        r = loader_check_elf(elf, size, &f);
+        const char *reason = NULL;
+
+        r = loader_check_elf(elf, size, &reason, &f);
         if (r < 0) {
                 FUZZ_CHECK(f.error);
                 failure_done(&f);
                 return 0;
         }
         FUZZ_CHECK(!f.error);
-        (void) loader_needs_kernel_btf(elf, size);
 
         r = core_plan(elf, size, lookup, &targets, &plan, &error);
         if (r < 0) {

@@ -10,32 +10,9 @@
 #include <string.h>
 
 #include "fuzz.h"
+#include "methods.h"
 #include "params.h"
 #include "varlink-io.h"
-
-/* The shape of daemon/methods.c's LoadParameters and load_table. */
-typedef struct LoadParameters {
-        uint32_t fd;
-        const char *name;
-        json_object *programs;
-        json_object *globals;
-        json_object *maps;
-        bool attach;
-        OptionalU32 btf_fd;
-        const char *btf;
-} LoadParameters;
-
-static const ParamField load_table[] = {
-        { "fd", json_type_int, param_uint32, offsetof(LoadParameters, fd), true },
-        { "name", json_type_string, param_string, offsetof(LoadParameters, name) },
-        { "programs", json_type_array, param_strv, offsetof(LoadParameters, programs) },
-        { "globals", json_type_object, param_json, offsetof(LoadParameters, globals) },
-        { "maps", json_type_object, param_json, offsetof(LoadParameters, maps) },
-        { "attach", json_type_boolean, param_bool, offsetof(LoadParameters, attach) },
-        { "btf_fd", json_type_int, param_optional_uint32, offsetof(LoadParameters, btf_fd) },
-        { "btf", json_type_string, param_string, offsetof(LoadParameters, btf) },
-        {}
-};
 
 /* What the other methods add: 64-bit ids, any JSON value for the handler to check. */
 typedef struct OtherParameters {
