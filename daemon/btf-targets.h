@@ -6,10 +6,16 @@
  */
 #pragma once
 
+#include <bpf/libbpf.h>
+
 #include "btf-cache.h"
 
 /* Registers the handlers with libbpf, once per process. */
 int btf_targets_setup(void);
+
+/* Marks obj's tp_btf/fentry/fexit/fmod_ret programs so that libbpf leaves kernel BTF unread: their
+ * targets come from the cache. Call between open and load. */
+void btf_targets_claim(struct bpf_object *obj);
 
 /* The cache the handlers resolve against during the current load; NULL after it. */
 void btf_targets_begin(BtfCache *cache);

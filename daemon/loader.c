@@ -85,14 +85,16 @@ static const char *machine_name(unsigned m) {
         }
 }
 
-/* Why libbpf would read kernel BTF for an object even with a CO-RE target given: tp_btf, fentry, fexit,
- * fmod_ret and lsm targets come from the cache (btf-targets.c); these and typed ksyms do not. */
+/* Why libbpf would read kernel BTF for an object even with a CO-RE target given: tp_btf, fentry, fexit and
+ * fmod_ret targets come from the cache (btf-targets.c); these, lsm (libbpf reads kernel BTF for every LSM
+ * program) and typed ksyms do not. */
 static const char *section_needs_kernel_btf(const char *name, const GElf_Shdr *sh) {
-        static const char *const btf_attach[] = { "iter/", "iter.s/", "struct_ops", "lsm_cgroup/", "freplace/" };
+        static const char *const btf_attach[] = { "iter/",  "iter.s/", "struct_ops", "lsm_cgroup/",
+                                                  "freplace/", "lsm/", "lsm.s/" };
 
         for (size_t i = 0; i < ELEMENTSOF(btf_attach); i++)
                 if (strncmp(name, btf_attach[i], strlen(btf_attach[i])) == 0 && (sh->sh_flags & SHF_EXECINSTR))
-                        return "a program attaches to an iter, struct_ops, lsm_cgroup or freplace target";
+                        return "a program attaches to an iter, struct_ops, lsm, lsm_cgroup or freplace target";
         if (strcmp(name, ".ksyms") == 0)
                 return "the object uses typed kernel symbols (.ksyms)";
         return NULL;
@@ -478,6 +480,7 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
 
         t1 = now_usec();
         o->timings.open = t1 - t0;
+        btf_targets_claim(obj);
         btf_targets_begin(s->btf_cache);
         r = bpf_object__load(obj);
         btf_targets_end();

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -72,6 +74,21 @@ int daemon_start(TestDaemon *d) {
                 if (fd >= 0) {
                         dup2(fd, STDOUT_FILENO);
                         dup2(fd, STDERR_FILENO);
+                }
+                if (d->vmlinux_btf[0]) {
+                        char empty[160];
+
+                        snprintf(empty, sizeof(empty), "%s/empty", d->tmpdir);
+                        fd = open(empty, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                        if (fd < 0 || unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+                            mount(empty, "/sys/kernel/btf/vmlinux", NULL, MS_BIND, NULL) < 0) {
+                                perror("hiding /sys/kernel/btf/vmlinux");
+                                _exit(126);
+                        }
+                        execl(harness_env("BPFCORED"), "bpfcored", "--socket", d->socket_path, "--bpffs-root",
+                              d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir, "--objects-dir",
+                              d->objects_dir, "--config", d->config, "--vmlinux-btf", d->vmlinux_btf, NULL);
+                        _exit(127);
                 }
                 execl(harness_env("BPFCORED"), "bpfcored", "--socket", d->socket_path, "--bpffs-root",
                       d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir, "--objects-dir",

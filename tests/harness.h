@@ -22,6 +22,8 @@ typedef struct TestDaemon {
         char btf_dir[128];      /* --btf-dir: <tmpdir>/btf, created empty */
         char objects_dir[128];  /* --objects-dir: <tmpdir>/objects.d, created empty */
         char config[128];       /* --config: <tmpdir>/bpfcored.conf, absent until a test writes it */
+        char vmlinux_btf[128];  /* set: the daemon runs in a mount namespace where /sys/kernel/btf/vmlinux is an
+                                 * empty file (so libbpf cannot read kernel BTF), with --vmlinux-btf this copy */
         pid_t pid;
 } TestDaemon;
 

@@ -437,6 +437,48 @@ TEST(no_fallbacks) {
         tap_ok(json_int(counters, "plan_cache_hits") >= 1, "plans were served from the plan cache");
 }
 
+/*
+ * No load reads kernel BTF: a daemon whose /sys/kernel/btf/vmlinux is an empty file (its cache comes from a
+ * copy) loads every object, tp_btf included. A libbpf that parsed kernel BTF itself would fail here.
+ */
+TEST(kernel_btf_never_read) {
+        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core", "tp_btf" };
+        TestDaemon h = {};
+        _cleanup_free_ char *raw = NULL;
+        size_t size = 0;
+        int fd;
+
+        if (daemon_start(&h) < 0 || daemon_stop(&h) != 0) {
+                tap_ok(false, "a second daemon starts");
+                daemon_cleanup(&h);
+                return;
+        }
+        snprintf(h.vmlinux_btf, sizeof(h.vmlinux_btf), "%s/vmlinux.btf", h.tmpdir);
+        fd = read_file("/sys/kernel/btf/vmlinux", &raw, &size) < 0
+                     ? -1
+                     : open(h.vmlinux_btf, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        tap_ok(fd >= 0 && write(fd, raw, size) == (ssize_t) size, "kernel BTF copied (%zu bytes)", size);
+        if (fd >= 0)
+                close(fd);
+        if (!tap_is_int(daemon_start(&h), 0, "daemon starts with /sys/kernel/btf/vmlinux hidden")) {
+                daemon_dump_log(&h);
+                daemon_cleanup(&h);
+                return;
+        }
+        for (size_t i = 0; i < ELEMENTSOF(objects); i++) {
+                _cleanup_reply_ BpfcoreReply r = {}, u = {};
+                json_object *p = json_object_new_object();
+
+                load_object(&h, objects[i], NULL, &r);
+                if (!tap_is_str(reply_error(&r), "", "%s loads without kernel BTF readable", objects[i]))
+                        tap_diag("%s", r.parameters ? json_object_to_json_string(r.parameters) : "no reply");
+                json_object_object_add(p, "id", json_object_new_int64(object_int(&r, "id")));
+                call(&h, "io.bpfcored.Unload", p, NULL, 0, &u);
+                json_object_put(p);
+        }
+        daemon_cleanup(&h);
+}
+
 TEST(many_relocations) {
         _cleanup_reply_ BpfcoreReply r = {};
         json_object *relos;
