@@ -60,16 +60,51 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
-int loader_digest(const void *data, size_t size, char ret[static 7 + 64 + 1]) {
+static void digest_hex(const unsigned char md[32], char ret[static LOADER_DIGEST_MAX]) {
+        static const char hex[] = "0123456789abcdef";
+
+        memcpy(ret, "sha256:", 7);
+        for (unsigned i = 0; i < 32; i++) {
+                ret[7 + 2 * i] = hex[md[i] >> 4];
+                ret[7 + 2 * i + 1] = hex[md[i] & 15];
+        }
+        ret[7 + 64] = 0;
+}
+
+int loader_digest(const void *data, size_t size, char ret[static LOADER_DIGEST_MAX]) {
         unsigned char md[EVP_MAX_MD_SIZE];
         unsigned int len = 0;
 
         if (!EVP_Digest(data, size, md, &len, EVP_sha256(), NULL) || len != 32)
                 return -EIO;
-        strcpy(ret, "sha256:");
-        for (unsigned i = 0; i < len; i++)
-                sprintf(ret + 7 + 2 * i, "%02x", md[i]);
+        digest_hex(md, ret);
         return 0;
+}
+
+/* Below this, a thread costs more than the hash. */
+#define DIGEST_THREAD_MIN (128u * 1024)
+
+static void *digest_thread(void *userdata) {
+        DigestJob *j = userdata;
+
+        j->r = loader_digest(j->data, j->size, j->digest);
+        return NULL;
+}
+
+void loader_digest_start(DigestJob *j, const void *data, size_t size) {
+        *j = (DigestJob) { .data = data, .size = size, .r = -EINPROGRESS };
+        if (size >= DIGEST_THREAD_MIN && pthread_create(&j->thread, NULL, digest_thread, j) == 0)
+                j->running = true;
+        else
+                j->r = loader_digest(data, size, j->digest);
+}
+
+int loader_digest_wait(DigestJob *j) {
+        if (j->running) {
+                pthread_join(j->thread, NULL);
+                j->running = false;
+        }
+        return j->data ? j->r : -EINVAL;
 }
 
 static const char *machine_name(unsigned m) {
@@ -100,7 +135,18 @@ static const char *section_needs_kernel_btf(const char *name, const GElf_Shdr *s
         return NULL;
 }
 
-int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_reason, Failure *f) {
+/* Adds data[off, off + len) to a plan key; the ranges were checked to lie within the object. */
+static bool key_add(EVP_MD_CTX *key, const void *data, uint64_t off, uint64_t len) {
+        return !key || EVP_DigestUpdate(key, (const char *) data + off, len);
+}
+
+static bool is_dwarf(const char *name) {
+        return strncmp(name, ".debug_", 7) == 0 || strncmp(name, ".rel.debug_", 11) == 0;
+}
+
+int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_reason,
+                     char ret_plan_key[LOADER_DIGEST_MAX], Failure *f) {
+        EVP_MD_CTX *key = NULL;
         Elf *elf;
         GElf_Ehdr eh;
         Elf_Scn *scn = NULL;
@@ -145,6 +191,14 @@ int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_
                 goto out;
         }
         have_names = elf_getshdrstrndx(elf, &shstrndx) >= 0;
+        if (ret_plan_key) {
+                key = EVP_MD_CTX_new();
+                if (!key || !EVP_DigestInit_ex(key, EVP_sha256(), NULL) || !key_add(key, data, 0, sizeof(Elf64_Ehdr)) ||
+                    !key_add(key, data, eh.e_shoff, (uint64_t) shnum * eh.e_shentsize)) {
+                        r = -ENOMEM;
+                        goto out;
+                }
+        }
         while ((scn = elf_nextscn(elf, scn))) {
                 GElf_Shdr sh;
 
@@ -159,18 +213,33 @@ int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_
                 }
                 if (sh.sh_type == SHT_PROGBITS && (sh.sh_flags & SHF_EXECINSTR) && sh.sh_size > 0)
                         n_exec++;
-                if (!reason && have_names) {
-                        const char *name = elf_strptr(elf, shstrndx, sh.sh_name);
+                {
+                        const char *name = have_names ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
 
-                        if (name)
+                        if (!reason && name)
                                 reason = section_needs_kernel_btf(name, &sh);
+                        if (sh.sh_type != SHT_NOBITS && !(name && is_dwarf(name)) &&
+                            !key_add(key, data, sh.sh_offset, sh.sh_size)) {
+                                r = -ENOMEM;
+                                goto out;
+                        }
                 }
         }
         if (n_exec == 0)
                 r = INVALID("the object has no programs (no executable section)");
         if (r >= 0 && ret_kernel_btf_reason)
                 *ret_kernel_btf_reason = reason;
+        if (r >= 0 && key) {
+                unsigned char md[EVP_MAX_MD_SIZE];
+                unsigned int len = 0;
+
+                if (!EVP_DigestFinal_ex(key, md, &len) || len != 32)
+                        r = -EIO;
+                else
+                        digest_hex(md, ret_plan_key);
+        }
 out:
+        EVP_MD_CTX_free(key);
         elf_end(elf);
         return r;
 #undef INVALID

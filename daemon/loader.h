@@ -8,6 +8,8 @@
 #pragma once
 
 #include <json-c/json.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,12 +42,34 @@ typedef struct LoadSettings {
 /* libbpf's logging, libelf, and the cache-backed SEC() handlers. */
 int loader_setup(void);
 
+/* "sha256:" and 64 hex digits, NUL-terminated. */
+#define LOADER_DIGEST_MAX (7 + 64 + 1)
+
 /* Is this a BPF ELF object whose sections lie within it? InvalidObject otherwise. On success,
- * *ret_kernel_btf_reason (if given) says why libbpf would read kernel BTF for it anyway, or is NULL. */
-int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_reason, Failure *f);
+ * *ret_kernel_btf_reason (if given) says why libbpf would read kernel BTF for it anyway, or is NULL, and
+ * ret_plan_key (if given) is the sha256 of every byte the planner and libbpf read: the ELF and section
+ * headers and every section but DWARF (.debug_*, .rel.debug_*), which is most of a -g object. */
+int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_reason,
+                     char ret_plan_key[LOADER_DIGEST_MAX], Failure *f);
 
 /* Loads into the kernel; fills o->bpf, programs, maps and timings.open/load. */
 int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f);
 
 /* sha256:<hex> of data. */
-int loader_digest(const void *data, size_t size, char ret[static 7 + 64 + 1]);
+int loader_digest(const void *data, size_t size, char ret[static LOADER_DIGEST_MAX]);
+
+/* The object's digest, computed on a thread of its own while the load goes on: hashing a large object
+ * costs as much as loading it. Small objects are hashed at once. */
+typedef struct DigestJob {
+        const void *data;
+        size_t size;
+        pthread_t thread;
+        bool running;
+        int r;
+        char digest[LOADER_DIGEST_MAX];
+} DigestJob;
+
+/* data must stay until loader_digest_wait(). */
+void loader_digest_start(DigestJob *j, const void *data, size_t size);
+/* Waits for the digest (j->digest); 0, or negative errno. Any number of times, and on a job never started. */
+int loader_digest_wait(DigestJob *j);

@@ -595,7 +595,8 @@ typedef struct Intake {
         size_t size;
         void *user_btf;
         size_t user_btf_size;
-        char digest[7 + 64 + 1];
+        DigestJob digest; /* sha256 of the whole object, computed while it loads */
+        char plan_key[LOADER_DIGEST_MAX];
         Plan *plan;
         uint64_t receive_us, plan_us;
         const char *kernel_btf_reason; /* why libbpf would read kernel BTF anyway, or NULL */
@@ -604,6 +605,7 @@ typedef struct Intake {
 static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure *f);
 
 static void intake_done(Intake *in) {
+        (void) loader_digest_wait(&in->digest); /* the thread reads in->data */
         free(in->data);
         free(in->user_btf);
         plan_unref(in->plan);
@@ -640,15 +642,14 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
         uint64_t t0;
         int r;
 
-        r = loader_check_elf(in->data, in->size, &in->kernel_btf_reason, f);
-        if (r >= 0)
-                r = loader_digest(in->data, in->size, in->digest);
+        r = loader_check_elf(in->data, in->size, &in->kernel_btf_reason, in->plan_key, f);
         if (r < 0)
                 return r;
+        loader_digest_start(&in->digest, in->data, in->size);
 
         t0 = now_usec(CLOCK_MONOTONIC);
         PlanRequest req = {
-                .digest = in->digest,
+                .digest = in->plan_key,
                 .elf = in->data,
                 .size = in->size,
                 .btf_name = p->btf,
@@ -698,10 +699,9 @@ static void emit_load_failed(Manager *m, const Peer *peer, const char *name, con
 static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object *o, const Peer *peer,
                         const LoadLimits *limits, Failure *f) {
         _cleanup_free_ char *maps_dir = NULL;
-        const char *fallback;
+        const char *fallback = NULL;
         int r;
 
-        memcpy(o->digest, in->digest, sizeof(o->digest));
         o->relocations = plan_relocations_json(in->plan);
         r = registry_reserve(m->registry, o, f);
         if (r >= 0 && asprintf(&maps_dir, "%s/maps", o->pin_dir) < 0)
@@ -724,13 +724,21 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                         fallback = "a bpf_core_type_id_kernel() relocation needs the kernel's own type ids";
                         s.btf_custom_path = NULL;
                 }
-                if (fallback) {
+                if (fallback)
                         m->counters.fallbacks++;
-                        log_fallback(o, fallback);
-                } else if (s.btf_custom_path)
+                else if (s.btf_custom_path)
                         m->counters.planned++;
                 r = loader_load(in->data, in->size, &s, o, f);
         }
+        {
+                int k = loader_digest_wait(&in->digest);
+
+                if (k < 0 && r >= 0)
+                        r = failure_system(f, k, "hashing the object");
+                memcpy(o->digest, in->digest.digest, sizeof(o->digest));
+        }
+        if (fallback)
+                log_fallback(o, fallback);
         if (r >= 0) {
                 uint64_t t2 = now_usec(CLOCK_MONOTONIC);
                 r = registry_pin(o, f);
@@ -955,7 +963,10 @@ static int vl_method_check(Call *call) {
         reply = json_object_new_object();
         json_object_object_add(reply, "ok", json_object_new_boolean(ok));
         json_object_object_add(reply, "btf", json_object_new_string(p.btf ?: "kernel"));
-        json_object_object_add(reply, "digest", json_object_new_string(in.digest));
+        r = loader_digest_wait(&in.digest);
+        if (r < 0)
+                return r;
+        json_object_object_add(reply, "digest", json_object_new_string(in.digest.digest));
         json_object_object_add(reply, "relocations", plan_relocations_json(in.plan));
         json_object_object_add(reply, "plan_us", json_object_new_uint64(in.plan->plan_us));
         return vl_reply(call, reply, NULL, 0);

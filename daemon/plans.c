@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <gelf.h>
+#include <json-c/printbuf.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,6 +21,8 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
+static json_object *relocations_frozen(const Plan *plan);
+
 void plans_init(Plans *p, BtfCache *cache) {
         *p = (Plans) { .cache = cache };
 }
@@ -27,6 +31,7 @@ static Plan *plan_free(Plan *plan) {
         if (!plan)
                 return NULL;
         core_plan_free(plan->core);
+        json_object_put(plan->relocations);
         safe_close(plan->min_btf_fd);
         free(plan);
         return NULL;
@@ -217,6 +222,12 @@ static int make_plan(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
                 }
                 snprintf(plan->min_btf_path, sizeof(plan->min_btf_path), "/proc/self/fd/%d", plan->min_btf_fd);
         }
+        plan->relocations = relocations_frozen(plan);
+        if (!plan->relocations) {
+                r = -ENOMEM;
+                plan_free(plan);
+                goto finish;
+        }
         plan->plan_us = now_usec() - t0;
         *ret = plan;
         r = 0;
@@ -268,7 +279,7 @@ int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
         return 0;
 }
 
-json_object *plan_relocations_json(const Plan *plan) {
+static json_object *relocations_tree(const Plan *plan) {
         json_object *a = json_object_new_array();
 
         for (size_t i = 0; plan && plan->core && i < plan->core->n_relocations; i++) {
@@ -293,4 +304,53 @@ json_object *plan_relocations_json(const Plan *plan) {
                 json_object_array_add(a, e);
         }
         return a;
+}
+
+/*
+ * A plan's relocations[] as a value that serializes to text made once per
+ * plan: a report of hundreds of relocations is thousands of JSON objects,
+ * and every Load reply, state file and Get would walk them again. The value
+ * holds no elements (nothing in the daemon reads them back) and is shared by
+ * reference; its text is json-c's own PLAIN | NOSLASHESCAPE rendering, the
+ * flags the daemon writes with, whatever flags it is later written with.
+ */
+typedef struct FrozenText {
+        size_t len;
+        char text[];
+} FrozenText;
+
+static int frozen_serialize(json_object *jso, struct printbuf *pb, int level, int flags) {
+        const FrozenText *t = json_object_get_userdata(jso);
+
+        return printbuf_memappend(pb, t->text, (int) t->len);
+}
+
+static void frozen_free(json_object *jso, void *userdata) {
+        free(userdata);
+}
+
+static json_object *relocations_frozen(const Plan *plan) {
+        json_object *tree = relocations_tree(plan), *frozen;
+        const char *text;
+        size_t len = 0;
+        FrozenText *t;
+
+        text = tree ? json_object_to_json_string_length(tree, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                        &len)
+                    : NULL;
+        t = text && len < INT_MAX ? malloc(sizeof(FrozenText) + len + 1) : NULL;
+        frozen = t ? json_object_new_array() : NULL;
+        if (!frozen) {
+                free(t);
+                return tree; /* the plain tree serializes the same, only slower */
+        }
+        t->len = len;
+        memcpy(t->text, text, len + 1);
+        json_object_put(tree);
+        json_object_set_serializer(frozen, frozen_serialize, t, frozen_free);
+        return frozen;
+}
+
+json_object *plan_relocations_json(const Plan *plan) {
+        return plan && plan->relocations ? json_object_get(plan->relocations) : json_object_new_array();
 }

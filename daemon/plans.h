@@ -19,6 +19,7 @@ typedef struct Plan {
         CorePlan *core;
         int min_btf_fd;     /* memfd with min_btf's raw bytes, -1 when none */
         char min_btf_path[64];
+        json_object *relocations; /* relocations[] of design.md, rendered once (plan_relocations_json) */
         unsigned refs;
         uint64_t plan_us;
 } Plan;
@@ -48,5 +49,6 @@ void plans_flush(Plans *p);
 int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f);
 Plan *plan_unref(Plan *plan);
 
-/* relocations[] of design.md. */
+/* relocations[] of design.md: a new reference to the plan's, for serializing only (it has no elements to
+ * read back). */
 json_object *plan_relocations_json(const Plan *plan);
