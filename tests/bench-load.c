@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Load latency and memory, as a table (never a timed assertion):
- *   (a) plain libbpf open+load in one process: what each agent does today
+ *   (a) plain libbpf open+load in one process: what each agent does today (warm: the same process loads
+ *       again and again, so libbpf's kernel feature probes are cached after the first)
+ *  (a1) the same in a fresh process each time, as an agent starting up
  *   (b) libbpf with a ready minimal BTF (bpftool gen min_core_btf): the floor
  *   (c) a bpfcored Load over the socket, end to end from the client
  * plus kernel BTF parse time, the daemon's cache start-up and its RSS.
@@ -93,6 +95,45 @@ static int64_t daemon_load(const char *path, int64_t *ret_relos, int64_t *ret_pr
         return (int64_t) t;
 }
 
+/*
+ * (a1): the same in a fresh process, as an agent starting up does it: libbpf's kernel feature probes are
+ * not cached yet there (in-process they are after the first load). Timed inside the new process, from
+ * before open to after load, so exec and dynamic linking are not counted.
+ */
+static int one_load(const char *path) {
+        LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = getenv("BENCH_PIN_ROOT"));
+        struct bpf_object *obj;
+        uint64_t t0 = now_usec(), t;
+        int r;
+
+        libbpf_set_print(silent);
+        obj = bpf_object__open_file(path, &opts);
+        r = obj ? bpf_object__load(obj) : -errno;
+        t = now_usec() - t0;
+        if (obj)
+                bpf_object__unpin_maps(obj, NULL);
+        bpf_object__close(obj);
+        if (r < 0)
+                return 1;
+        printf("%llu\n", (unsigned long long) t);
+        return 0;
+}
+
+static int64_t fresh_load(const char *self, const char *path) {
+        char cmd[2048], line[64] = "";
+        FILE *f;
+
+        snprintf(cmd, sizeof(cmd), "BENCH_PIN_ROOT='%s' '%s' --one-load '%s'", d.bpffs_root, self, path);
+        f = popen(cmd, "r");
+        if (!f)
+                return -errno;
+        if (!fgets(line, sizeof(line), f))
+                line[0] = 0;
+        if (pclose(f) != 0 || !line[0])
+                return -EIO;
+        return strtoll(line, NULL, 10);
+}
+
 /* btf__parse of kernel BTF in a fresh process: what every agent pays at its start. */
 static int64_t cold_parse(void) {
         int64_t t = -1;
@@ -136,12 +177,15 @@ static long rss_kib(pid_t pid) {
 
 int main(int argc, char **argv) {
         static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core", "tp_btf" };
-        int iterations = argc > 1 ? atoi(argv[1]) : 21;
+        int iterations;
         uint64_t parse[64];
         BpfcoreReply status = {};
         json_object *cache = NULL;
         int n_parse = 0;
 
+        if (argc == 3 && strcmp(argv[1], "--one-load") == 0)
+                return one_load(argv[2]);
+        iterations = argc > 1 ? atoi(argv[1]) : 21;
         if (iterations < 1 || iterations > 1000)
                 iterations = 21;
         libbpf_set_print(silent);
@@ -167,13 +211,13 @@ int main(int argc, char **argv) {
         }
 
         printf("%d iterations per cell, medians in microseconds\n\n", iterations);
-        printf("%-10s %5s %6s %12s %12s %12s %8s %8s\n", "object", "progs", "relos", "(a) libbpf", "(b) min-btf",
-               "(c) daemon", "a/c", "c/b");
+        printf("%-10s %5s %6s %12s %12s %12s %12s %8s %8s %8s\n", "object", "progs", "relos", "(a) libbpf",
+               "(a1) fresh", "(b) min-btf", "(c) daemon", "a/c", "a1/c", "c/b");
         for (size_t k = 0; k < ELEMENTSOF(objects); k++) {
                 _cleanup_free_ char *path = harness_object_path(objects[k]);
                 char min_btf[256], cmd[1024];
-                uint64_t *a = calloc((size_t) iterations, 8), *b = calloc((size_t) iterations, 8),
-                         *c = calloc((size_t) iterations, 8);
+                uint64_t *a = calloc((size_t) iterations, 8), *a1 = calloc((size_t) iterations, 8),
+                         *b = calloc((size_t) iterations, 8), *c = calloc((size_t) iterations, 8);
                 int64_t relos = 0, progs = 0, v;
                 bool ok = true;
 
@@ -188,21 +232,25 @@ int main(int argc, char **argv) {
                 for (int i = 0; ok && i < iterations; i++) {
                         ok = (v = libbpf_load(path, NULL)) >= 0;
                         a[i] = (uint64_t) v;
+                        ok = ok && (v = fresh_load(argv[0], path)) >= 0;
+                        a1[i] = (uint64_t) v;
                         ok = ok && (v = libbpf_load(path, min_btf)) >= 0;
                         b[i] = (uint64_t) v;
                         ok = ok && (v = daemon_load(path, &relos, &progs)) >= 0;
                         c[i] = (uint64_t) v;
                 }
                 if (ok) {
-                        uint64_t ma = median(a, (size_t) iterations), mb = median(b, (size_t) iterations),
-                                 mc = median(c, (size_t) iterations);
-                        printf("%-10s %5lld %6lld %12llu %12llu %12llu %8.2f %8.2f\n", objects[k], (long long) progs,
-                               (long long) relos, (unsigned long long) ma, (unsigned long long) mb,
-                               (unsigned long long) mc, (double) ma / (double) mc, (double) mc / (double) mb);
+                        uint64_t ma = median(a, (size_t) iterations), ma1 = median(a1, (size_t) iterations),
+                                 mb = median(b, (size_t) iterations), mc = median(c, (size_t) iterations);
+                        printf("%-10s %5lld %6lld %12llu %12llu %12llu %12llu %8.2f %8.2f %8.2f\n", objects[k],
+                               (long long) progs, (long long) relos, (unsigned long long) ma, (unsigned long long) ma1,
+                               (unsigned long long) mb, (unsigned long long) mc, (double) ma / (double) mc,
+                               (double) ma1 / (double) mc, (double) mc / (double) mb);
                 } else
                         printf("%-10s failed\n", objects[k]);
                 unlink(min_btf);
                 free(a);
+                free(a1);
                 free(b);
                 free(c);
         }
