@@ -4,8 +4,13 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "btf-cache.h"
 #include "log.h"
@@ -197,6 +202,34 @@ static BtfEntry *entry_free(BtfEntry *e) {
         return NULL;
 }
 
+/*
+ * Kernel BTF in sysfs comes 4 KiB per read(2) (kernfs), some 1,350 calls for
+ * vmlinux; kernels that let it be mapped (MAP_PRIVATE) hand it over at once.
+ * Only sysfs is mapped: it cannot be truncated under us, a regular file could.
+ */
+static struct btf *parse_btf_file(const char *path, const struct btf *base) {
+        const uint16_t magic = 0xeB9F;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        struct statfs sfs;
+        struct stat st;
+        struct btf *btf = NULL;
+        void *m;
+
+        if (fd >= 0 && fstatfs(fd, &sfs) == 0 && sfs.f_type == SYSFS_MAGIC && fstat(fd, &st) == 0 &&
+            st.st_size >= 2 && (uint64_t) st.st_size <= UINT32_MAX) {
+                m = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+                if (m != MAP_FAILED) {
+                        if (memcmp(m, &magic, sizeof(magic)) == 0)
+                                btf = base ? btf__new_split(m, (uint32_t) st.st_size, (struct btf *) base)
+                                           : btf__new(m, (uint32_t) st.st_size);
+                        munmap(m, (size_t) st.st_size);
+                        if (btf)
+                                return btf;
+                }
+        }
+        return base ? btf__parse_split(path, (struct btf *) base) : btf__parse(path, NULL);
+}
+
 static int entry_new(const char *name, BtfOrigin origin, const char *path, const struct btf *base, BtfEntry **ret) {
         BtfEntry *e;
         uint64_t t0 = now_usec();
@@ -212,7 +245,7 @@ static int entry_new(const char *name, BtfOrigin origin, const char *path, const
                 return -ENOMEM;
         }
         e->origin = origin;
-        e->btf = base ? btf__parse_split(path, (struct btf *) base) : btf__parse(path, NULL);
+        e->btf = parse_btf_file(path, base);
         if (!e->btf) {
                 r = negative_errno();
                 entry_free(e);
