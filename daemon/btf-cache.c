@@ -31,6 +31,33 @@ static uint32_t hash_name(const char *s, size_t len) {
         return h;
 }
 
+/*
+ * core_essential_name_len() and hash_name() of it in one pass: the index
+ * hashes some 100,000 names at start. The flavor starts after the last
+ * "X___Y" (X and Y not '_'); the && chain stops at the NUL.
+ */
+static size_t essential_name_hash(const char *s, uint32_t *ret_hash) {
+        uint32_t h = 2166136261u, h_cut = 0;
+        size_t i, cut = SIZE_MAX;
+
+        for (i = 0; s[i]; i++) {
+                uint32_t next = (h ^ (uint8_t) s[i]) * 16777619u;
+
+                if (s[i] != '_' && s[i + 1] == '_' && s[i + 2] == '_' && s[i + 3] == '_' && s[i + 4] &&
+                    s[i + 4] != '_') {
+                        cut = i + 1;
+                        h_cut = next;
+                }
+                h = next;
+        }
+        if (cut == SIZE_MAX) {
+                *ret_hash = h;
+                return i;
+        }
+        *ret_hash = h_cut;
+        return cut;
+}
+
 static const char *cand_name(const CoreCandidate *c) {
         const struct btf_type *t = btf__type_by_id(c->target->btf, c->type_id);
 
@@ -50,6 +77,10 @@ typedef struct Slot {
         const char *name;
         CoreCandidate cand;
 } Slot;
+
+static bool slot_after(const Slot *a, const Slot *b) {
+        return a->hash != b->hash ? a->hash > b->hash : cmp_names(a->name, a->len, b->name, b->len) > 0;
+}
 
 static bool indexable(const struct btf_type *t) {
         switch (btf_kind(t)) {
@@ -95,6 +126,7 @@ int btf_index_build(const CoreTarget *const *targets, size_t n_targets, BtfIndex
                 for (uint32_t id = first; id < btf__type_cnt(btf); id++) {
                         const struct btf_type *t = btf__type_by_id(btf, id);
                         const char *name;
+                        uint32_t hash;
                         size_t len;
 
                         if (!indexable(t))
@@ -102,8 +134,8 @@ int btf_index_build(const CoreTarget *const *targets, size_t n_targets, BtfIndex
                         name = btf__name_by_offset(btf, t->name_off);
                         if (!name || !*name)
                                 continue;
-                        len = core_essential_name_len(name);
-                        slots[k++] = (Slot) { .hash = hash_name(name, len), .len = (uint32_t) len, .name = name,
+                        len = essential_name_hash(name, &hash);
+                        slots[k++] = (Slot) { .hash = hash, .len = (uint32_t) len, .name = name,
                                               .cand = { .target = targets[i], .type_id = id } };
                 }
         }
@@ -134,13 +166,14 @@ int btf_index_build(const CoreTarget *const *targets, size_t n_targets, BtfIndex
                 for (size_t i = 0; i < k; i++)
                         placed[fill[slots[i].hash & (idx.n_buckets - 1)]++] = slots[i];
         }
-        /* Group equal names within a bucket (buckets hold one or two entries on average). */
+        /* Group equal names within a bucket (buckets hold one or two entries on average), by full hash
+         * first: names are compared only when hashes are equal, that is almost only when they are. */
         for (size_t b = 0; b < idx.n_buckets; b++)
                 for (uint32_t i = idx.buckets[b] + 1; i < idx.buckets[b + 1]; i++) {
                         Slot s = placed[i];
                         uint32_t j = i;
 
-                        while (j > idx.buckets[b] && cmp_names(placed[j - 1].name, placed[j - 1].len, s.name, s.len) > 0) {
+                        while (j > idx.buckets[b] && slot_after(&placed[j - 1], &s)) {
                                 placed[j] = placed[j - 1];
                                 j--;
                         }
