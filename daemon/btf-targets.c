@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -39,6 +40,7 @@ static const TargetKind kinds[] = {
 static __thread BtfCache *current;
 static __thread int module_fds[8];
 static __thread size_t n_module_fds;
+static unsigned served_from_cache;
 
 void btf_targets_begin(BtfCache *cache) {
         current = cache;
@@ -126,6 +128,36 @@ void btf_targets_claim(struct bpf_object *obj) {
                                 break;
                         }
         }
+}
+
+/*
+ * libbpf reads kernel BTF through this public function of its own for what
+ * the planner and the handlers above do not cover: typed ksyms, kfuncs, lsm,
+ * iter and struct_ops targets, type_id_kernel relocations. libbpf calls it
+ * through its PLT, so this definition in the daemon takes its place: during
+ * a load it hands out the cached vmlinux BTF (an empty split BTF on top of
+ * it: same type ids, and libbpf may free it), so no load parses kernel BTF.
+ * Outside a load it is libbpf's own.
+ */
+struct btf *btf__load_vmlinux_btf(void) {
+        static struct btf *(*libbpf_own)(void);
+        const BtfEntry *e = current ? btf_cache_vmlinux(current) : NULL;
+
+        if (e) {
+                served_from_cache++;
+                return btf__new_empty_split(e->btf);
+        }
+        if (!libbpf_own)
+                libbpf_own = (struct btf * (*) (void)) dlsym(RTLD_NEXT, "btf__load_vmlinux_btf");
+        if (!libbpf_own) {
+                errno = ENOSYS;
+                return NULL;
+        }
+        return libbpf_own();
+}
+
+unsigned btf_targets_served(void) {
+        return served_from_cache;
 }
 
 int btf_targets_setup(void) {

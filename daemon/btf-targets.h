@@ -17,6 +17,9 @@ int btf_targets_setup(void);
  * targets come from the cache. Call between open and load. */
 void btf_targets_claim(struct bpf_object *obj);
 
+/* How many times libbpf asked for kernel BTF during a load and got the cache's (btf__load_vmlinux_btf). */
+unsigned btf_targets_served(void);
+
 /* The cache the handlers resolve against during the current load; NULL after it. */
 void btf_targets_begin(BtfCache *cache);
 void btf_targets_end(void);

@@ -120,21 +120,6 @@ static const char *machine_name(unsigned m) {
         }
 }
 
-/* Why libbpf would read kernel BTF for an object even with a CO-RE target given: tp_btf, fentry, fexit and
- * fmod_ret targets come from the cache (btf-targets.c); these, lsm (libbpf reads kernel BTF for every LSM
- * program) and typed ksyms do not. */
-static const char *section_needs_kernel_btf(const char *name, const GElf_Shdr *sh) {
-        static const char *const btf_attach[] = { "iter/",  "iter.s/", "struct_ops", "lsm_cgroup/",
-                                                  "freplace/", "lsm/", "lsm.s/" };
-
-        for (size_t i = 0; i < ELEMENTSOF(btf_attach); i++)
-                if (strncmp(name, btf_attach[i], strlen(btf_attach[i])) == 0 && (sh->sh_flags & SHF_EXECINSTR))
-                        return "a program attaches to an iter, struct_ops, lsm, lsm_cgroup or freplace target";
-        if (strcmp(name, ".ksyms") == 0)
-                return "the object uses typed kernel symbols (.ksyms)";
-        return NULL;
-}
-
 /* Adds data[off, off + len) to a plan key; the ranges were checked to lie within the object. */
 static bool key_add(EVP_MD_CTX *key, const void *data, uint64_t off, uint64_t len) {
         return !key || EVP_DigestUpdate(key, (const char *) data + off, len);
@@ -144,14 +129,12 @@ static bool is_dwarf(const char *name) {
         return strncmp(name, ".debug_", 7) == 0 || strncmp(name, ".rel.debug_", 11) == 0;
 }
 
-int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_reason,
-                     char ret_plan_key[LOADER_DIGEST_MAX], Failure *f) {
+int loader_check_elf(const void *data, size_t size, char ret_plan_key[LOADER_DIGEST_MAX], Failure *f) {
         EVP_MD_CTX *key = NULL;
         Elf *elf;
         GElf_Ehdr eh;
         Elf_Scn *scn = NULL;
         size_t shnum, shstrndx, n_exec = 0;
-        const char *reason = NULL;
         bool have_names;
         int r = 0;
 
@@ -213,13 +196,10 @@ int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_
                 }
                 if (sh.sh_type == SHT_PROGBITS && (sh.sh_flags & SHF_EXECINSTR) && sh.sh_size > 0)
                         n_exec++;
-                {
+                if (key && sh.sh_type != SHT_NOBITS) {
                         const char *name = have_names ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
 
-                        if (!reason && name)
-                                reason = section_needs_kernel_btf(name, &sh);
-                        if (sh.sh_type != SHT_NOBITS && !(name && is_dwarf(name)) &&
-                            !key_add(key, data, sh.sh_offset, sh.sh_size)) {
+                        if (!(name && is_dwarf(name)) && !key_add(key, data, sh.sh_offset, sh.sh_size)) {
                                 r = -ENOMEM;
                                 goto out;
                         }
@@ -227,8 +207,6 @@ int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_
         }
         if (n_exec == 0)
                 r = INVALID("the object has no programs (no executable section)");
-        if (r >= 0 && ret_kernel_btf_reason)
-                *ret_kernel_btf_reason = reason;
         if (r >= 0 && key) {
                 unsigned char md[EVP_MAX_MD_SIZE];
                 unsigned int len = 0;

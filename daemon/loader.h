@@ -45,12 +45,10 @@ int loader_setup(void);
 /* "sha256:" and 64 hex digits, NUL-terminated. */
 #define LOADER_DIGEST_MAX (7 + 64 + 1)
 
-/* Is this a BPF ELF object whose sections lie within it? InvalidObject otherwise. On success,
- * *ret_kernel_btf_reason (if given) says why libbpf would read kernel BTF for it anyway, or is NULL, and
- * ret_plan_key (if given) is the sha256 of every byte the planner and libbpf read: the ELF and section
- * headers and every section but DWARF (.debug_*, .rel.debug_*), which is most of a -g object. */
-int loader_check_elf(const void *data, size_t size, const char **ret_kernel_btf_reason,
-                     char ret_plan_key[LOADER_DIGEST_MAX], Failure *f);
+/* Is this a BPF ELF object whose sections lie within it? InvalidObject otherwise. On success, ret_plan_key
+ * (if given) is the sha256 of every byte the planner and libbpf read: the ELF and section headers and every
+ * section but DWARF (.debug_*, .rel.debug_*), which is most of a -g object. */
+int loader_check_elf(const void *data, size_t size, char ret_plan_key[LOADER_DIGEST_MAX], Failure *f);
 
 /* Loads into the kernel; fills o->bpf, programs, maps and timings.open/load. */
 int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f);

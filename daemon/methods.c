@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "attach.h"
+#include "btf-targets.h"
 #include "btf-describe.h"
 #include "events.h"
 #include "loader.h"
@@ -598,8 +599,7 @@ typedef struct Intake {
         DigestJob digest; /* sha256 of the whole object, computed while it loads */
         char plan_key[LOADER_DIGEST_MAX];
         Plan *plan;
-        uint64_t receive_us, plan_us;
-        const char *kernel_btf_reason; /* why libbpf would read kernel BTF anyway, or NULL */
+        uint64_t started_us, receive_us, plan_us;
 } Intake;
 
 static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure *f);
@@ -642,7 +642,7 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
         uint64_t t0;
         int r;
 
-        r = loader_check_elf(in->data, in->size, &in->kernel_btf_reason, in->plan_key, f);
+        r = loader_check_elf(in->data, in->size, in->plan_key, f);
         if (r < 0)
                 return r;
         loader_digest_start(&in->digest, in->data, in->size);
@@ -675,7 +675,8 @@ static void log_fallback(const Object *o, const char *reason) {
         log_field(&lf, "BPFCORED_OBJECT_NAME", "%s", o->name);
         log_field(&lf, "BPFCORED_OBJECT_DIGEST", "%s", o->digest);
         log_field(&lf, "BPFCORED_FALLBACK_REASON", "%s", reason);
-        log_event(&lf, LOG_INFO, MESSAGE_ID_FALLBACK, "Object %s is loaded by plain libbpf, which reads kernel BTF itself: %s.",
+        log_event(&lf, LOG_INFO, MESSAGE_ID_FALLBACK,
+                  "Object %s is relocated by libbpf against the whole cached kernel BTF, not a minimal one: %s.",
                   o->name, reason);
 }
 
@@ -718,15 +719,12 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                         .limits = limits,
                 };
 
-                fallback = in->kernel_btf_reason;
-                if (!fallback && in->plan->core->needs_full_btf) {
+                if (in->plan->core->needs_full_btf) {
                         /* libbpf would patch the minimal BTF's type ids, not the kernel's. */
                         fallback = "a bpf_core_type_id_kernel() relocation needs the kernel's own type ids";
                         s.btf_custom_path = NULL;
-                }
-                if (fallback)
                         m->counters.fallbacks++;
-                else if (s.btf_custom_path)
+                } else if (s.btf_custom_path)
                         m->counters.planned++;
                 r = loader_load(in->data, in->size, &s, o, f);
         }
@@ -777,6 +775,7 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                 return r;
         }
         o->loaded_at_usec = now_usec(CLOCK_REALTIME);
+        o->timings.total = now_usec(CLOCK_MONOTONIC) - in->started_us;
         m->counters.loads++;
         log_loaded(o);
         {
@@ -845,9 +844,8 @@ static int vl_method_load(Call *call) {
         LoadLimits limits = {};
         bool limited;
         _cleanup_(object_freep) Object *o = NULL;
-        _cleanup_(intake_done) Intake in = {};
+        _cleanup_(intake_done) Intake in = { .started_us = now_usec(CLOCK_MONOTONIC) };
         Failure f = {};
-        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         json_object *reply;
         int r;
 
@@ -891,8 +889,6 @@ static int vl_method_load(Call *call) {
                 failure_done(&f);
                 return r;
         }
-        o->timings.total = now_usec(CLOCK_MONOTONIC) - t0;
-
         reply = json_object_new_object();
         json_object_object_add(reply, "object", object_to_json(TAKE_PTR(o))); /* the registry has it */
         return vl_reply(call, reply, NULL, 0);
@@ -901,7 +897,7 @@ static int vl_method_load(Call *call) {
 int methods_load_file(Manager *m, const char *name, const char *path, json_object *params, const char *source,
                       const char *source_digest, Failure *f) {
         _cleanup_(object_freep) Object *o = NULL;
-        _cleanup_(intake_done) Intake in = {};
+        _cleanup_(intake_done) Intake in = { .started_us = now_usec(CLOCK_MONOTONIC) };
         static const Peer self = { .cred = { .pid = 0, .uid = 0, .gid = 0 } };
         LoadParameters p = {};
         size_t size = 0;
@@ -1103,6 +1099,8 @@ static int vl_method_status(Call *call) {
         json_object_object_add(counters, "checks", json_object_new_uint64(m->counters.checks));
         json_object_object_add(counters, "planned_loads", json_object_new_uint64(m->counters.planned));
         json_object_object_add(counters, "fallback_loads", json_object_new_uint64(m->counters.fallbacks));
+        /* libbpf asked for kernel BTF (ksyms, kfuncs, lsm/iter/struct_ops targets) and got the cache's. */
+        json_object_object_add(counters, "kernel_btf_served", json_object_new_uint64(btf_targets_served()));
         json_object_object_add(counters, "plan_cache_hits", json_object_new_uint64(m->plans.hits));
         json_object_object_add(counters, "plan_cache_misses", json_object_new_uint64(m->plans.misses));
         json_object_object_add(reply, "counters", counters);

@@ -420,7 +420,8 @@ static void differential(const char *name) {
 }
 
 TEST(differential) {
-        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core", "tp_btf" };
+        static const char *const objects[] = { "tp_core", "globals",   "xdp_pass", "pinned",
+                                               "many_core", "tp_btf", "ksyms" };
 
         for (size_t i = 0; i < ELEMENTSOF(objects); i++)
                 differential(objects[i]);
@@ -430,7 +431,7 @@ TEST(no_fallbacks) {
         _cleanup_reply_ BpfcoreReply s = {};
         json_object *counters = NULL;
 
-        /* tp_btf included: its attach target came from the cache, not from libbpf parsing kernel BTF. */
+        /* tp_btf and ksyms included: attach targets and kfuncs came from the cache. */
         call(&d, "io.bpfcored.Status", NULL, NULL, 0, &s);
         json_object_object_get_ex(s.parameters, "counters", &counters);
         tap_is_int(json_int(counters, "fallback_loads"), 0, "no load fell back to plain libbpf");
@@ -442,7 +443,10 @@ TEST(no_fallbacks) {
  * copy) loads every object, tp_btf included. A libbpf that parsed kernel BTF itself would fail here.
  */
 TEST(kernel_btf_never_read) {
-        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core", "tp_btf" };
+        static const char *const objects[] = { "tp_core", "globals",   "xdp_pass", "pinned",
+                                               "many_core", "tp_btf", "ksyms" };
+        _cleanup_reply_ BpfcoreReply status = {};
+        json_object *counters = NULL;
         TestDaemon h = {};
         _cleanup_free_ char *raw = NULL;
         size_t size = 0;
@@ -476,6 +480,11 @@ TEST(kernel_btf_never_read) {
                 call(&h, "io.bpfcored.Unload", p, NULL, 0, &u);
                 json_object_put(p);
         }
+        /* ksyms' kfuncs: libbpf asked for kernel BTF and was handed the cache's. */
+        call(&h, "io.bpfcored.Status", NULL, NULL, 0, &status);
+        json_object_object_get_ex(status.parameters, "counters", &counters);
+        tap_ok(json_int(counters, "kernel_btf_served") >= 1, "libbpf got kernel BTF from the cache (%lld times)",
+               (long long) json_int(counters, "kernel_btf_served"));
         daemon_cleanup(&h);
 }
 

@@ -274,10 +274,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         FUZZ_CHECK(elf);
         memcpy(elf, data, size);
 
-        const char *reason = NULL;
         char plan_key[LOADER_DIGEST_MAX];
 
-        r = loader_check_elf(elf, size, &reason, plan_key, &f);
+        r = loader_check_elf(elf, size, plan_key, &f);
         if (r < 0) {
                 FUZZ_CHECK(f.error);
                 failure_done(&f);
