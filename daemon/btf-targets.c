@@ -3,7 +3,6 @@
 #include <bpf/libbpf.h>
 #include <dlfcn.h>
 #include <errno.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -93,7 +92,6 @@ static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opt
                 } else
                         opts->attach_btf_obj_fd = 0;
                 opts->attach_btf_id = cands[i].type_id;
-                opts->attach_prog_fd = 0; /* btf_targets_claim()'s marker: the target is the kernel's */
                 if (k->sleepable)
                         opts->prog_flags |= BPF_F_SLEEPABLE;
                 log_debug("%s: attach target %s is BTF id %u in %s.", bpf_program__name(prog), name,
@@ -102,32 +100,6 @@ static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opt
         }
         log_debug("%s: no attach target %s in the BTF cache.", bpf_program__name(prog), name);
         return -ESRCH;
-}
-
-/*
- * libbpf parses the whole kernel BTF for every TRACING program that does not
- * attach to another program (attach_prog_fd 0), even when its handler finds
- * the target itself. A non-zero attach_prog_fd, which prepare_load() turns
- * back into 0 before the program reaches the kernel, keeps libbpf from it.
- * LSM programs make libbpf read kernel BTF whatever is set: not claimed.
- */
-#define ATTACH_PROG_FD_MARKER INT32_MAX
-
-void btf_targets_claim(struct bpf_object *obj) {
-        struct bpf_program *prog;
-
-        bpf_object__for_each_program(prog, obj) {
-                const char *sec = bpf_program__section_name(prog);
-
-                if (!bpf_program__autoload(prog) || bpf_program__type(prog) != BPF_PROG_TYPE_TRACING)
-                        continue;
-                for (size_t i = 0; i < ELEMENTSOF(kinds); i++)
-                        if (kinds[i].prog_type == BPF_PROG_TYPE_TRACING &&
-                            strncmp(sec, kinds[i].sec, strlen(kinds[i].sec)) == 0) {
-                                (void) bpf_program__set_attach_target(prog, ATTACH_PROG_FD_MARKER, NULL);
-                                break;
-                        }
-        }
 }
 
 /*

@@ -6,16 +6,10 @@
  */
 #pragma once
 
-#include <bpf/libbpf.h>
-
 #include "btf-cache.h"
 
 /* Registers the handlers with libbpf, once per process. */
 int btf_targets_setup(void);
-
-/* Marks obj's tp_btf/fentry/fexit/fmod_ret programs so that libbpf leaves kernel BTF unread: their
- * targets come from the cache. Call between open and load. */
-void btf_targets_claim(struct bpf_object *obj);
 
 /* How many times libbpf asked for kernel BTF during a load and got the cache's (btf__load_vmlinux_btf). */
 unsigned btf_targets_served(void);

@@ -527,7 +527,6 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
 
         t1 = now_usec();
         o->timings.open = t1 - t0;
-        btf_targets_claim(obj);
         btf_targets_begin(s->btf_cache);
         r = bpf_object__load(obj);
         btf_targets_end();
