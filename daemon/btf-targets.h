@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Programs that attach to BTF-named kernel targets (tp_btf, fentry, fexit,
- * fmod_ret, lsm) need the target's BTF id at load. libbpf would parse
- * kernel BTF to find it; these SEC() handlers find it in the BTF cache.
+ * Kernel BTF during a load comes from the cache, never from a new parse:
+ * SEC() handlers find the BTF ids of tp_btf, fentry, fexit, fmod_ret and lsm
+ * targets in the cache's index, and libbpf's btf__load_vmlinux_btf(), which
+ * libbpf calls for everything else it resolves itself (kfuncs, typed ksyms,
+ * iter and struct_ops targets), is answered with the cached vmlinux BTF.
  */
 #pragma once
 
