@@ -12,6 +12,7 @@
 
 #include "attach.h"
 #include "btf-describe.h"
+#include "crash-point.h"
 #include "events.h"
 #include "loader.h"
 #include "map-codec.h"
@@ -351,9 +352,13 @@ static bool attach_allowed(Manager *m, const Peer *peer, const char *type) {
         return rule && policy_allows(rule->attach_types, rule->n_attach_types, type);
 }
 
-/* Attaches program of o as req says, pins the link and records it (state file included). */
+/*
+ * Attaches program of o as req says, pins the link and records it in o, and in
+ * its state file when write_state (a Load writes the state file once, after
+ * all its links).
+ */
 static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const AttachRequest *req, const Peer *peer,
-                             LinkInfo *ret, Failure *f) {
+                             bool write_state, LinkInfo *ret, Failure *f) {
         _cleanup_close_ int prog_fd = -1;
         AttachResult a = ATTACH_RESULT_NULL;
         LinkInfo l = {};
@@ -365,11 +370,13 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
         r = attach_program(prog_fd, req, &a, f);
         if (r < 0)
                 return r;
+        crash_point("attach-after-attach");
         r = registry_pin_link(o, a.link_fd, a.link_id, f);
         if (r < 0) {
                 attach_result_done(&a);
                 return r;
         }
+        crash_point("attach-after-pin");
         l = (LinkInfo) { .id = a.link_id, .type = TAKE_PTR(a.type), .target = TAKE_PTR(a.target) };
         if (ret) {
                 ret->id = l.id;
@@ -377,8 +384,11 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
                 ret->target = strdup(l.target ?: "");
         }
         r = program_add_link(p, &l);
-        if (r >= 0)
+        if (r >= 0 && write_state) {
                 r = state_write(m->state_dir, o, f);
+                if (r >= 0)
+                        crash_point("attach-after-state");
+        }
         if (r < 0) {
                 object_remove_link(o, a.link_id);
                 link_info_done(&l);
@@ -415,7 +425,7 @@ static int attach_all(Manager *m, Object *o, const Peer *peer, Failure *f) {
                         return failure_setf(f, -EPERM, VL_ERROR_PERMISSION_DENIED, "reason",
                                             "attaching program %s as %s is not allowed by your rule", p->name, req.type);
                 }
-                r = attach_and_record(m, o, p, &req, peer, NULL, f);
+                r = attach_and_record(m, o, p, &req, peer, false, NULL, f);
                 json_object_put(spec);
                 if (r < 0)
                         return r;
@@ -497,7 +507,7 @@ static int vl_method_attach(Call *call) {
         if (!prog)
                 return reply_errorf(call, VL_ERROR_NO_SUCH_PROGRAM, "program", "%s", p.program);
 
-        r = attach_and_record(m, o, prog, &req, call->peer, &l, &f);
+        r = attach_and_record(m, o, prog, &req, call->peer, true, &l, &f);
         if (r < 0) {
                 if (!f.error)
                         failure_system(&f, r, "attaching");
@@ -558,6 +568,7 @@ static int vl_method_detach(Call *call) {
                 failure_done(&f);
                 return r;
         }
+        crash_point("detach-after-state");
         registry_unpin_link(o, p.link);
         log_attach_event(o, prog->name, &copy, call->peer, MESSAGE_ID_DETACHED, "Detached");
         emit_link(m, "detached", o, prog->name, &copy);
@@ -733,22 +744,26 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
         }
         if (r >= 0) {
                 uint64_t t2 = now_usec(CLOCK_MONOTONIC);
+
+                crash_point("load-after-load");
                 r = registry_pin(o, f);
                 o->timings.pin = now_usec(CLOCK_MONOTONIC) - t2;
         }
-        /* The state file makes the object whole: before it, a crash leaves pins that the next start removes. */
-        if (r >= 0)
-                r = state_write(m->state_dir, o, f);
         if (r >= 0 && p->attach) {
                 uint64_t t3 = now_usec(CLOCK_MONOTONIC);
 
+                crash_point("load-after-pin");
+                /* Links are pinned beside the programs: a failure or crash takes them along. */
                 r = attach_all(m, o, peer, f);
                 o->timings.attach = now_usec(CLOCK_MONOTONIC) - t3;
-                /* All or nothing: the links already made go with the pins. */
-                if (r < 0)
-                        (void) state_remove(m->state_dir, o->id);
-        }
+        } else if (r >= 0)
+                crash_point("load-after-pin");
+        /* The state file makes the object whole, links included: before it, a crash leaves pins that the
+         * next start removes; after it, the next start recovers the object as the reply would describe it. */
+        if (r >= 0)
+                r = state_write(m->state_dir, o, f);
         if (r >= 0) {
+                crash_point("load-after-state");
                 r = registry_add(m->registry, o);
                 if (r < 0)
                         (void) state_remove(m->state_dir, o->id);
@@ -1032,6 +1047,7 @@ static int vl_method_unload(Call *call) {
         r = state_remove(m->state_dir, p.id);
         if (r < 0)
                 return log_error_errno(r, "Cannot remove the state file of object %llu: %m", (unsigned long long) p.id);
+        crash_point("unload-after-state");
         r = registry_unload(m->registry, p.id);
         if (r < 0)
                 return r;
