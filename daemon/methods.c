@@ -402,6 +402,60 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
         return r;
 }
 
+/*
+ * An Attach target parameter's value as attach_program() takes it (a new
+ * reference): "cat/name" is short for {"tracepoint": "cat/name"}, true for {}.
+ * NULL when it is none of an object, a string or true.
+ */
+static json_object *attach_spec(json_object *val) {
+        json_object *spec;
+
+        if (json_object_is_type(val, json_type_object))
+                return json_object_get(val);
+        if (json_object_is_type(val, json_type_string)) {
+                spec = json_object_new_object();
+                json_object_object_add(spec, "tracepoint", json_object_get(val));
+                return spec;
+        }
+        if (json_object_is_type(val, json_type_boolean) && json_object_get_boolean(val))
+                return json_object_new_object();
+        return NULL;
+}
+
+/* Explicit attachments of a load ({"program": P, TYPE: target} each, objects.d's attach.PROGRAM lines). */
+static int attach_listed(Manager *m, Object *o, json_object *attachments, const Peer *peer, Failure *f) {
+        for (size_t i = 0; i < json_object_array_length(attachments); i++) {
+                json_object *a = json_object_array_get_idx(attachments, i);
+                const char *program = json_object_get_string(json_object_object_get(a, "program"));
+                AttachRequest req = { .caller_pid = peer->cred.pid };
+                _cleanup_(json_object_putp) json_object *spec = NULL;
+                ProgramInfo *p = program ? object_find_program(o, program) : NULL;
+                int r;
+
+                if (!p)
+                        return failure_setf(f, -ENOENT, VL_ERROR_NO_SUCH_PROGRAM, "program", "%s", program ?: "");
+                json_object_object_foreach(a, key, val)
+                        for (size_t k = 0; k < ELEMENTSOF(attach_types); k++)
+                                if (strcmp(key, attach_types[k]) == 0) {
+                                        req.type = attach_types[k];
+                                        json_object_put(spec);
+                                        spec = attach_spec(val);
+                                }
+                if (!req.type || !spec)
+                        return failure_setf(f, -EINVAL, VL_ERROR_ATTACH_FAILED, "message",
+                                            "no valid target to attach program %s to", program);
+                req.spec = spec;
+                if (!attach_allowed(m, peer, req.type))
+                        return failure_setf(f, -EPERM, VL_ERROR_PERMISSION_DENIED, "reason",
+                                            "attaching program %s as %s is not allowed by your rule", program,
+                                            req.type);
+                r = attach_and_record(m, o, p, &req, peer, false, NULL, f);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
 /* Load with attach:true: every program attached by its SEC() name, like a skeleton's auto-attach. */
 static int attach_all(Manager *m, Object *o, const Peer *peer, Failure *f) {
         for (size_t i = 0; i < o->n_programs; i++) {
@@ -466,15 +520,9 @@ static int vl_method_attach(Call *call) {
                         continue;
                 }
                 n_types++;
-                /* "tracepoint": "cat/name" is short for {"tracepoint": "cat/name"}. */
-                if (json_object_is_type(val, json_type_object))
-                        spec = json_object_get(val);
-                else if (json_object_is_type(val, json_type_string)) {
-                        spec = json_object_new_object();
-                        json_object_object_add(spec, "tracepoint", json_object_get(val));
-                } else if (json_object_is_type(val, json_type_boolean) && json_object_get_boolean(val))
-                        spec = json_object_new_object();
-                else
+                json_object_put(spec);
+                spec = attach_spec(val);
+                if (!spec)
                         return reply_invalid_parameter(call, key, "the target must be an object (or a string for tracepoints)");
         }
         {
@@ -758,6 +806,12 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                 o->timings.attach = now_usec(CLOCK_MONOTONIC) - t3;
         } else if (r >= 0)
                 crash_point("load-after-pin");
+        if (r >= 0 && p->attachments) {
+                uint64_t t3 = now_usec(CLOCK_MONOTONIC);
+
+                r = attach_listed(m, o, p->attachments, peer, f);
+                o->timings.attach += now_usec(CLOCK_MONOTONIC) - t3;
+        }
         /* The state file makes the object whole, links included: before it, a crash leaves pins that the
          * next start removes; after it, the next start recovers the object as the reply would describe it. */
         if (r >= 0)
@@ -905,8 +959,8 @@ static int vl_method_load(Call *call) {
         return vl_reply(call, reply, NULL, 0);
 }
 
-int methods_load_file(Manager *m, const char *name, const char *path, json_object *params, const char *source,
-                      const char *source_digest, Failure *f) {
+int methods_load_file(Manager *m, const char *name, const char *path, json_object *params,
+                      json_object *attachments, const char *source, const char *source_digest, Failure *f) {
         _cleanup_(object_freep) Object *o = NULL;
         _cleanup_(intake_done) Intake in = {};
         static const Peer self = { .cred = { .pid = 0, .uid = 0, .gid = 0 } };
@@ -919,6 +973,8 @@ int methods_load_file(Manager *m, const char *name, const char *path, json_objec
         r = params_decode(params, load_table, &p, f);
         if (r < 0)
                 return r;
+        if (attachments && json_object_array_length(attachments) > 0)
+                p.attachments = attachments;
         r = read_file_bounded(path, &in.data, &size);
         if (r < 0)
                 return failure_system(f, r, "reading %s", path);

@@ -1135,6 +1135,65 @@ TEST(objects_d) {
         tap_is_int(wait_object("good", 0, false), 0, "SIGHUP after removing the entry unloads its object");
 }
 
+/* objects.d's attach.PROGRAM lines: the target syntax of bpfcorectl attach, made as part of the load. */
+TEST(objects_d_attach) {
+        _cleanup_free_ char *path = harness_object_path("globals"), *conf = NULL, *bad = NULL, *log = NULL;
+        _cleanup_reply_ BpfcoreReply l = {};
+        json_object *o, *links, *objects;
+        const char *skipped[] = { "badtarget.conf", "relative.conf", "noprog.conf", "notracepoint.conf" };
+        char unlink_path[512];
+        uint64_t before;
+        size_t size;
+
+        tap_is_int(daemon_stop(&d), 0, "daemon stopped to add objects.d entries with attachments");
+        if (asprintf(&conf, "file = %s\nglobal.enabled = true\nglobal.target_pid = %d\n"
+                            "attach.count_getpid = tracepoint syscalls/sys_enter_getpid\n", path, getpid()) < 0)
+                abort();
+        write_conf("attached.conf", conf);
+        write_conf("badtarget.conf", "file = /x.bpf.o\nattach.count_getpid = tracepoint nocategory\n");
+        write_conf("relative.conf", "file = /x.bpf.o\nattach.count_getpid = cgroup sys/fs/cgroup cgroup_skb/egress\n");
+        if (asprintf(&bad, "file = %s\nattach.no_such_program = tracepoint syscalls/sys_enter_getpid\n", path) < 0)
+                abort();
+        write_conf("noprog.conf", bad);
+        free(bad);
+        if (asprintf(&bad, "file = %s\nattach.count_getpid = tracepoint syscalls/sys_enter_no_such_call\n", path) < 0)
+                abort();
+        write_conf("notracepoint.conf", bad);
+        tap_is_int(daemon_start(&d), 0, "daemon starts");
+
+        objects = list_objects(&l);
+        o = find_name(objects, "attached");
+        links = json_object_object_get(array_find_name(json_object_object_get(o, "programs"), "count_getpid"), "links");
+        tap_is_int(links ? (int64_t) json_object_array_length(links) : -1, 1,
+                   "attach.count_getpid = tracepoint ...: the program is attached at start");
+        tap_is_str(json_str(json_object_array_get_idx(links, 0), "target"), "syscalls/sys_enter_getpid",
+                   "to the tracepoint the line names");
+        before = getpid_count(json_object_object_get(o, "maps"));
+        call_getpid(4);
+        tap_ok(getpid_count(json_object_object_get(o, "maps")) >= before + 4, "and it counts getpid() calls");
+        tap_is_int(json_object_array_length(objects), 1, "no other entry is loaded: each broken one is skipped whole");
+
+        read_file(d.log_path, &log, &size);
+        tap_ok(log && strstr(log, "badtarget.conf skipped: line 2: attach.count_getpid: tracepoint takes CAT/NAME"),
+               "a malformed target is reported with its line");
+        tap_ok(log && strstr(log, "relative.conf skipped: line 2: attach.count_getpid: path must be an absolute path"),
+               "a relative path is refused");
+        tap_ok(log && strstr(log, "noprog.conf skipped: io.bpfcored.NoSuchProgram"), "an unknown program is reported");
+        tap_ok(log && strstr(log, "notracepoint.conf skipped: io.bpfcored.AttachFailed"),
+               "a failed attachment is reported, and its object not kept");
+        if (!log || !strstr(log, "notracepoint.conf skipped"))
+                daemon_dump_log(&d);
+
+        for (size_t i = 0; i < ELEMENTSOF(skipped); i++) {
+                snprintf(unlink_path, sizeof(unlink_path), "%s/%s", d.objects_dir, skipped[i]);
+                unlink(unlink_path);
+        }
+        snprintf(unlink_path, sizeof(unlink_path), "%s/attached.conf", d.objects_dir);
+        unlink(unlink_path);
+        kill(d.pid, SIGHUP);
+        tap_is_int(wait_object("attached", 0, false), 0, "SIGHUP after removing the entry unloads it, link and all");
+}
+
 TEST(cleanup) {
         daemon_cleanup(&d);
         tap_is_int(kernel_programs_left(progs_before, n_progs_before), 0,
