@@ -755,7 +755,7 @@ static void emit_load_failed(Manager *m, const Peer *peer, const char *name, con
  * nothing is left behind and f says why. o is the registry's on success.
  */
 static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object *o, const Peer *peer,
-                        const LoadLimits *limits, Failure *f) {
+                        const LoadLimits *limits, uint64_t t0, Failure *f) {
         _cleanup_free_ char *maps_dir = NULL;
         const char *fallback;
         int r;
@@ -814,8 +814,10 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
         }
         /* The state file makes the object whole, links included: before it, a crash leaves pins that the
          * next start removes; after it, the next start recovers the object as the reply would describe it. */
-        if (r >= 0)
+        if (r >= 0) {
+                o->timings.total = now_usec(CLOCK_MONOTONIC) - t0;
                 r = state_write(m->state_dir, o, f);
+        }
         if (r >= 0) {
                 crash_point("load-after-state");
                 r = registry_add(m->registry, o);
@@ -940,7 +942,7 @@ static int vl_method_load(Call *call) {
         o->timings.receive = in.receive_us;
         o->timings.plan = in.plan_us;
         if (r >= 0)
-                r = load_planned(m, &p, &in, o, call->peer, limited ? &limits : NULL, &f);
+                r = load_planned(m, &p, &in, o, call->peer, limited ? &limits : NULL, t0, &f);
         else {
                 log_load_failure(call->peer, o->name, &f);
                 emit_load_failed(m, call->peer, o->name, &f);
@@ -952,8 +954,6 @@ static int vl_method_load(Call *call) {
                 failure_done(&f);
                 return r;
         }
-        o->timings.total = now_usec(CLOCK_MONOTONIC) - t0;
-
         reply = json_object_new_object();
         json_object_object_add(reply, "object", object_to_json(TAKE_PTR(o))); /* the registry has it */
         return vl_reply(call, reply, NULL, 0);
@@ -964,6 +964,7 @@ int methods_load_file(Manager *m, const char *name, const char *path, json_objec
         _cleanup_(object_freep) Object *o = NULL;
         _cleanup_(intake_done) Intake in = {};
         static const Peer self = { .cred = { .pid = 0, .uid = 0, .gid = 0 } };
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         LoadParameters p = {};
         size_t size = 0;
         int r;
@@ -988,7 +989,7 @@ int methods_load_file(Manager *m, const char *name, const char *path, json_objec
             !(o->source_digest = strdup(source_digest)))
                 return -ENOMEM;
         o->timings.plan = in.plan_us;
-        r = load_planned(m, &p, &in, o, &self, NULL, f);
+        r = load_planned(m, &p, &in, o, &self, NULL, t0, f);
         if (r < 0)
                 return r;
         TAKE_PTR(o); /* the registry has it */

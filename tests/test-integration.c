@@ -156,6 +156,10 @@ TEST(load_get_list_unload) {
         tap_is_str(json_str(exec, "type"), "tracepoint", "program type");
         tap_is_str(json_str(exec, "section"), "tracepoint/syscalls/sys_enter_execve", "program section");
         tap_ok(json_object_object_get_ex(object_get(&r, "timings_us"), "total", NULL), "timings reported");
+        tap_ok(json_int(object_get(&r, "timings_us"), "total") >= json_int(object_get(&r, "timings_us"), "load") &&
+                       json_int(object_get(&r, "timings_us"), "load") > 0,
+               "the total covers the load (%lld >= %lld us)", (long long) json_int(object_get(&r, "timings_us"), "total"),
+               (long long) json_int(object_get(&r, "timings_us"), "load"));
 
         /* What the kernel says about the program the daemon named. */
         fd = bpf_prog_get_fd_by_id((uint32_t) json_int(exec, "id"));

@@ -489,6 +489,9 @@ $entry"
 jprogs=$(json 'd["BPFCORED_PROG_IDS"]' <<<"$entry")
 [ -n "$progs" ] && [ "$jprogs" = "$progs" ]
 check $? "its BPFCORED_PROG_IDS ($jprogs) are the loaded programs' ids ($progs)"
+usec=$(json 'd["BPFCORED_LOAD_USEC"]' <<<"$entry")
+[ "${usec:-0}" -gt 0 ] && [ "$usec" = "$(json 'd["object"]["timings_us"]["total"]' <<<"$out")" ]
+check $? "and its BPFCORED_LOAD_USEC ($usec) is the load's total time in the reply" "$entry"
 
 inside journalctl --update-catalog >/dev/null 2>&1
 out=$(inside journalctl --list-catalog $msgid_loaded 2>&1)
