@@ -277,15 +277,20 @@ static void log_load_failure(const Peer *peer, const char *name, const Failure *
         const char *detail = "";
 
         if (f->parameters && (json_object_object_get_ex(f->parameters, "message", &m) ||
+                              json_object_object_get_ex(f->parameters, "reason", &m) ||
+                              json_object_object_get_ex(f->parameters, "limit", &m) ||
                               json_object_object_get_ex(f->parameters, "program", &m)))
                 detail = json_object_get_string(m);
         log_field(&lf, "BPFCORED_OBJECT_NAME", "%s", name);
         log_field(&lf, "BPFCORED_ERROR", "%s", f->error);
+        log_field(&lf, "BPFCORED_ERROR_MESSAGE", "%.200s", detail);
         log_field(&lf, "BPFCORED_CLIENT_UID", "%u", peer->cred.uid);
         log_field(&lf, "BPFCORED_CLIENT_PID", "%d", peer->cred.pid);
         log_field(&lf, "BPFCORED_CLIENT_CGROUP", "%s", peer->cgroup ?: "");
-        log_event(&lf, LOG_WARNING, MESSAGE_ID_LOAD_FAILED, "Load of %s for uid %u failed: %s: %.200s", name,
-                  peer->cred.uid, f->error, detail);
+        /* What the rules refuse is a denial, whichever step of the load found it (a program type, say). */
+        log_event(&lf, strcmp(f->error, VL_ERROR_PERMISSION_DENIED) == 0 ? LOG_NOTICE : LOG_WARNING,
+                  strcmp(f->error, VL_ERROR_PERMISSION_DENIED) == 0 ? MESSAGE_ID_DENIED : MESSAGE_ID_LOAD_FAILED,
+                  "Load of %s for uid %u failed: %s: %.200s", name, peer->cred.uid, f->error, detail);
 }
 
 static void log_loaded(const Object *o) {
