@@ -4,7 +4,9 @@
 # bpfcored under a real systemd. A minimal Debian 12 root (debootstrap, cached
 # between runs) gets the build installed with `meson install --destdir`, is
 # booted with `systemd-nspawn -b`, and the units are checked from outside
-# through nsenter: socket activation, notify, journald fields and the catalog,
+# through nsenter: what meson install put there (man pages, completion, the
+# client library with pkg-config, the default configuration), socket
+# activation, notify, journald fields and the catalog for every event kind,
 # restart/stop/start keeping programs, the socket's group, reload, watchdog.
 # Prints TAP; skips (1..0 # SKIP) only where debootstrap or nspawn cannot run.
 #
@@ -13,6 +15,9 @@
 # BPFCORED_TEST_CACHE  where the root is cached (default /var/cache/bpfcored-test)
 # DEBIAN_MIRROR        default http://deb.debian.org/debian
 # BPFCORED_TEST_KEEP=1 leave the container running and its run directory in place
+#
+# Needs on the host: man (man-db, to render the installed pages), cc and pkg-config (to build an agent
+# against the installed library: the root has no compiler).
 
 set -u -o pipefail
 
