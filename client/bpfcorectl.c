@@ -101,6 +101,7 @@ static int help(void) {
                "                        uprobe|uretprobe PATH SYMBOL|OFFSET [--pid N]\n"
                "                        xdp IFACE [skb|drv|hw]  tc IFACE ingress|egress\n"
                "                        cgroup PATH ATTACH_TYPE (e.g. cgroup_skb/egress)\n"
+               "                        perf_event EVENT cpu=N|pid=N [freq=HZ|period=N]\n"
                "                        tp_btf|fentry|fexit|fmod_ret|lsm (no TARGET: fixed\n"
                "                        at load)\n"
                "  detach LINK         Detach a link\n"

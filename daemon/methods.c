@@ -318,7 +318,7 @@ static void log_loaded(const Object *o) {
 /* Attach parameters: the object, the program, and one target kind with its spec. */
 static const char *const attach_types[] = {
         "tracepoint", "raw_tp", "tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "kprobe", "kretprobe",
-        "uprobe", "uretprobe", "xdp", "tc", "cgroup",
+        "uprobe", "uretprobe", "xdp", "tc", "cgroup", "perf_event",
 };
 
 static void log_attach_event(const Object *o, const char *program, const LinkInfo *l, const Peer *peer,
@@ -548,7 +548,7 @@ static int vl_method_attach(Call *call) {
         if (n_types != 1)
                 return reply_invalid_parameter(call, "target",
                                                "name exactly one target: tracepoint, raw_tp, tp_btf, fentry, fexit, lsm, "
-                                               "kprobe, kretprobe, uprobe, uretprobe, xdp, tc or cgroup");
+                                               "kprobe, kretprobe, uprobe, uretprobe, xdp, tc, cgroup or perf_event");
         req.spec = spec;
 
         o = visible_object(call, p.id);

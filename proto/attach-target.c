@@ -205,6 +205,37 @@ static int build_cgroup(const AttachType *t, const Words *w, json_object **ret) 
         return 0;
 }
 
+/* EVENT cpu=N|pid=N [freq=HZ|period=N]: the words become the fields of the same names. */
+static int build_perf_event(const AttachType *t, const Words *w, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
+        static const struct {
+                const char *word, *field;
+        } keys[] = { { "cpu", "cpu" }, { "pid", "pid" }, { "freq", "frequency" }, { "period", "period" } };
+
+        if (!spec || add(spec, "event", json_object_new_string(w->args[0])) < 0)
+                return -ENOMEM;
+        for (int i = 1; i < w->n; i++) {
+                const char *eq = strchr(w->args[i], '=');
+                const char *field = NULL;
+                int64_t v;
+
+                for (size_t k = 0; eq && k < ELEMENTSOF(keys) && !field; k++)
+                        if (strlen(keys[k].word) == (size_t) (eq - w->args[i]) &&
+                            strncmp(w->args[i], keys[k].word, (size_t) (eq - w->args[i])) == 0)
+                                field = keys[k].field;
+                if (!field)
+                        return fail(w, "perf_event takes %s, not '%s'", t->target, w->args[i]);
+                if (parse_offset(t, w, eq + 1, &v) != 0)
+                        return fail(w, "perf_event: '%s' is not a number", w->args[i]);
+                if (json_object_object_get_ex(spec, field, NULL))
+                        return fail(w, "perf_event: %.*s is given twice", (int) (eq - w->args[i]), w->args[i]);
+                if (add(spec, field, json_object_new_int64(v)) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(spec);
+        return 0;
+}
+
 static const AttachType attach_types[] = {
         { "tracepoint", "CAT/NAME",                 1, 1, build_tracepoint },
         { "raw_tp",     "NAME",                     1, 1, build_raw_tp     },
@@ -220,6 +251,7 @@ static const AttachType attach_types[] = {
         { "xdp",        "IFACE [skb|drv|hw]",       1, 2, build_xdp        },
         { "tc",         "IFACE ingress|egress",     2, 2, build_tc         },
         { "cgroup",     "PATH ATTACH_TYPE",         2, 2, build_cgroup     },
+        { "perf_event", "EVENT cpu=N|pid=N [freq=HZ|period=N]", 2, 3, build_perf_event },
 };
 
 int attach_target_parse(const char *type, char *const *args, int n, int64_t pid, const char *cwd,

@@ -725,6 +725,42 @@ TEST(survives_client_and_daemon) {
         tap_ok(!pin_exists(id, ""), "and its pins");
 }
 
+/* bpfcorectl attach ... perf_event EVENT cpu=N freq=HZ through the daemon; the link survives a restart. */
+TEST(perf_event) {
+        _cleanup_free_ char *err = NULL, *aout = NULL,
+                            *aerr = NULL, *bout = NULL, *berr = NULL, *sout = NULL;
+        _cleanup_reply_ BpfcoreReply r = {}, l = {};
+        json_object *links;
+        char id[32];
+
+        load_object(&d, "attach_perf", NULL, &r);
+        if (!tap_is_str(reply_error(&r), "", "attach_perf.bpf.o loads"))
+                return;
+        snprintf(id, sizeof(id), "%lld", (long long) object_int(&r, "id"));
+        tap_is_int(run_ctl(&d, &aout, &aerr, "attach", id, "on_sample", "perf_event", "cpu-clock", "cpu=0", "freq=99",
+                           NULL),
+                   0, "bpfcorectl attach ID on_sample perf_event cpu-clock cpu=0 freq=99");
+        tap_ok(aout && strstr(aout, "(perf_event cpu-clock cpu 0 at 99 Hz)"), "says what it attached: %s",
+               aout ?: aerr);
+        tap_is_int(run_ctl(&d, &bout, &berr, "attach", id, "on_sample", "perf_event", "cpu-clock", "core=0", NULL), 2,
+                   "a word it does not know is a usage error");
+        tap_ok(berr && strstr(berr, "perf_event takes EVENT cpu=N|pid=N [freq=HZ|period=N], not 'core=0'"),
+               "naming the word: %s", berr ?: "");
+
+        kill(d.pid, SIGKILL);
+        waitpid(d.pid, NULL, 0);
+        d.pid = 0;
+        tap_is_int(daemon_start(&d), 0, "daemon restarts after SIGKILL");
+        links = json_object_object_get(array_find_name(json_object_object_get(find_id(list_objects(&l),
+                                                                                      object_int(&r, "id")),
+                                                                              "programs"),
+                                                       "on_sample"),
+                                       "links");
+        tap_is_str(json_str(json_object_array_get_idx(links, 0), "target"), "cpu-clock cpu 0 at 99 Hz",
+                   "the perf_event link is recovered with its target");
+        tap_is_int(run_ctl(&d, &sout, &err, "unload", id, NULL), 0, "and unloaded");
+}
+
 TEST(sigkill_and_half_created) {
         _cleanup_reply_ BpfcoreReply r = {}, l = {};
         char path[512];
