@@ -16,7 +16,8 @@ install_deps() {
 		need=1
 	fi
 	local pkgs=(build-essential pkg-config meson ninja-build clang-19 llvm-19
-		libelf-dev zlib1g-dev libsystemd-dev libjson-c-dev libssl-dev libseccomp-dev iproute2 libclang-rt-19-dev)
+		libelf-dev zlib1g-dev libsystemd-dev libjson-c-dev libssl-dev libseccomp-dev iproute2 libclang-rt-19-dev
+		man-db)
 	local bpo=(libbpf-dev bpftool)
 	local missing=()
 	for p in "${pkgs[@]}" "${bpo[@]}"; do

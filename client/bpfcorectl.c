@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attach-target.h"
 #include "bpfcore-client.h"
 #include "macro.h"
 #include "protocol.h"
@@ -100,6 +101,7 @@ static int help(void) {
                "                        uprobe|uretprobe PATH SYMBOL|OFFSET [--pid N]\n"
                "                        xdp IFACE [skb|drv|hw]  tc IFACE ingress|egress\n"
                "                        cgroup PATH ATTACH_TYPE (e.g. cgroup_skb/egress)\n"
+               "                        perf_event EVENT cpu=N|pid=N [freq=HZ|period=N]\n"
                "                        tp_btf|fentry|fexit|fmod_ret|lsm (no TARGET: fixed\n"
                "                        at load)\n"
                "  detach LINK         Detach a link\n"
@@ -1025,220 +1027,9 @@ static int do_unload(int argc, char **argv) {
         return 0;
 }
 
-/*
- * attach ID PROGRAM TYPE TARGET...: the target words become one parameter
- * named TYPE, its value as that type takes it (see AttachType below).
- */
-typedef struct AttachType AttachType;
-
-struct AttachType {
-        const char *name;
-        const char *target; /* what follows TYPE, for usage errors; NULL: nothing */
-        int min_args, max_args;
-        /* args[0..n) are the target words, counted and non-empty; pid > 0 for --pid */
-        int (*build)(const AttachType *t, char **args, int n, int64_t pid, json_object **ret);
-};
-
-/* Relative paths are the caller's: the daemon resolves them in our mount namespace, not our cwd. */
-static int absolute_path(const char *path, char **ret) {
-        _cleanup_free_ char *cwd = NULL;
-
-        if (path[0] == '/')
-                *ret = strdup(path);
-        else {
-                while (path[0] == '.' && path[1] == '/')
-                        path += 2 + strspn(path + 2, "/");
-                cwd = getcwd(NULL, 0);
-                if (!cwd)
-                        return log_error_errno(negative_errno(), "cannot get the current directory: %m");
-                if (asprintf(ret, "%s%s%s", cwd, streq(cwd, "/") ? "" : "/", path) < 0)
-                        *ret = NULL;
-        }
-        return *ret ? 0 : log_oom();
-}
-
-static int json_add_path(json_object *o, const char *key, const char *path) {
-        _cleanup_free_ char *abs = NULL;
-        int r;
-
-        r = absolute_path(path, &abs);
-        if (r < 0)
-                return r;
-        return json_add(o, key, json_object_new_string(abs)) < 0 ? log_oom() : 0;
-}
-
-/* An offset: decimal or 0x-hex. 0 when s is one, -EINVAL (already said) when out of range, 1 when no number. */
-static int parse_offset(const AttachType *t, const char *s, int64_t *ret) {
-        uint64_t v;
-        int r;
-
-        r = parse_u64(s, &v);
-        if (r == -ERANGE || (r == 0 && v > INT64_MAX))
-                return usage_error("attach: %s offset %s is out of range", t->name, s);
-        if (r < 0)
-                return 1;
-        *ret = (int64_t) v;
-        return 0;
-}
-
-static int attach_build_tracepoint(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
-        const char *slash = strchr(args[0], '/');
-
-        if (!slash || slash == args[0] || !slash[1])
-                return usage_error("attach: tracepoint takes %s, got '%s'", t->target, args[0]);
-        *ret = json_object_new_string(args[0]);
-        return *ret ? 0 : log_oom();
-}
-
-static int attach_build_raw_tp(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
-        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
-
-        if (!spec || json_add(spec, "tracepoint", json_object_new_string(args[0])) < 0)
-                return log_oom();
-        *ret = TAKE_PTR(spec);
-        return 0;
-}
-
-/* tp_btf, fentry, ...: the target was fixed at load (the program's attach BTF id). */
-static int attach_build_none(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
-        *ret = json_object_new_object();
-        return *ret ? 0 : log_oom();
-}
-
-static int attach_build_kprobe(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
-        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
-        int64_t offset;
-        int r;
-
-        if (!spec || json_add(spec, "function", json_object_new_string(args[0])) < 0)
-                return log_oom();
-        if (n > 1) {
-                r = parse_offset(t, args[1], &offset);
-                if (r < 0)
-                        return r;
-                if (r > 0)
-                        return usage_error("attach: %s: invalid offset '%s'", t->name, args[1]);
-                if (json_add(spec, "offset", json_object_new_int64(offset)) < 0)
-                        return log_oom();
-        }
-        *ret = TAKE_PTR(spec);
-        return 0;
-}
-
-/* SYMBOL|OFFSET: a number is a file offset, anything else a symbol. */
-static int attach_build_uprobe(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
-        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
-        int64_t offset;
-        int r;
-
-        if (!spec)
-                return log_oom();
-        r = json_add_path(spec, "path", args[0]);
-        if (r < 0)
-                return r;
-        r = parse_offset(t, args[1], &offset);
-        if (r < 0)
-                return r;
-        if (r == 0)
-                r = json_add(spec, "offset", json_object_new_int64(offset));
-        else
-                r = json_add(spec, "symbol", json_object_new_string(args[1]));
-        if (r < 0 || (pid > 0 && json_add(spec, "pid", json_object_new_int64(pid)) < 0))
-                return log_oom();
-        *ret = TAKE_PTR(spec);
-        return 0;
-}
-
-/* "skb|drv|hw" → true when s is one of them. */
-static bool word_in(const char *s, const char *words) {
-        size_t n = strlen(s);
-
-        for (const char *w = words; n > 0 && *w; w += strcspn(w, "|"), w += *w == '|')
-                if (strncmp(w, s, n) == 0 && (w[n] == '|' || w[n] == '\0'))
-                        return true;
-        return false;
-}
-
-static int attach_build_xdp(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
-        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
-
-        if (n > 1 && !word_in(args[1], "skb|drv|hw"))
-                return usage_error("attach: xdp: invalid mode '%s' (skb, drv or hw)", args[1]);
-        if (!spec || json_add(spec, "interface", json_object_new_string(args[0])) < 0 ||
-            (n > 1 && json_add(spec, "mode", json_object_new_string(args[1])) < 0))
-                return log_oom();
-        *ret = TAKE_PTR(spec);
-        return 0;
-}
-
-static int attach_build_tc(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
-        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
-
-        if (!word_in(args[1], "ingress|egress"))
-                return usage_error("attach: tc: invalid direction '%s' (ingress or egress)", args[1]);
-        if (!spec || json_add(spec, "interface", json_object_new_string(args[0])) < 0 ||
-            json_add(spec, "direction", json_object_new_string(args[1])) < 0)
-                return log_oom();
-        *ret = TAKE_PTR(spec);
-        return 0;
-}
-
-static int attach_build_cgroup(const AttachType *t, char **args, int n, int64_t pid, json_object **ret) {
-        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
-        int r;
-
-        if (!spec)
-                return log_oom();
-        r = json_add_path(spec, "path", args[0]);
-        if (r < 0)
-                return r;
-        if (json_add(spec, "attach_type", json_object_new_string(args[1])) < 0)
-                return log_oom();
-        *ret = TAKE_PTR(spec);
-        return 0;
-}
-
-static const AttachType attach_types[] = {
-        { "tracepoint", "CAT/NAME",                 1, 1, attach_build_tracepoint },
-        { "raw_tp",     "NAME",                     1, 1, attach_build_raw_tp     },
-        { "tp_btf",     NULL,                       0, 0, attach_build_none       },
-        { "fentry",     NULL,                       0, 0, attach_build_none       },
-        { "fexit",      NULL,                       0, 0, attach_build_none       },
-        { "fmod_ret",   NULL,                       0, 0, attach_build_none       },
-        { "lsm",        NULL,                       0, 0, attach_build_none       },
-        { "kprobe",     "FUNC [OFFSET]",            1, 2, attach_build_kprobe     },
-        { "kretprobe",  "FUNC [OFFSET]",            1, 2, attach_build_kprobe     },
-        { "uprobe",     "PATH SYMBOL|OFFSET",       2, 2, attach_build_uprobe     },
-        { "uretprobe",  "PATH SYMBOL|OFFSET",       2, 2, attach_build_uprobe     },
-        { "xdp",        "IFACE [skb|drv|hw]",       1, 2, attach_build_xdp        },
-        { "tc",         "IFACE ingress|egress",     2, 2, attach_build_tc         },
-        { "cgroup",     "PATH ATTACH_TYPE",         2, 2, attach_build_cgroup     },
-};
-
-static const AttachType *attach_type_find(const char *name) {
-        for (size_t i = 0; i < ELEMENTSOF(attach_types); i++)
-                if (streq(attach_types[i].name, name))
-                        return attach_types + i;
-        return NULL;
-}
-
-static int attach_type_unknown(const char *name) {
-        char names[256] = "";
-        size_t k = 0;
-
-        for (size_t i = 0; i < ELEMENTSOF(attach_types) && k < sizeof(names); i++) {
-                int m = snprintf(names + k, sizeof(names) - k, "%s%s", i > 0 ? ", " : "", attach_types[i].name);
-
-                if (m < 0)
-                        break;
-                k += (size_t) m;
-        }
-        return usage_error("attach: unknown TYPE '%s' (%s)", name, names);
-}
-
 /* 1 with *ret_params ({id, program, TYPE: target}) and *ret_id when a call is to be made. */
 static int parse_attach_argv(int argc, char **argv, json_object **ret_params, uint64_t *ret_id,
-                             const AttachType **ret_type) {
+                             const char **ret_type) {
         enum { ARG_PID = 0x100 };
         static const struct option options[] = {
                 { "help", no_argument,       NULL, 'h'     },
@@ -1246,12 +1037,11 @@ static int parse_attach_argv(int argc, char **argv, json_object **ret_params, ui
                 {}
         };
         _cleanup_(json_object_putp) json_object *params = NULL;
+        _cleanup_free_ char *cwd = NULL, *error = NULL;
         json_object *target = NULL;
-        const AttachType *t;
-        const char *pid_arg = NULL;
+        const char *type = NULL;
         uint64_t id, pid = 0;
-        char **args;
-        int c, n, r;
+        int c, r;
 
         optind = 0; /* a full restart of getopt, permuting: --pid may come anywhere */
         while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
@@ -1261,7 +1051,6 @@ static int parse_attach_argv(int argc, char **argv, json_object **ret_params, ui
                 case ARG_PID:
                         if (parse_u64(optarg, &pid) < 0 || pid == 0 || pid > INT32_MAX)
                                 return usage_error("attach: invalid pid '%s'", optarg);
-                        pid_arg = optarg;
                         break;
                 default:
                         return option_error(c, argv);
@@ -1275,44 +1064,31 @@ static int parse_attach_argv(int argc, char **argv, json_object **ret_params, ui
                 return r;
         if (!*argv[optind + 1])
                 return usage_error("attach: PROGRAM must not be empty");
-        t = attach_type_find(argv[optind + 2]);
-        if (!t)
-                return attach_type_unknown(argv[optind + 2]);
-
-        args = argv + optind + 3;
-        n = argc - optind - 3;
-        if (n < t->min_args || n > t->max_args) {
-                if (!t->target)
-                        return usage_error("attach: %s takes no TARGET: it was fixed when the program was loaded",
-                                           t->name);
-                return usage_error("attach: %s takes %s", t->name, t->target);
-        }
-        for (int i = 0; i < n; i++)
-                if (!*args[i])
-                        return usage_error("attach: %s takes %s, not an empty argument", t->name, t->target);
-        if (pid_arg && t->build != attach_build_uprobe)
-                return usage_error("attach: --pid applies to uprobe and uretprobe only");
-
-        r = t->build(t, args, n, (int64_t) pid, &target);
+        cwd = getcwd(NULL, 0);
+        if (!cwd)
+                return log_error_errno(negative_errno(), "cannot get the current directory: %m");
+        r = attach_target_parse(argv[optind + 2], argv + optind + 3, argc - optind - 3, (int64_t) pid, cwd, &type,
+                                &target, &error);
+        if (r == -EINVAL)
+                return usage_error("attach: %s", error ?: "invalid target");
         if (r < 0)
-                return r;
+                return log_oom();
         params = json_object_new_object();
-        if (!params || json_add(params, t->name, target) < 0 ||
+        if (!params || json_add(params, type, target) < 0 ||
             json_add(params, "id", json_object_new_int64((int64_t) id)) < 0 ||
             json_add(params, "program", json_object_new_string(argv[optind + 1])) < 0)
                 return log_oom();
 
         *ret_params = TAKE_PTR(params);
         *ret_id = id;
-        *ret_type = t;
+        *ret_type = type;
         return 1;
 }
 
 static int do_attach(int argc, char **argv) {
         _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
         _cleanup_(json_object_putp) json_object *params = NULL;
-        const AttachType *t = NULL;
-        const char *program, *type, *target;
+        const char *t = NULL, *program, *type, *target;
         json_object *link, *object;
         uint64_t id = 0;
         int r;
@@ -1338,7 +1114,7 @@ static int do_attach(int argc, char **argv) {
                *program ? program : json_object_get_string(json_get(params, "program", json_type_string)),
                object ? json_object_get_int64(object) : (int64_t) id,
                json_get_int(link, "id"),
-               *type ? type : t->name, *target ? " " : "", target);
+               *type ? type : t, *target ? " " : "", target);
         return 0;
 }
 
@@ -1583,7 +1359,7 @@ static int parse_map_argv(int argc, char **argv, json_object **ret_params) {
                 case ARG_FLAGS:
                         if (!streq(cmd, "update"))
                                 return usage_error("%s: --flags applies to map update only", verb);
-                        if (!word_in(optarg, "any|noexist|exist"))
+                        if (!streq(optarg, "any") && !streq(optarg, "noexist") && !streq(optarg, "exist"))
                                 return usage_error("%s: invalid flags '%s' (any, noexist or exist)", verb, optarg);
                         if (json_add(params, "flags", json_object_new_string(optarg)) < 0)
                                 return log_oom();

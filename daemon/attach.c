@@ -48,6 +48,10 @@ typedef struct Spec {
         const char *mode;
         const char *direction;
         const char *attach_type;
+        const char *event;
+        OptionalU32 cpu;
+        OptionalU64 frequency;
+        OptionalU64 period;
 } Spec;
 
 typedef struct AttachKind AttachKind;
@@ -736,6 +740,102 @@ static int attach_uprobe(Attach *a) {
         return 0;
 }
 
+/* The perf events a perf_event program can sample on, by perf(1)'s names. */
+static const struct {
+        const char *name;
+        uint32_t type;
+        uint64_t config;
+} perf_events[] = {
+        { "cpu-clock", PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_CLOCK },
+        { "task-clock", PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK },
+        { "page-faults", PERF_TYPE_SOFTWARE, PERF_COUNT_SW_PAGE_FAULTS },
+        { "minor-faults", PERF_TYPE_SOFTWARE, PERF_COUNT_SW_PAGE_FAULTS_MIN },
+        { "major-faults", PERF_TYPE_SOFTWARE, PERF_COUNT_SW_PAGE_FAULTS_MAJ },
+        { "context-switches", PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CONTEXT_SWITCHES },
+        { "cpu-migrations", PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CPU_MIGRATIONS },
+        { "cycles", PERF_TYPE_HARDWARE, PERF_COUNT_HW_CPU_CYCLES },
+        { "instructions", PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS },
+        { "cache-misses", PERF_TYPE_HARDWARE, PERF_COUNT_HW_CACHE_MISSES },
+        { "branch-misses", PERF_TYPE_HARDWARE, PERF_COUNT_HW_BRANCH_MISSES },
+};
+
+/*
+ * A sampling event: the program runs at each overflow, on one CPU (every
+ * process there) or for one process (on every CPU). One link per event, so
+ * sampling every CPU is one attachment per CPU.
+ */
+static int attach_perf_event(Attach *a) {
+        _cleanup_close_ int pfd = -1;
+        _cleanup_free_ char *target = NULL;
+        const Spec *s = &a->spec;
+        struct perf_event_attr attr = { .size = sizeof(attr) };
+        const char *event = NULL;
+        int r;
+
+        for (size_t i = 0; i < ELEMENTSOF(perf_events) && !event; i++)
+                if (strcmp(s->event, perf_events[i].name) == 0) {
+                        event = perf_events[i].name;
+                        attr.type = perf_events[i].type;
+                        attr.config = perf_events[i].config;
+                }
+        if (!event)
+                return spec_invalid(a, "event",
+                                    "unknown event '%.64s': cpu-clock, task-clock, page-faults, minor-faults, "
+                                    "major-faults, context-switches, cpu-migrations, cycles, instructions, "
+                                    "cache-misses or branch-misses",
+                                    s->event);
+        if (s->cpu.set == s->pid.set)
+                return spec_invalid(a, s->cpu.set ? "pid" : "cpu",
+                                    "give either cpu (every process on one CPU) or pid (one process)");
+        if (s->frequency.set && s->period.set)
+                return spec_invalid(a, "period", "give either frequency (Hz) or period (events), not both");
+        if ((s->frequency.set && (s->frequency.value == 0 || s->frequency.value > UINT32_MAX)) ||
+            (s->period.set && s->period.value == 0))
+                return spec_invalid(a, s->period.set ? "period" : "frequency", "must be a positive number");
+        if (s->period.set)
+                attr.sample_period = s->period.value;
+        else {
+                /* perf record's default is 4000 Hz; a daemon-wide sampler should be gentler. */
+                attr.freq = 1;
+                attr.sample_freq = s->frequency.set ? s->frequency.value : 99;
+        }
+        if (s->pid.set) {
+                if (s->pid.value == 0 || s->pid.value > INT_MAX)
+                        return spec_invalid(a, "pid", "pid %u is not a process id", s->pid.value);
+                r = same_pid_namespace(a);
+                if (r < 0)
+                        return attach_failed_errno(a->f, r, "stat",
+                                                   "comparing the caller's pid namespace with ours");
+                if (r == 0)
+                        return spec_invalid(a, "pid", "a pid is only possible from the daemon's pid namespace");
+        }
+
+        r = asprintf(&target, "%s %s %u %s %llu%s", event, s->cpu.set ? "cpu" : "pid",
+                     s->cpu.set ? s->cpu.value : s->pid.value, s->period.set ? "every" : "at",
+                     (unsigned long long) (s->period.set ? attr.sample_period : attr.sample_freq),
+                     s->period.set ? "" : " Hz");
+        if (r < 0)
+                return oom(a);
+        pfd = (int) syscall(SYS_perf_event_open, &attr, s->pid.set ? (pid_t) s->pid.value : -1,
+                            s->cpu.set ? (int) s->cpu.value : -1, -1, PERF_FLAG_FD_CLOEXEC);
+        if (pfd < 0)
+                pfd = negative_errno();
+        if (pfd == -ENOENT || pfd == -EOPNOTSUPP)
+                return attach_failed(a, pfd, "this machine has no %s event (no such PMU: %s)", event,
+                                     strerror(-pfd));
+        if (pfd == -ESRCH)
+                return attach_failed(a, pfd, "no process with pid %u", s->pid.value);
+        if (pfd == -ENODEV || (pfd == -EINVAL && s->cpu.set))
+                return attach_failed(a, pfd, "no CPU %u online here (%s)", s->cpu.value, strerror(-pfd));
+        if (pfd < 0)
+                return attach_failed_errno(a->f, pfd, "perf_event_open", "opening %s", target);
+        r = perf_link(a, pfd, target);
+        if (r < 0)
+                return r;
+        a->target = TAKE_PTR(target);
+        return 0;
+}
+
 static int attach_xdp(Attach *a) {
         static const struct {
                 const char *name;
@@ -898,6 +998,15 @@ static const ParamField spec_cgroup[] = {
         {}
 };
 
+static const ParamField spec_perf_event[] = {
+        { "event", json_type_string, param_string, offsetof(Spec, event), true },
+        { "cpu", json_type_int, param_optional_uint32, offsetof(Spec, cpu) },
+        { "pid", json_type_int, param_optional_uint32, offsetof(Spec, pid) },
+        { "frequency", json_type_int, param_optional_uint64, offsetof(Spec, frequency) },
+        { "period", json_type_int, param_optional_uint64, offsetof(Spec, period) },
+        {}
+};
+
 static const AttachKind kinds[] = {
         { "tracepoint", BPF_PROG_TYPE_TRACEPOINT, 0, spec_tracepoint, attach_tracepoint },
         { "raw_tp", BPF_PROG_TYPE_RAW_TRACEPOINT, BPF_PROG_TYPE_RAW_TRACEPOINT_WRITABLE, spec_tracepoint,
@@ -914,6 +1023,7 @@ static const AttachKind kinds[] = {
         { "xdp", BPF_PROG_TYPE_XDP, 0, spec_xdp, attach_xdp },
         { "tc", BPF_PROG_TYPE_SCHED_CLS, 0, spec_tc, attach_tc },
         { "cgroup", BPF_PROG_TYPE_UNSPEC, 0, spec_cgroup, attach_cgroup },
+        { "perf_event", BPF_PROG_TYPE_PERF_EVENT, 0, spec_perf_event, attach_perf_event },
 };
 
 static int unknown_type(const char *type, Failure *f) {

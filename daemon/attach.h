@@ -22,6 +22,10 @@
  *   cgroup                 {"path": "/sys/fs/cgroup/x", "attach_type": "cgroup_skb/egress"}
  *                          attach_type is libbpf's SEC() name of a cgroup attach type
  *                          (cgroup_skb/ingress, cgroup/sock_create, cgroup/connect4, sockops, ...)
+ *   perf_event             {"event": "cpu-clock", "cpu": N | "pid": N, "frequency"?: HZ | "period"?: N}
+ *                          perf link on a sampling event (perf's names: cpu-clock, task-clock,
+ *                          page-faults, context-switches, cycles, instructions, ...); one CPU or
+ *                          one process (pid: only from the daemon's pid namespace); 99 Hz by default
  */
 #pragma once
 
@@ -33,7 +37,8 @@
 
 typedef struct AttachRequest {
         const char *type;  /* "tracepoint", "raw_tp", "tp_btf", "fentry", "fexit", "fmod_ret", "lsm",
-                              "kprobe", "kretprobe", "uprobe", "uretprobe", "xdp", "tc", "cgroup" */
+                              "kprobe", "kretprobe", "uprobe", "uretprobe", "xdp", "tc", "cgroup",
+                              "perf_event" */
         json_object *spec; /* type-specific target, see above (borrowed; NULL stands for {}) */
         pid_t caller_pid;  /* paths (uprobe binary, cgroup directory) are resolved in this process's
                               mount namespace through /proc/<pid>/root; interfaces in its network

@@ -378,6 +378,18 @@ static bool has_suffix(const char *s, const char *suffix) {
         return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+/* One journal entry per BTF that comes or goes: monitoring sees which module or file it was. */
+static void log_btf_change(const BtfEntry *e, const char *message_id, const char *what) {
+        bool module = e->origin == BTF_ORIGIN_MODULE;
+        LogFields lf = {};
+
+        log_field(&lf, "BPFCORED_BTF_NAME", "%s", e->name);
+        log_field(&lf, "BPFCORED_BTF_ORIGIN", "%s", module ? "module" : "external");
+        log_field(&lf, "BPFCORED_BTF_BYTES", "%zu", e->bytes);
+        log_event(&lf, LOG_INFO, message_id, "%s BTF %s %s (%zu bytes).", module ? "Module" : "External", e->name,
+                  what, e->bytes);
+}
+
 /* Module BTF in sysfs and *.btf files in the external directory, as they are now. */
 static int scan(BtfCache *c, bool *changed) {
         BtfEntry *vmlinux = btf_cache_vmlinux(c);
@@ -398,7 +410,7 @@ static int scan(BtfCache *c, bool *changed) {
                         i++;
                         continue;
                 }
-                log_info("BTF %s is gone; dropped from the cache.", e->name);
+                log_btf_change(e, MESSAGE_ID_BTF_REMOVED, "is gone; dropped from the cache");
                 entry_free(e);
                 memmove(c->entries + i, c->entries + i + 1, (c->n_entries - i - 1) * sizeof(BtfEntry *));
                 c->n_entries--;
@@ -424,7 +436,7 @@ static int scan(BtfCache *c, bool *changed) {
                         closedir(d);
                         return r;
                 }
-                log_info("Module BTF %s added (%zu bytes).", e->name, e->bytes);
+                log_btf_change(e, MESSAGE_ID_BTF_ADDED, "added");
                 *changed = true;
         }
         if (d)
@@ -453,7 +465,7 @@ static int scan(BtfCache *c, bool *changed) {
                         closedir(d);
                         return r;
                 }
-                log_info("External BTF %s registered (%zu bytes).", e->name, e->bytes);
+                log_btf_change(e, MESSAGE_ID_BTF_ADDED, "registered");
                 *changed = true;
         }
         if (d)

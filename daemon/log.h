@@ -22,6 +22,11 @@
 #define MESSAGE_ID_ATTACHED "df0ac853eae547f88c90d07a7b46a05b"
 #define MESSAGE_ID_DETACHED "3c808f8fc9264b91b9e2c2b26d985264"
 #define MESSAGE_ID_DENIED "7d1f0b3e58a94c6d9e2a4b8c0f6d2e15"
+#define MESSAGE_ID_READY "3e303d5c9e2047a09a1d35155fccf999"
+#define MESSAGE_ID_CONFIG_RELOADED "14fbfe61b2e54c26bc1fcd2388ce4f1d"
+#define MESSAGE_ID_CONFIG_REJECTED "fe4fcbe630014385ad401d6b5d504737"
+#define MESSAGE_ID_BTF_ADDED "e3f9b47b355d4f04ba3ca7f64ad7d8e1"
+#define MESSAGE_ID_BTF_REMOVED "9f371c5f5c5344c89b36a2aeac53b0fa"
 
 void log_setup(int max_priority);
 int log_get_max_priority(void);

@@ -135,6 +135,10 @@ int main(int argc, char *argv[]) {
                 return 0;
         }
 
+        LogFields lf = {};
+        log_field(&lf, "BPFCORED_VERSION", "%s", BPFCORED_VERSION);
+        log_event(&lf, LOG_INFO, MESSAGE_ID_STARTED, "bpfcored %s starting.", BPFCORED_VERSION);
+
         r = manager_new(&o, &m);
         if (r < 0) {
                 log_error_errno(r, "Cannot set up: %m");
@@ -144,10 +148,11 @@ int main(int argc, char *argv[]) {
         if (r < 0)
                 return 1;
 
-        LogFields lf = {};
         log_field(&lf, "BPFCORED_SOCKET", "%s", m->socket_path);
-        log_event(&lf, LOG_INFO, MESSAGE_ID_STARTED, "bpfcored %s listening on %s, pinning under %s.",
-                  BPFCORED_VERSION, m->socket_path, m->bpffs_root);
+        log_field(&lf, "BPFCORED_OBJECTS", "%zu", m->registry->n_objects);
+        log_field(&lf, "BPFCORED_BTF_GENERATION", "%llu", (unsigned long long) m->btf->generation);
+        log_event(&lf, LOG_INFO, MESSAGE_ID_READY, "bpfcored %s ready: listening on %s, pinning under %s, %zu objects.",
+                  BPFCORED_VERSION, m->socket_path, m->bpffs_root, m->registry->n_objects);
         (void) sd_notify(false, "READY=1");
         manager_notify_status(m);
 

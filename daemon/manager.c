@@ -126,13 +126,21 @@ static void manager_reload_policy(Manager *m) {
         Policy *p = NULL;
         int r = policy_load(m->config, &p, &error);
 
+        LogFields lf = {};
+
+        log_field(&lf, "BPFCORED_CONFIG", "%s", m->config);
         if (r < 0) {
-                log_error("Configuration not reloaded, the previous one stays: %s", error ?: strerror(-r));
+                log_field(&lf, "BPFCORED_ERROR", "%s", error ?: strerror(-r));
+                log_event(&lf, LOG_ERR, MESSAGE_ID_CONFIG_REJECTED, "Configuration not reloaded, the previous one stays: %s",
+                          error ?: strerror(-r));
                 return;
         }
         policy_free(m->policy);
         m->policy = p;
-        log_info("Configuration reloaded from %s: %zu rules.", m->config, p->n_rules);
+        log_field(&lf, "BPFCORED_RULES", "%zu", p->n_rules);
+        log_field(&lf, "BPFCORED_ADMIN_GROUP", "%s", p->admin_group);
+        log_event(&lf, LOG_INFO, MESSAGE_ID_CONFIG_RELOADED, "Configuration reloaded from %s: %zu rules.", m->config,
+                  p->n_rules);
 }
 
 static int on_reload_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {

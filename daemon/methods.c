@@ -13,6 +13,7 @@
 #include "attach.h"
 #include "btf-targets.h"
 #include "btf-describe.h"
+#include "crash-point.h"
 #include "events.h"
 #include "loader.h"
 #include "map-codec.h"
@@ -277,15 +278,20 @@ static void log_load_failure(const Peer *peer, const char *name, const Failure *
         const char *detail = "";
 
         if (f->parameters && (json_object_object_get_ex(f->parameters, "message", &m) ||
+                              json_object_object_get_ex(f->parameters, "reason", &m) ||
+                              json_object_object_get_ex(f->parameters, "limit", &m) ||
                               json_object_object_get_ex(f->parameters, "program", &m)))
                 detail = json_object_get_string(m);
         log_field(&lf, "BPFCORED_OBJECT_NAME", "%s", name);
         log_field(&lf, "BPFCORED_ERROR", "%s", f->error);
+        log_field(&lf, "BPFCORED_ERROR_MESSAGE", "%.200s", detail);
         log_field(&lf, "BPFCORED_CLIENT_UID", "%u", peer->cred.uid);
         log_field(&lf, "BPFCORED_CLIENT_PID", "%d", peer->cred.pid);
         log_field(&lf, "BPFCORED_CLIENT_CGROUP", "%s", peer->cgroup ?: "");
-        log_event(&lf, LOG_WARNING, MESSAGE_ID_LOAD_FAILED, "Load of %s for uid %u failed: %s: %.200s", name,
-                  peer->cred.uid, f->error, detail);
+        /* What the rules refuse is a denial, whichever step of the load found it (a program type, say). */
+        log_event(&lf, strcmp(f->error, VL_ERROR_PERMISSION_DENIED) == 0 ? LOG_NOTICE : LOG_WARNING,
+                  strcmp(f->error, VL_ERROR_PERMISSION_DENIED) == 0 ? MESSAGE_ID_DENIED : MESSAGE_ID_LOAD_FAILED,
+                  "Load of %s for uid %u failed: %s: %.200s", name, peer->cred.uid, f->error, detail);
 }
 
 static void log_loaded(const Object *o) {
@@ -313,7 +319,7 @@ static void log_loaded(const Object *o) {
 /* Attach parameters: the object, the program, and one target kind with its spec. */
 static const char *const attach_types[] = {
         "tracepoint", "raw_tp", "tp_btf", "fentry", "fexit", "fmod_ret", "lsm", "kprobe", "kretprobe",
-        "uprobe", "uretprobe", "xdp", "tc", "cgroup",
+        "uprobe", "uretprobe", "xdp", "tc", "cgroup", "perf_event",
 };
 
 static void log_attach_event(const Object *o, const char *program, const LinkInfo *l, const Peer *peer,
@@ -352,9 +358,13 @@ static bool attach_allowed(Manager *m, const Peer *peer, const char *type) {
         return rule && policy_allows(rule->attach_types, rule->n_attach_types, type);
 }
 
-/* Attaches program of o as req says, pins the link and records it (state file included). */
+/*
+ * Attaches program of o as req says, pins the link and records it in o, and in
+ * its state file when write_state (a Load writes the state file once, after
+ * all its links).
+ */
 static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const AttachRequest *req, const Peer *peer,
-                             LinkInfo *ret, Failure *f) {
+                             bool write_state, LinkInfo *ret, Failure *f) {
         _cleanup_close_ int prog_fd = -1;
         AttachResult a = ATTACH_RESULT_NULL;
         LinkInfo l = {};
@@ -366,11 +376,13 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
         r = attach_program(prog_fd, req, &a, f);
         if (r < 0)
                 return r;
+        crash_point("attach-after-attach");
         r = registry_pin_link(o, a.link_fd, a.link_id, f);
         if (r < 0) {
                 attach_result_done(&a);
                 return r;
         }
+        crash_point("attach-after-pin");
         l = (LinkInfo) { .id = a.link_id, .type = TAKE_PTR(a.type), .target = TAKE_PTR(a.target) };
         if (ret) {
                 ret->id = l.id;
@@ -378,8 +390,11 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
                 ret->target = strdup(l.target ?: "");
         }
         r = program_add_link(p, &l);
-        if (r >= 0)
+        if (r >= 0 && write_state) {
                 r = state_write(m->state_dir, o, f);
+                if (r >= 0)
+                        crash_point("attach-after-state");
+        }
         if (r < 0) {
                 object_remove_link(o, a.link_id);
                 link_info_done(&l);
@@ -391,6 +406,60 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
                 emit_link(m, "attached", o, p->name, &p->links[p->n_links - 1]);
         }
         return r;
+}
+
+/*
+ * An Attach target parameter's value as attach_program() takes it (a new
+ * reference): "cat/name" is short for {"tracepoint": "cat/name"}, true for {}.
+ * NULL when it is none of an object, a string or true.
+ */
+static json_object *attach_spec(json_object *val) {
+        json_object *spec;
+
+        if (json_object_is_type(val, json_type_object))
+                return json_object_get(val);
+        if (json_object_is_type(val, json_type_string)) {
+                spec = json_object_new_object();
+                json_object_object_add(spec, "tracepoint", json_object_get(val));
+                return spec;
+        }
+        if (json_object_is_type(val, json_type_boolean) && json_object_get_boolean(val))
+                return json_object_new_object();
+        return NULL;
+}
+
+/* Explicit attachments of a load ({"program": P, TYPE: target} each, objects.d's attach.PROGRAM lines). */
+static int attach_listed(Manager *m, Object *o, json_object *attachments, const Peer *peer, Failure *f) {
+        for (size_t i = 0; i < json_object_array_length(attachments); i++) {
+                json_object *a = json_object_array_get_idx(attachments, i);
+                const char *program = json_object_get_string(json_object_object_get(a, "program"));
+                AttachRequest req = { .caller_pid = peer->cred.pid };
+                _cleanup_(json_object_putp) json_object *spec = NULL;
+                ProgramInfo *p = program ? object_find_program(o, program) : NULL;
+                int r;
+
+                if (!p)
+                        return failure_setf(f, -ENOENT, VL_ERROR_NO_SUCH_PROGRAM, "program", "%s", program ?: "");
+                json_object_object_foreach(a, key, val)
+                        for (size_t k = 0; k < ELEMENTSOF(attach_types); k++)
+                                if (strcmp(key, attach_types[k]) == 0) {
+                                        req.type = attach_types[k];
+                                        json_object_put(spec);
+                                        spec = attach_spec(val);
+                                }
+                if (!req.type || !spec)
+                        return failure_setf(f, -EINVAL, VL_ERROR_ATTACH_FAILED, "message",
+                                            "no valid target to attach program %s to", program);
+                req.spec = spec;
+                if (!attach_allowed(m, peer, req.type))
+                        return failure_setf(f, -EPERM, VL_ERROR_PERMISSION_DENIED, "reason",
+                                            "attaching program %s as %s is not allowed by your rule", program,
+                                            req.type);
+                r = attach_and_record(m, o, p, &req, peer, false, NULL, f);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
 }
 
 /* Load with attach:true: every program attached by its SEC() name, like a skeleton's auto-attach. */
@@ -416,7 +485,7 @@ static int attach_all(Manager *m, Object *o, const Peer *peer, Failure *f) {
                         return failure_setf(f, -EPERM, VL_ERROR_PERMISSION_DENIED, "reason",
                                             "attaching program %s as %s is not allowed by your rule", p->name, req.type);
                 }
-                r = attach_and_record(m, o, p, &req, peer, NULL, f);
+                r = attach_and_record(m, o, p, &req, peer, false, NULL, f);
                 json_object_put(spec);
                 if (r < 0)
                         return r;
@@ -457,15 +526,9 @@ static int vl_method_attach(Call *call) {
                         continue;
                 }
                 n_types++;
-                /* "tracepoint": "cat/name" is short for {"tracepoint": "cat/name"}. */
-                if (json_object_is_type(val, json_type_object))
-                        spec = json_object_get(val);
-                else if (json_object_is_type(val, json_type_string)) {
-                        spec = json_object_new_object();
-                        json_object_object_add(spec, "tracepoint", json_object_get(val));
-                } else if (json_object_is_type(val, json_type_boolean) && json_object_get_boolean(val))
-                        spec = json_object_new_object();
-                else
+                json_object_put(spec);
+                spec = attach_spec(val);
+                if (!spec)
                         return reply_invalid_parameter(call, key, "the target must be an object (or a string for tracepoints)");
         }
         {
@@ -486,7 +549,7 @@ static int vl_method_attach(Call *call) {
         if (n_types != 1)
                 return reply_invalid_parameter(call, "target",
                                                "name exactly one target: tracepoint, raw_tp, tp_btf, fentry, fexit, lsm, "
-                                               "kprobe, kretprobe, uprobe, uretprobe, xdp, tc or cgroup");
+                                               "kprobe, kretprobe, uprobe, uretprobe, xdp, tc, cgroup or perf_event");
         req.spec = spec;
 
         o = visible_object(call, p.id);
@@ -498,7 +561,7 @@ static int vl_method_attach(Call *call) {
         if (!prog)
                 return reply_errorf(call, VL_ERROR_NO_SUCH_PROGRAM, "program", "%s", p.program);
 
-        r = attach_and_record(m, o, prog, &req, call->peer, &l, &f);
+        r = attach_and_record(m, o, prog, &req, call->peer, true, &l, &f);
         if (r < 0) {
                 if (!f.error)
                         failure_system(&f, r, "attaching");
@@ -559,6 +622,7 @@ static int vl_method_detach(Call *call) {
                 failure_done(&f);
                 return r;
         }
+        crash_point("detach-after-state");
         registry_unpin_link(o, p.link);
         log_attach_event(o, prog->name, &copy, call->peer, MESSAGE_ID_DETACHED, "Detached");
         emit_link(m, "detached", o, prog->name, &copy);
@@ -599,7 +663,7 @@ typedef struct Intake {
         DigestJob digest; /* sha256 of the whole object, computed while it loads */
         char plan_key[LOADER_DIGEST_MAX];
         Plan *plan;
-        uint64_t started_us, receive_us, plan_us;
+        uint64_t receive_us, plan_us;
 } Intake;
 
 static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure *f);
@@ -698,7 +762,7 @@ static void emit_load_failed(Manager *m, const Peer *peer, const char *name, con
  * nothing is left behind and f says why. o is the registry's on success.
  */
 static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object *o, const Peer *peer,
-                        const LoadLimits *limits, Failure *f) {
+                        const LoadLimits *limits, uint64_t t0, Failure *f) {
         _cleanup_free_ char *maps_dir = NULL;
         const char *fallback = NULL;
         int r;
@@ -739,22 +803,34 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                 log_fallback(o, fallback);
         if (r >= 0) {
                 uint64_t t2 = now_usec(CLOCK_MONOTONIC);
+
+                crash_point("load-after-load");
                 r = registry_pin(o, f);
                 o->timings.pin = now_usec(CLOCK_MONOTONIC) - t2;
         }
-        /* The state file makes the object whole: before it, a crash leaves pins that the next start removes. */
-        if (r >= 0)
-                r = state_write(m->state_dir, o, f);
         if (r >= 0 && p->attach) {
                 uint64_t t3 = now_usec(CLOCK_MONOTONIC);
 
+                crash_point("load-after-pin");
+                /* Links are pinned beside the programs: a failure or crash takes them along. */
                 r = attach_all(m, o, peer, f);
                 o->timings.attach = now_usec(CLOCK_MONOTONIC) - t3;
-                /* All or nothing: the links already made go with the pins. */
-                if (r < 0)
-                        (void) state_remove(m->state_dir, o->id);
+        } else if (r >= 0)
+                crash_point("load-after-pin");
+        if (r >= 0 && p->attachments) {
+                uint64_t t3 = now_usec(CLOCK_MONOTONIC);
+
+                r = attach_listed(m, o, p->attachments, peer, f);
+                o->timings.attach += now_usec(CLOCK_MONOTONIC) - t3;
+        }
+        /* The state file makes the object whole, links included: before it, a crash leaves pins that the
+         * next start removes; after it, the next start recovers the object as the reply would describe it. */
+        if (r >= 0) {
+                o->timings.total = now_usec(CLOCK_MONOTONIC) - t0;
+                r = state_write(m->state_dir, o, f);
         }
         if (r >= 0) {
+                crash_point("load-after-state");
                 r = registry_add(m->registry, o);
                 if (r < 0)
                         (void) state_remove(m->state_dir, o->id);
@@ -775,7 +851,6 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                 return r;
         }
         o->loaded_at_usec = now_usec(CLOCK_REALTIME);
-        o->timings.total = now_usec(CLOCK_MONOTONIC) - in->started_us;
         m->counters.loads++;
         log_loaded(o);
         {
@@ -844,8 +919,9 @@ static int vl_method_load(Call *call) {
         LoadLimits limits = {};
         bool limited;
         _cleanup_(object_freep) Object *o = NULL;
-        _cleanup_(intake_done) Intake in = { .started_us = now_usec(CLOCK_MONOTONIC) };
+        _cleanup_(intake_done) Intake in = {};
         Failure f = {};
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         json_object *reply;
         int r;
 
@@ -877,7 +953,7 @@ static int vl_method_load(Call *call) {
         o->timings.receive = in.receive_us;
         o->timings.plan = in.plan_us;
         if (r >= 0)
-                r = load_planned(m, &p, &in, o, call->peer, limited ? &limits : NULL, &f);
+                r = load_planned(m, &p, &in, o, call->peer, limited ? &limits : NULL, t0, &f);
         else {
                 log_load_failure(call->peer, o->name, &f);
                 emit_load_failed(m, call->peer, o->name, &f);
@@ -894,11 +970,12 @@ static int vl_method_load(Call *call) {
         return vl_reply(call, reply, NULL, 0);
 }
 
-int methods_load_file(Manager *m, const char *name, const char *path, json_object *params, const char *source,
-                      const char *source_digest, Failure *f) {
+int methods_load_file(Manager *m, const char *name, const char *path, json_object *params,
+                      json_object *attachments, const char *source, const char *source_digest, Failure *f) {
         _cleanup_(object_freep) Object *o = NULL;
-        _cleanup_(intake_done) Intake in = { .started_us = now_usec(CLOCK_MONOTONIC) };
+        _cleanup_(intake_done) Intake in = {};
         static const Peer self = { .cred = { .pid = 0, .uid = 0, .gid = 0 } };
+        uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         LoadParameters p = {};
         size_t size = 0;
         int r;
@@ -908,6 +985,8 @@ int methods_load_file(Manager *m, const char *name, const char *path, json_objec
         r = params_decode(params, load_table, &p, f);
         if (r < 0)
                 return r;
+        if (attachments && json_object_array_length(attachments) > 0)
+                p.attachments = attachments;
         r = read_file_bounded(path, &in.data, &size);
         if (r < 0)
                 return failure_system(f, r, "reading %s", path);
@@ -921,7 +1000,7 @@ int methods_load_file(Manager *m, const char *name, const char *path, json_objec
             !(o->source_digest = strdup(source_digest)))
                 return -ENOMEM;
         o->timings.plan = in.plan_us;
-        r = load_planned(m, &p, &in, o, &self, NULL, f);
+        r = load_planned(m, &p, &in, o, &self, NULL, t0, f);
         if (r < 0)
                 return r;
         TAKE_PTR(o); /* the registry has it */
@@ -1039,6 +1118,7 @@ static int vl_method_unload(Call *call) {
         r = state_remove(m->state_dir, p.id);
         if (r < 0)
                 return log_error_errno(r, "Cannot remove the state file of object %llu: %m", (unsigned long long) p.id);
+        crash_point("unload-after-state");
         r = registry_unload(m->registry, p.id);
         if (r < 0)
                 return r;

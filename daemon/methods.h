@@ -17,6 +17,7 @@ typedef struct LoadParameters {
         bool attach;
         OptionalU32 btf_fd;
         const char *btf;
+        json_object *attachments; /* objects.d's attach.PROGRAM lines: [{"program": P, TYPE: target}] */
 } LoadParameters;
 
 extern const ParamField load_table[];
@@ -24,7 +25,8 @@ extern const ParamField load_table[];
 /*
  * Loads the object file at path as a Load with params (taken as the call's
  * parameters, without fd) would, owned by the daemon itself and marked as
- * coming from source (an objects.d file) with source_digest.
+ * coming from source (an objects.d file) with source_digest; attachments
+ * (borrowed; NULL for none) are made as part of the load, all or nothing.
  */
-int methods_load_file(Manager *m, const char *name, const char *path, json_object *params, const char *source,
-                      const char *source_digest, Failure *f);
+int methods_load_file(Manager *m, const char *name, const char *path, json_object *params,
+                      json_object *attachments, const char *source, const char *source_digest, Failure *f);

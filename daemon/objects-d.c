@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "attach-target.h"
 #include "loader.h"
 #include "log.h"
 #include "methods.h"
@@ -74,15 +75,51 @@ static json_object *child(json_object *parent, const char *key) {
         return c;
 }
 
-int objects_d_parse(const char *text, json_object **ret_params, char **ret_file, char **ret_error) {
+/* attach.PROGRAM = TYPE TARGET...: the words of `bpfcorectl attach ID PROGRAM TYPE TARGET...`. */
+static int parse_attachment(const char *program, char *value, unsigned line, json_object *attachments,
+                            char **ret_error) {
+        _cleanup_free_ char *error = NULL;
+        char *words[8], *save = NULL;
+        const char *type = NULL;
+        json_object *target = NULL, *a;
+        int n = 0, r;
+
+        for (char *w = strtok_r(value, " \t", &save); w; w = strtok_r(NULL, " \t", &save)) {
+                if (n == (int) ELEMENTSOF(words))
+                        return fail_line(ret_error, line, "attach.%s: too many words", program);
+                words[n++] = w;
+        }
+        if (n == 0)
+                return fail_line(ret_error, line, "attach.%s takes TYPE TARGET...", program);
+        for (size_t i = 0; i < json_object_array_length(attachments); i++)
+                if (strcmp(json_object_get_string(json_object_object_get(json_object_array_get_idx(attachments, i),
+                                                                         "program")),
+                           program) == 0)
+                        return fail_line(ret_error, line, "attach.%s is given twice", program);
+        /* No cwd: the daemon's is not the admin's, so paths must be absolute. */
+        r = attach_target_parse(words[0], words + 1, n - 1, 0, NULL, &type, &target, &error);
+        if (r == -EINVAL)
+                return fail_line(ret_error, line, "attach.%s: %s", program, error ?: "invalid target");
+        if (r < 0)
+                return r;
+        a = json_object_new_object();
+        json_object_object_add(a, "program", json_object_new_string(program));
+        json_object_object_add(a, type, target);
+        json_object_array_add(attachments, a);
+        return 0;
+}
+
+int objects_d_parse(const char *text, json_object **ret_params, json_object **ret_attachments, char **ret_file,
+                    char **ret_error) {
         _cleanup_free_ char *copy = strdup(text), *file = NULL;
-        json_object *params = json_object_new_object();
+        json_object *params = json_object_new_object(), *attachments = json_object_new_array();
         unsigned line = 0;
         char *save = NULL;
         int r = 0;
 
-        if (!copy || !params) {
+        if (!copy || !params || !attachments) {
                 json_object_put(params);
+                json_object_put(attachments);
                 return -ENOMEM;
         }
         for (char *l = strtok_r(copy, "\n", &save); l && r >= 0; l = strtok_r(NULL, "\n", &save)) {
@@ -132,6 +169,8 @@ int objects_d_parse(const char *text, json_object **ret_params, char **ret_file,
                         }
                         *dot = 0;
                         json_object_object_add(child(child(params, "maps"), key + 4), dot + 1, json_object_new_int64((int64_t) n));
+                } else if (strncmp(key, "attach.", 7) == 0 && key[7]) {
+                        r = parse_attachment(key + 7, value, line, attachments, ret_error);
                 } else if (strcmp(key, "attach") == 0) {
                         if (strcmp(value, "yes") != 0 && strcmp(value, "no") != 0)
                                 r = fail_line(ret_error, line, "attach is yes or no");
@@ -144,9 +183,11 @@ int objects_d_parse(const char *text, json_object **ret_params, char **ret_file,
                 r = fail_line(ret_error, line, "no 'file = /path/to/object.bpf.o'");
         if (r < 0) {
                 json_object_put(params);
+                json_object_put(attachments);
                 return r;
         }
         *ret_params = params;
+        *ret_attachments = attachments;
         *ret_file = TAKE_PTR(file);
         return 0;
 }
@@ -178,7 +219,7 @@ static Object *from_source(Manager *m, const char *path) {
 static void sync_one(Manager *m, const char *dir, const char *entry) {
         _cleanup_free_ char *text = NULL, *name = NULL, *file = NULL, *error = NULL;
         char path[4096], digest[7 + 64 + 1], object_digest[7 + 64 + 1] = "", key[160];
-        json_object *params = NULL;
+        json_object *params = NULL, *attachments = NULL;
         Failure f = {};
         Object *old;
         FILE *fp;
@@ -196,7 +237,7 @@ static void sync_one(Manager *m, const char *dir, const char *entry) {
                 return;
         }
         name = strndup(entry, strlen(entry) - 5); /* without ".conf" */
-        r = objects_d_parse(text, &params, &file, &error);
+        r = objects_d_parse(text, &params, &attachments, &file, &error);
         if (r < 0) {
                 report(path, error ?: "cannot be parsed");
                 return;
@@ -226,14 +267,16 @@ static void sync_one(Manager *m, const char *dir, const char *entry) {
         old = from_source(m, path);
         if (old && old->source_digest && strcmp(old->source_digest, digest) == 0) {
                 json_object_put(params);
+                json_object_put(attachments);
                 return; /* unchanged: loaded once */
         }
         if (old) {
                 log_info("objects.d entry %s changed: reloading object %llu.", path, (unsigned long long) old->id);
                 (void) unload_object(m, old->id);
         }
-        r = methods_load_file(m, name, file, params, path, digest, &f);
+        r = methods_load_file(m, name, file, params, attachments, path, digest, &f);
         json_object_put(params);
+        json_object_put(attachments);
         if (r < 0) {
                 json_object *msg = NULL;
                 _cleanup_free_ char *why = NULL;

@@ -11,6 +11,7 @@
 
 #include <bpf/bpf.h>
 
+#include "crash-point.h"
 #include "log.h"
 #include "registry.h"
 
@@ -199,6 +200,8 @@ void registry_unpin(Object *o) {
                         if ((i == 0 ? unpin_link_at(sfd, sub, de->d_name) : unlinkat(sfd, de->d_name, 0)) < 0)
                                 log_warning_errno(-errno, "Cannot remove pin %s/%s/%s: %m", o->pin_dir,
                                                   pin_subdirs[i], de->d_name);
+                        else
+                                crash_point("unload-mid-unpin");
                 }
                 closedir(d);
                 if (unlinkat(dfd, pin_subdirs[i], AT_REMOVEDIR) < 0)

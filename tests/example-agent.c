@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -48,7 +49,8 @@ int main(int argc, char **argv) {
         BpfcoreClient *c = NULL;
         BpfcoreReply load = {}, fd_reply = {}, unload = {};
         struct ring_buffer *rb = NULL;
-        json_object *p, *obj, *maps, *m;
+        json_object *p, *obj, *maps, *m, *globals;
+        struct stat ns;
         int want = argc > 3 ? atoi(argv[3]) : 5, fd, r, rc = 1;
         long long id = -1, map_id = -1;
 
@@ -63,9 +65,16 @@ int main(int argc, char **argv) {
         fd = open(argv[2], O_RDONLY | O_CLOEXEC);
         if (fd < 0)
                 return fail(argv[2], NULL, -errno);
+        /* Our pid namespace: in a container, getpid() is not the tgid the kernel knows us by. */
+        if (stat("/proc/self/ns/pid", &ns) < 0)
+                return fail("/proc/self/ns/pid", NULL, -errno);
+        globals = json_object_new_object();
+        json_object_object_add(globals, "pidns_dev", json_object_new_uint64((uint64_t) ns.st_dev));
+        json_object_object_add(globals, "pidns_ino", json_object_new_uint64((uint64_t) ns.st_ino));
         p = json_object_new_object();
         json_object_object_add(p, "fd", json_object_new_int(0));
         json_object_object_add(p, "attach", json_object_new_boolean(true));
+        json_object_object_add(p, "globals", globals);
         r = bpfcore_call(c, "io.bpfcored.Load", p, &fd, 1, &load);
         json_object_put(p);
         close(fd);

@@ -30,6 +30,7 @@
 #include <sys/syscall.h>
 #include <sys/vfs.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "attach.h"
 #include "globals.h"
@@ -1101,6 +1102,111 @@ typedef struct ErrorCase {
         const char *parameter; /* InvalidParameter's parameter */
         const char *word;      /* in the message */
 } ErrorCase;
+
+/* Spins on CPU 0 until slot of the perf counter map moved, for up to 3 s of wall time. */
+static bool samples_arrive(int map_fd, uint32_t slot) {
+        cpu_set_t one, all;
+        uint64_t before = counter(map_fd, slot);
+        bool moved = false;
+        struct timespec t0, t;
+
+        CPU_ZERO(&one);
+        CPU_SET(0, &one);
+        sched_getaffinity(0, sizeof(all), &all);
+        sched_setaffinity(0, sizeof(one), &one);
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do {
+                for (volatile unsigned i = 0; i < 1000000; i++)
+                        ;
+                moved = counter(map_fd, slot) > before;
+                clock_gettime(CLOCK_MONOTONIC, &t);
+        } while (!moved && t.tv_sec - t0.tv_sec < 3);
+        sched_setaffinity(0, sizeof(all), &all);
+        return moved;
+}
+
+static int perf_map = -1;
+
+static void burn_cpu0(void) {
+        samples_arrive(perf_map, 0);
+}
+
+/* perf_event: sampling on one CPU, and for one process; each link stops the program when it goes. */
+TEST(perf_event) {
+        static const struct {
+                const char *spec;
+                const char *error;
+                const char *says; /* in the message */
+        } errors[] = {
+                { "{\"event\":\"no-such-event\",\"cpu\":0}", "InvalidParameter", "unknown event" },
+                { "{\"event\":\"cpu-clock\"}", "InvalidParameter", "either cpu" },
+                { "{\"event\":\"cpu-clock\",\"cpu\":0,\"pid\":1}", "InvalidParameter", "either cpu" },
+                { "{\"event\":\"cpu-clock\",\"cpu\":0,\"frequency\":99,\"period\":5}", "InvalidParameter",
+                  "not both" },
+                { "{\"event\":\"cpu-clock\",\"cpu\":0,\"frequency\":0}", "InvalidParameter", "positive" },
+                { "{\"event\":\"cpu-clock\",\"cpu\":4000}", "AttachFailed", "no CPU 4000" },
+                { "{\"event\":\"cpu-clock\",\"pid\":2147483647}", "AttachFailed", "no process" },
+        };
+        _cleanup_free_ char *globals = NULL;
+        struct bpf_object *obj = NULL;
+        AttachResult a = ATTACH_RESULT_NULL;
+        Failure f = {};
+        char spec[128];
+        int fd, r;
+
+        setup();
+        if (asprintf(&globals, "{\"target_tgid\":%d}", getpid()) < 0)
+                abort();
+        if (!tap_is_int(load_object("attach_perf", globals, &obj), 0, "attach_perf.bpf.o loads"))
+                return;
+        fd = prog_fd(obj, "on_sample");
+        perf_map = bpf_object__find_map_fd_by_name(obj, "attach_perf_counts");
+
+        r = attach(fd, "perf_event", "{\"event\":\"cpu-clock\",\"cpu\":0,\"frequency\":1000}", getpid(), &a, &f);
+        if (tap_attached(r, &f, "attach perf_event cpu-clock on CPU 0 at 1000 Hz")) {
+                tap_is_str(a.target, "cpu-clock cpu 0 at 1000 Hz", "target");
+                tap_ok(samples_arrive(perf_map, 0), "the program runs on CPU 0's samples while it is busy");
+                attach_result_done(&a);
+                tap_ok(stops_counting(perf_map, 0, burn_cpu0), "closing the link stops the sampling");
+        }
+        failure_done(&f);
+
+        snprintf(spec, sizeof(spec), "{\"event\":\"task-clock\",\"pid\":%d,\"period\":100000}", getpid());
+        r = attach(fd, "perf_event", spec, getpid(), &a, &f);
+        if (tap_attached(r, &f, "attach perf_event task-clock of this process, every 100 us of its CPU time")) {
+                snprintf(spec, sizeof(spec), "task-clock pid %d every 100000", getpid());
+                tap_is_str(a.target, spec, "target");
+                tap_ok(samples_arrive(perf_map, 1), "the program runs on this process's samples");
+                attach_result_done(&a);
+        }
+        failure_done(&f);
+
+        /* No hardware PMU (a VM): a clean AttachFailed; with one, a link like any other. */
+        r = attach(fd, "perf_event", "{\"event\":\"cycles\",\"cpu\":0}", getpid(), &a, &f);
+        tap_ok(r == 0 || (strcmp(f.error ?: "", VL_ERROR_ATTACH_FAILED) == 0 &&
+                          strstr(failure_field(&f, "message"), "this machine has no cycles event")),
+               "cycles: %s", r == 0 ? "attached (this machine has a PMU)" : failure_field(&f, "message"));
+        attach_result_done(&a);
+        failure_done(&f);
+
+        for (size_t i = 0; i < ELEMENTSOF(errors); i++) {
+                r = attach(fd, "perf_event", errors[i].spec, getpid(), &a, &f);
+                tap_ok(r < 0 && strstr(f.error ?: "", errors[i].error) &&
+                               strstr(failure_field(&f, "message"), errors[i].says),
+                       "perf_event %s: %s (%s)", errors[i].spec, errors[i].error, failure_field(&f, "message"));
+                attach_result_done(&a);
+                failure_done(&f);
+        }
+
+        fd = trace_prog("tp_getpid");
+        r = attach(fd, "perf_event", "{\"event\":\"cpu-clock\",\"cpu\":0}", getpid(), &a, &f);
+        tap_ok(r < 0 && strstr(failure_field(&f, "message"), "not a perf_event program"),
+               "a tracepoint program cannot sample: %s", failure_field(&f, "message"));
+        attach_result_done(&a);
+        failure_done(&f);
+        safe_close(fd);
+        bpf_object__close(obj);
+}
 
 static const char *nowhere = "/sys/fs/cgroup/unified/bpfcored-nope";
 

@@ -156,6 +156,10 @@ TEST(load_get_list_unload) {
         tap_is_str(json_str(exec, "type"), "tracepoint", "program type");
         tap_is_str(json_str(exec, "section"), "tracepoint/syscalls/sys_enter_execve", "program section");
         tap_ok(json_object_object_get_ex(object_get(&r, "timings_us"), "total", NULL), "timings reported");
+        tap_ok(json_int(object_get(&r, "timings_us"), "total") >= json_int(object_get(&r, "timings_us"), "load") &&
+                       json_int(object_get(&r, "timings_us"), "load") > 0,
+               "the total covers the load (%lld >= %lld us)", (long long) json_int(object_get(&r, "timings_us"), "total"),
+               (long long) json_int(object_get(&r, "timings_us"), "load"));
 
         /* What the kernel says about the program the daemon named. */
         fd = bpf_prog_get_fd_by_id((uint32_t) json_int(exec, "id"));
@@ -721,6 +725,42 @@ TEST(survives_client_and_daemon) {
         tap_ok(!pin_exists(id, ""), "and its pins");
 }
 
+/* bpfcorectl attach ... perf_event EVENT cpu=N freq=HZ through the daemon; the link survives a restart. */
+TEST(perf_event) {
+        _cleanup_free_ char *err = NULL, *aout = NULL,
+                            *aerr = NULL, *bout = NULL, *berr = NULL, *sout = NULL;
+        _cleanup_reply_ BpfcoreReply r = {}, l = {};
+        json_object *links;
+        char id[32];
+
+        load_object(&d, "attach_perf", NULL, &r);
+        if (!tap_is_str(reply_error(&r), "", "attach_perf.bpf.o loads"))
+                return;
+        snprintf(id, sizeof(id), "%lld", (long long) object_int(&r, "id"));
+        tap_is_int(run_ctl(&d, &aout, &aerr, "attach", id, "on_sample", "perf_event", "cpu-clock", "cpu=0", "freq=99",
+                           NULL),
+                   0, "bpfcorectl attach ID on_sample perf_event cpu-clock cpu=0 freq=99");
+        tap_ok(aout && strstr(aout, "(perf_event cpu-clock cpu 0 at 99 Hz)"), "says what it attached: %s",
+               aout ?: aerr);
+        tap_is_int(run_ctl(&d, &bout, &berr, "attach", id, "on_sample", "perf_event", "cpu-clock", "core=0", NULL), 2,
+                   "a word it does not know is a usage error");
+        tap_ok(berr && strstr(berr, "perf_event takes EVENT cpu=N|pid=N [freq=HZ|period=N], not 'core=0'"),
+               "naming the word: %s", berr ?: "");
+
+        kill(d.pid, SIGKILL);
+        waitpid(d.pid, NULL, 0);
+        d.pid = 0;
+        tap_is_int(daemon_start(&d), 0, "daemon restarts after SIGKILL");
+        links = json_object_object_get(array_find_name(json_object_object_get(find_id(list_objects(&l),
+                                                                                      object_int(&r, "id")),
+                                                                              "programs"),
+                                                       "on_sample"),
+                                       "links");
+        tap_is_str(json_str(json_object_array_get_idx(links, 0), "target"), "cpu-clock cpu 0 at 99 Hz",
+                   "the perf_event link is recovered with its target");
+        tap_is_int(run_ctl(&d, &sout, &err, "unload", id, NULL), 0, "and unloaded");
+}
+
 TEST(sigkill_and_half_created) {
         _cleanup_reply_ BpfcoreReply r = {}, l = {};
         char path[512];
@@ -1133,6 +1173,65 @@ TEST(objects_d) {
         unlink(unlink_path);
         kill(d.pid, SIGHUP);
         tap_is_int(wait_object("good", 0, false), 0, "SIGHUP after removing the entry unloads its object");
+}
+
+/* objects.d's attach.PROGRAM lines: the target syntax of bpfcorectl attach, made as part of the load. */
+TEST(objects_d_attach) {
+        _cleanup_free_ char *path = harness_object_path("globals"), *conf = NULL, *bad = NULL, *log = NULL;
+        _cleanup_reply_ BpfcoreReply l = {};
+        json_object *o, *links, *objects;
+        const char *skipped[] = { "badtarget.conf", "relative.conf", "noprog.conf", "notracepoint.conf" };
+        char unlink_path[512];
+        uint64_t before;
+        size_t size;
+
+        tap_is_int(daemon_stop(&d), 0, "daemon stopped to add objects.d entries with attachments");
+        if (asprintf(&conf, "file = %s\nglobal.enabled = true\nglobal.target_pid = %d\n"
+                            "attach.count_getpid = tracepoint syscalls/sys_enter_getpid\n", path, getpid()) < 0)
+                abort();
+        write_conf("attached.conf", conf);
+        write_conf("badtarget.conf", "file = /x.bpf.o\nattach.count_getpid = tracepoint nocategory\n");
+        write_conf("relative.conf", "file = /x.bpf.o\nattach.count_getpid = cgroup sys/fs/cgroup cgroup_skb/egress\n");
+        if (asprintf(&bad, "file = %s\nattach.no_such_program = tracepoint syscalls/sys_enter_getpid\n", path) < 0)
+                abort();
+        write_conf("noprog.conf", bad);
+        free(bad);
+        if (asprintf(&bad, "file = %s\nattach.count_getpid = tracepoint syscalls/sys_enter_no_such_call\n", path) < 0)
+                abort();
+        write_conf("notracepoint.conf", bad);
+        tap_is_int(daemon_start(&d), 0, "daemon starts");
+
+        objects = list_objects(&l);
+        o = find_name(objects, "attached");
+        links = json_object_object_get(array_find_name(json_object_object_get(o, "programs"), "count_getpid"), "links");
+        tap_is_int(links ? (int64_t) json_object_array_length(links) : -1, 1,
+                   "attach.count_getpid = tracepoint ...: the program is attached at start");
+        tap_is_str(json_str(json_object_array_get_idx(links, 0), "target"), "syscalls/sys_enter_getpid",
+                   "to the tracepoint the line names");
+        before = getpid_count(json_object_object_get(o, "maps"));
+        call_getpid(4);
+        tap_ok(getpid_count(json_object_object_get(o, "maps")) >= before + 4, "and it counts getpid() calls");
+        tap_is_int(json_object_array_length(objects), 1, "no other entry is loaded: each broken one is skipped whole");
+
+        read_file(d.log_path, &log, &size);
+        tap_ok(log && strstr(log, "badtarget.conf skipped: line 2: attach.count_getpid: tracepoint takes CAT/NAME"),
+               "a malformed target is reported with its line");
+        tap_ok(log && strstr(log, "relative.conf skipped: line 2: attach.count_getpid: path must be an absolute path"),
+               "a relative path is refused");
+        tap_ok(log && strstr(log, "noprog.conf skipped: io.bpfcored.NoSuchProgram"), "an unknown program is reported");
+        tap_ok(log && strstr(log, "notracepoint.conf skipped: io.bpfcored.AttachFailed"),
+               "a failed attachment is reported, and its object not kept");
+        if (!log || !strstr(log, "notracepoint.conf skipped"))
+                daemon_dump_log(&d);
+
+        for (size_t i = 0; i < ELEMENTSOF(skipped); i++) {
+                snprintf(unlink_path, sizeof(unlink_path), "%s/%s", d.objects_dir, skipped[i]);
+                unlink(unlink_path);
+        }
+        snprintf(unlink_path, sizeof(unlink_path), "%s/attached.conf", d.objects_dir);
+        unlink(unlink_path);
+        kill(d.pid, SIGHUP);
+        tap_is_int(wait_object("attached", 0, false), 0, "SIGHUP after removing the entry unloads it, link and all");
 }
 
 TEST(cleanup) {

@@ -4,7 +4,9 @@
 # bpfcored under a real systemd. A minimal Debian 12 root (debootstrap, cached
 # between runs) gets the build installed with `meson install --destdir`, is
 # booted with `systemd-nspawn -b`, and the units are checked from outside
-# through nsenter: socket activation, notify, journald fields and the catalog,
+# through nsenter: what meson install put there (man pages, completion, the
+# client library with pkg-config, the default configuration), socket
+# activation, notify, journald fields and the catalog for every event kind,
 # restart/stop/start keeping programs, the socket's group, reload, watchdog.
 # Prints TAP; skips (1..0 # SKIP) only where debootstrap or nspawn cannot run.
 #
@@ -13,6 +15,9 @@
 # BPFCORED_TEST_CACHE  where the root is cached (default /var/cache/bpfcored-test)
 # DEBIAN_MIRROR        default http://deb.debian.org/debian
 # BPFCORED_TEST_KEEP=1 leave the container running and its run directory in place
+#
+# Needs on the host: man (man-db, to render the installed pages), cc and pkg-config (to build an agent
+# against the installed library: the root has no compiler).
 
 set -u -o pipefail
 
@@ -34,9 +39,16 @@ recipe="bookworm minbase ${packages[*]} backports:${backports_packages[*]} v1"
 caps=CAP_BPF,CAP_PERFMON,CAP_SYS_ADMIN,CAP_NET_ADMIN,CAP_SYS_RESOURCE
 objects=/var/lib/bpfcored-test
 msgid_started=0844666ef24a4ae59e5f5c0b34f168f7
+msgid_ready=3e303d5c9e2047a09a1d35155fccf999
 msgid_loaded=01edef0129984433a273f7713c218776
-msgid_recovery=5527eb69d4ee43f7b27dc276f901c4af
+msgid_load_failed=3e1d7a5feacb4b938576efb8ad31f546
 msgid_attached=df0ac853eae547f88c90d07a7b46a05b
+msgid_detached=3c808f8fc9264b91b9e2c2b26d985264
+msgid_unloaded=5798b9aca29140e197d7b92925a955ee
+msgid_recovery=5527eb69d4ee43f7b27dc276f901c4af
+msgid_reloaded=14fbfe61b2e54c26bc1fcd2388ce4f1d
+msgid_btf_added=e3f9b47b355d4f04ba3ca7f64ad7d8e1
+msgid_btf_removed=9f371c5f5c5344c89b36a2aeac53b0fa
 msgid_denied=7d1f0b3e58a94c6d9e2a4b8c0f6d2e15
 
 n=0
@@ -135,7 +147,7 @@ wait_active() {
 [ "$(id -u)" -eq 0 ] || skip_all "needs root (debootstrap, mounts, systemd-nspawn)"
 grep -qw bpf /proc/filesystems || skip_all "the kernel has no bpf filesystem"
 [ -r /sys/kernel/btf/vmlinux ] || skip_all "the kernel has no BTF (/sys/kernel/btf/vmlinux)"
-for f in bpf/tp_core.bpf.o bpf/attach_net.bpf.o bpf/attach_probe.bpf.o uprobe-target; do
+for f in bpf/tp_core.bpf.o bpf/attach_net.bpf.o bpf/attach_probe.bpf.o bpf/ringbuf.bpf.o uprobe-target; do
         [ -f "$build/tests/$f" ] || skip_all "the build has no $build/tests/$f (test BPF objects not built)"
 done
 command -v python3 >/dev/null || skip_all "python3 is needed to read JSON replies"
@@ -289,7 +301,12 @@ option() { json "next(o['value'] for o in d if o['name'] == '$1')" <<<"$opts"; }
 prefix=$(option prefix)
 bindir=$prefix/$(option bindir)
 sbindir=$prefix/$(option sbindir)
+libdir=$prefix/$(option libdir)
+mandir=$prefix/$(option mandir)
+datadir=$prefix/$(option datadir)
 sanitize=$(option b_sanitize)
+# meson install runs no ldconfig for a --destdir: the client library must be found by agents.
+chroot "$run/root" ldconfig || bail "ldconfig in the copy failed"
 
 # A library the root lacks would only show as a daemon that does not start.
 out=$(chroot "$run/root" ldd "$sbindir/bpfcored" "$bindir/bpfcorectl" 2>&1)
@@ -310,7 +327,7 @@ if [ "$sanitize" != none ]; then
                 >"$run/root/etc/systemd/system/bpfcored.service.d/sanitizer.conf"
 fi
 mkdir -p "$run/root$objects"
-cp "$build"/tests/bpf/{tp_core,attach_net,attach_probe}.bpf.o "$build/tests/uprobe-target" "$run/root$objects/" ||
+cp "$build"/tests/bpf/{tp_core,attach_net,attach_probe,ringbuf}.bpf.o "$build/tests/uprobe-target" "$run/root$objects/" ||
         bail "cannot copy the test objects"
 echo "$machine" >"$run/root/etc/hostname"
 
@@ -397,6 +414,43 @@ out=$(inside sh -c 'getent group bpfcore bpfcore-admin &&
         stat -c "%A %U:%G %n" /etc/bpfcored/btf /etc/bpfcored/objects.d /run/bpfcored' 2>&1)
 check $? "sysusers.d made groups bpfcore and bpfcore-admin, tmpfiles.d the directories" "$out"
 
+# ---------------------------------------------------------------------------
+# What meson install put there for admins and agent authors.
+
+out=$(inside sh -c 'ls -l /etc/bpfcored/bpfcored.conf && bpfcored -n' 2>&1)
+[[ "$out" == *"configuration OK: /etc/bpfcored/bpfcored.conf"* ]]
+check $? "the default configuration is installed in /etc/bpfcored and bpfcored -n finds it OK" "$out"
+
+# The minimal root has no man-db: the installed pages are rendered with the host's.
+for page in man8/bpfcored.8 man8/bpfcorectl.8 man5/bpfcored.conf.5; do
+        f=$run/root$mandir/$page
+        name=$(basename "$page")
+        warnings=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -l "$f" 2>&1 >/dev/null)
+        text=$(LC_ALL=C.UTF-8 MANWIDTH=80 man -l "$f" 2>/dev/null)
+        [ -f "$f" ] && [ -z "$warnings" ] && [[ "$text" == *NAME*"${name%.*}"*SYNOPSIS*DESCRIPTION* ]]
+        check $? "man -l renders the installed $mandir/$page without warnings ($(wc -l <<<"$text") lines)" \
+                "exists: $([ -f "$f" ] && echo yes || echo no); warnings: $warnings"
+done
+
+completion=$datadir/bash-completion/completions/bpfcorectl
+# shellcheck disable=SC2016 # expanded inside
+out=$(inside bash -c 'source "$1" && complete -p bpfcorectl && COMP_WORDS=(bpfcorectl un) COMP_CWORD=1 &&
+        _bpfcorectl && echo "${COMPREPLY[*]}"' _ "$completion" 2>&1)
+[ "$out" = "complete -F _bpfcorectl bpfcorectl
+unload" ]
+check $? "sourcing the installed $completion defines the completion (bpfcorectl un<TAB> gives unload)" "$out"
+
+# An agent in C builds against the installed library with pkg-config (on the host: the root has no
+# compiler), then runs inside against the real daemon, further down.
+pc_env=(env PKG_CONFIG_SYSROOT_DIR="$run/root" PKG_CONFIG_PATH="$run/root$libdir/pkgconfig")
+pc_flags=$("${pc_env[@]}" pkg-config --cflags --libs bpfcore-client 2>&1)
+st=$?
+[ $st -eq 0 ] && [[ "$pc_flags" == *-lbpfcore-client* ]] && [ -f "$run/root$prefix/include/bpfcore-client.h" ]
+check $? "pkg-config --cflags --libs bpfcore-client works on the installed tree: ${pc_flags//$run\/root/}" "exit $st: $pc_flags"
+# shellcheck disable=SC2086 # flags are words
+out=$(cc -o "$run/root$objects/example-agent" "$src/tests/example-agent.c" $pc_flags $(pkg-config --libs libbpf) 2>&1)
+check $? "tests/example-agent.c compiles and links against it" "$out"
+
 out=$(inside stat -c '%A %U:%G' /run/bpfcored/io.bpfcored 2>&1)
 socket=$(prop bpfcored.socket SubState)
 service=$(prop bpfcored.service ActiveState)
@@ -419,8 +473,8 @@ service: $service
 $(inside journalctl -u bpfcored.service --no-pager -n 20 -o cat)" || bail "bpfcored does not start under systemd"
 note "socket activation to answer: $((SECONDS - ta))s"
 pid1=$(prop bpfcored.service MainPID)
-[ -n "$(journal _PID="$pid1" MESSAGE_ID=$msgid_started)" ]
-check $? "the start is in the journal with MESSAGE_ID=$msgid_started"
+[ -n "$(journal _PID="$pid1" MESSAGE_ID=$msgid_started)" ] && [ -n "$(journal _PID="$pid1" MESSAGE_ID=$msgid_ready)" ]
+check $? "the start and READY are in the journal (MESSAGE_ID=$msgid_started, $msgid_ready)"
 
 # ---------------------------------------------------------------------------
 # A load, in the journal with its fields; attaching from inside the sandbox.
@@ -440,6 +494,9 @@ $entry"
 jprogs=$(json 'd["BPFCORED_PROG_IDS"]' <<<"$entry")
 [ -n "$progs" ] && [ "$jprogs" = "$progs" ]
 check $? "its BPFCORED_PROG_IDS ($jprogs) are the loaded programs' ids ($progs)"
+usec=$(json 'd["BPFCORED_LOAD_USEC"]' <<<"$entry")
+[ "${usec:-0}" -gt 0 ] && [ "$usec" = "$(json 'd["object"]["timings_us"]["total"]' <<<"$out")" ]
+check $? "and its BPFCORED_LOAD_USEC ($usec) is the load's total time in the reply" "$entry"
 
 inside journalctl --update-catalog >/dev/null 2>&1
 out=$(inside journalctl --list-catalog $msgid_loaded 2>&1)
@@ -452,10 +509,45 @@ check $? "the sandboxed daemon attaches a tracepoint (perf_event_open, tracefs):
 [ -n "$(journal MESSAGE_ID=$msgid_attached BPFCORED_LINK_ID="$link")" ]
 check $? "the attach is in the journal with MESSAGE_ID=$msgid_attached"
 
+out=$(inside bpfcorectl --json load /etc/hostname 2>&1)
+st=$?
+[ $st -ne 0 ] && [[ "$out" == *InvalidObject* ]] &&
+        [ -n "$(journal MESSAGE_ID=$msgid_load_failed BPFCORED_ERROR=io.bpfcored.InvalidObject)" ]
+check $? "a failed load (not an ELF file) is in the journal with MESSAGE_ID=$msgid_load_failed" "exit $st: $out"
+
+out=$(inside "$objects/example-agent" /run/bpfcored/io.bpfcored "$objects/ringbuf.bpf.o" 2>&1)
+st=$?
+lib=$(inside ldd "$objects/example-agent" | grep -o 'libbpfcore-client[^ ]* => [^ ]*')
+[ $st -eq 0 ] && [[ "$out" == received* ]] && [[ "$lib" == *"$libdir"* ]]
+check $? "the agent built with pkg-config runs inside with the installed library: $out" "exit $st: $out; $lib"
+
+# shellcheck disable=SC2016
+out=$(inside bash -c 'source "$1" && COMP_WORDS=(bpfcorectl show "") COMP_CWORD=2 && _bpfcorectl &&
+        echo "${COMPREPLY[*]}"' _ "$completion" 2>&1)
+ids=$(inside bpfcorectl --json list | json '" ".join(str(o["id"]) for o in d["objects"])')
+[ -n "$ids" ] && [ "$out" = "$ids" ]
+check $? "bpfcorectl show <TAB> completes the loaded object ids ($out) from bpfcorectl --json list" \
+        "completion: $out; loaded: $ids"
+
 out=$(inside bpfcorectl --json load $objects/attach_probe.bpf.o 2>&1)
 pobj=$(json 'd["object"]["id"]' <<<"$out")
 out=$(inside bpfcorectl attach "$pobj" uprobe_hit uprobe $objects/uprobe-target bpfcored_probe_me 2>&1)
 check $? "it attaches a uprobe to a binary opened through the caller's root (openat2, CAP_SYS_PTRACE)" "$out"
+
+out=$(inside bpfcorectl detach "$link" 2>&1) && [ -n "$(journal MESSAGE_ID=$msgid_detached BPFCORED_LINK_ID="$link")" ]
+check $? "a detach is in the journal with MESSAGE_ID=$msgid_detached" "$out"
+out=$(inside bpfcorectl --json attach "$obj" handle_exec tracepoint syscalls/sys_enter_execve 2>&1)
+link=$(json 'd["link"]["id"]' <<<"$out")
+check $? "and attaching again gives link ${link:-?}" "$out"
+
+# External BTF dropped into /etc/bpfcored/btf comes and goes while the daemon runs (inotify).
+inside cp /sys/kernel/btf/vmlinux /etc/bpfcored/btf/bpfcored-test.btf
+added=$(journal MESSAGE_ID=$msgid_btf_added BPFCORED_BTF_NAME=bpfcored-test)
+inside rm /etc/bpfcored/btf/bpfcored-test.btf
+removed=$(journal MESSAGE_ID=$msgid_btf_removed BPFCORED_BTF_NAME=bpfcored-test)
+[ -n "$added" ] && [ -n "$removed" ]
+check $? "BTF added to and removed from /etc/bpfcored/btf is in the journal (MESSAGE_ID=$msgid_btf_added, $msgid_btf_removed)" \
+        "added: ${added:0:200}; removed: ${removed:0:200}"
 
 before=$(loaded_ids)
 note "loaded: $before (object:programs)"
@@ -526,6 +618,9 @@ pid=$(prop bpfcored.service MainPID)
         [ "$after" = "$before" ]
 check $? "systemctl reload (SIGHUP: RELOADING=1, READY=1) keeps the daemon and everything loaded" \
         "exit $st, pid $pid3 -> $pid, before: $before; after: $after"
+entry=$(journal _PID="$pid" MESSAGE_ID=$msgid_reloaded | head -1)
+[ "$(json 'd["BPFCORED_RULES"]' <<<"$entry")" = 1 ]
+check $? "the reload is in the journal with MESSAGE_ID=$msgid_reloaded and BPFCORED_RULES=1" "$entry"
 out=$(inside_as bpfcore-member bpfcorectl --json load $objects/attach_net.bpf.o 2>&1)
 mobj=$(json 'd["object"]["id"]' <<<"$out")
 check $? "after the reload the new rule is in force: the member loads object ${mobj:-?}" "$out"
@@ -575,6 +670,19 @@ phase "watchdog"
 
 out=$(inside bpfcorectl unload "$obj" 2>&1 && inside bpfcorectl unload "$pobj" 2>&1) && [ -z "$(loaded_ids)" ]
 check $? "bpfcorectl unload $obj $pobj leaves nothing loaded" "$out"
+[ -n "$(journal MESSAGE_ID=$msgid_unloaded BPFCORED_OBJECT_ID="$obj")" ]
+check $? "the unload is in the journal with MESSAGE_ID=$msgid_unloaded"
+
+# Every kind of event issue 7 lists, each with its own MESSAGE_ID, and the catalog explains each.
+missing=""
+for kind in started ready loaded load_failed attached detached unloaded recovery reloaded btf_added btf_removed denied; do
+        var=msgid_$kind
+        [ -n "$(inside journalctl -o cat --no-pager MESSAGE_ID="${!var}" | head -1)" ] || missing="$missing $kind"
+        inside journalctl --list-catalog "${!var}" | grep -q "${!var}" || missing="$missing $kind(catalog)"
+done
+[ -z "$missing" ]
+check $? "the journal has an entry, and the catalog a text, for each event kind: start, ready, load, load failed, attach, detach, unload, recovery, config reload, BTF added/removed, permission denied" \
+        "missing:$missing"
 
 # Every program a load of this run made, from the journal, to look for in the kernel afterwards.
 all_progs=$(inside journalctl -o json --no-pager MESSAGE_ID=$msgid_loaded |
