@@ -1,0 +1,135 @@
+#!/bin/sh
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# Runs inside the VM (busybox sh, from the initramfs run-vm-test.py builds): starts bpfcored, loads
+# the test objects through bpfcorectl, attaches and triggers probes, loads and removes a module, and
+# stores every command's output, stderr and exit status under /out (a 9p share of the host), where
+# the host asserts them. Nothing here decides pass or fail: it only records what the kernel did.
+
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+out=/out
+objs=/objects
+sock=/run/bpfcored/io.bpfcored
+ctl="bpfcorectl --socket $sock"
+
+# run NAME CMD...: records CMD's stdout, stderr and exit status as NAME.out, NAME.err, NAME.rc.
+run() {
+	name=$1
+	shift
+	"$@" >"$out/$name.out" 2>"$out/$name.err"
+	echo $? >"$out/$name.rc"
+}
+
+# The daemon's object id in a Load reply (the first "id" of the JSON).
+object_id() { grep -m1 -o '"id":[0-9]*' "$out/$1.out" | cut -d: -f2; }
+
+# A map's kernel id from `bpfcorectl show ID` (the table row whose NAME column is MAP).
+map_id() { $ctl show "$1" | awk -v m="$2" '$2 == m && $1 ~ /^[0-9]+$/ { print $1; exit }'; }
+
+start_daemon() {
+	# $1: a name for its log; the rest: extra options.
+	log=$1
+	shift
+	mkdir -p /run/bpfcored /sys/fs/bpf/bpfcored
+	bpfcored --socket $sock --foreground --config /dev/null --objects-dir /etc/bpfcored/objects.d \
+		--btf-dir /etc/bpfcored/btf "$@" 2>"$out/$log.log" &
+	daemon=$!
+	i=0
+	while [ ! -S $sock ] && [ $i -lt 300 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+stop_daemon() {
+	kill "$daemon"
+	wait "$daemon"
+	rm -f $sock
+}
+
+uname -r >$out/uname
+cat /proc/uptime >$out/uptime.start
+# The kernel's own BTF, for the host's offset checks and its pre-flight Check.
+cp /sys/kernel/btf/vmlinux $out/vmlinux.btf
+
+start_daemon daemon
+run status $ctl --json status
+run btf-list $ctl --json btf list
+
+# Every object once: load (attaching by SEC() where the section names a target), then unload.
+# OBJECT:ATTACH, ATTACH "a" for --attach; "-" for load only (targets given explicitly below).
+for spec in tp_core:a globals:a xdp_pass:- pinned:a many_core:a tp_btf:a attach_trace:a \
+	attach_probe:- attach_fentry:a attach_net:- ringbuf:a; do
+	o=${spec%%:*}
+	if [ "${spec#*:}" = a ]; then
+		run "load-$o" $ctl --json load $objs/$o.bpf.o --attach
+	else
+		run "load-$o" $ctl --json load $objs/$o.bpf.o
+	fi
+	id=$(object_id "load-$o")
+	[ -n "$id" ] || continue
+	case $o in
+	xdp_pass)
+		run "attach-$o-xdp" $ctl --json attach "$id" xdp_count xdp lo skb
+		;;
+	attach_net)
+		run "attach-$o-xdp" $ctl --json attach "$id" xdp_icmp xdp lo skb
+		run "attach-$o-tc" $ctl --json attach "$id" tc_icmp tc lo ingress
+		;;
+	esac
+	run "show-$o" $ctl --json show "$id"
+	run "unload-$o" $ctl unload "$id"
+done
+
+# kprobe/kretprobe and fentry/fexit counting real calls: a process waits on a fifo, then becomes
+# `rm` of three files (same pid: exec), so the programs filter on a tgid known before they load.
+mkfifo /tmp/go
+touch /tmp/u1 /tmp/u2 /tmp/u3
+(read -r _ </tmp/go && exec rm /tmp/u1 /tmp/u2 /tmp/u3) &
+victim=$!
+echo "$victim" >$out/victim.pid
+run probe-load $ctl --json load $objs/attach_probe.bpf.o --global target_tgid="$victim"
+pid_probe=$(object_id probe-load)
+run probe-attach-kprobe $ctl --json attach "$pid_probe" kprobe_hit kprobe do_unlinkat
+run probe-attach-kretprobe $ctl --json attach "$pid_probe" kretprobe_hit kretprobe do_unlinkat
+run fentry-load $ctl --json load $objs/attach_fentry.bpf.o --global target_tgid="$victim" --attach
+pid_fentry=$(object_id fentry-load)
+echo go >/tmp/go
+wait "$victim"
+echo $? >$out/victim.rc
+run probe-counts $ctl --json map dump "$(map_id "$pid_probe" attach_probe_counts)"
+run fentry-counts $ctl --json map dump "$(map_id "$pid_fentry" .bss)"
+run probe-unload $ctl unload "$pid_probe"
+run fentry-unload $ctl unload "$pid_fentry"
+
+# Module BTF, live: veth's BTF is not there, then it is (no restart), then it is gone again.
+run module-check-before $ctl --json check $objs/module_core.bpf.o
+run module-modprobe modprobe veth
+sleep 1
+run module-btf-list $ctl --json btf list
+run module-load $ctl --json load $objs/module_core.bpf.o --attach
+mod_id=$(object_id module-load)
+run module-counts $ctl --json map dump "$(map_id "$mod_id" .bss)"
+[ -n "$mod_id" ] && run module-unload $ctl unload "$mod_id"
+cp /sys/kernel/btf/veth $out/veth.btf 2>/dev/null
+run module-rmmod modprobe -r veth
+sleep 1
+run module-btf-list-after $ctl --json btf list
+run module-check-after $ctl --json check $objs/module_core.bpf.o
+stop_daemon
+
+# A kernel without /sys/kernel/btf/vmlinux: hide the directory, let --vmlinux-btf stand in.
+mkdir -p /tmp/btf-copy
+cp /sys/kernel/btf/vmlinux /tmp/btf-copy/vmlinux.btf
+mount -t tmpfs none /sys/kernel/btf
+ls /sys/kernel/btf >$out/nobtf-ls
+start_daemon daemon-nobtf --vmlinux-btf /tmp/btf-copy/vmlinux.btf
+run nobtf-load $ctl --json load $objs/tp_core.bpf.o --attach
+id=$(object_id nobtf-load)
+[ -n "$id" ] && run nobtf-unload $ctl unload "$id"
+stop_daemon
+umount /sys/kernel/btf
+
+bpftool prog show >$out/progs-left 2>&1
+cat /proc/uptime >$out/uptime.end
+echo done >$out/done
