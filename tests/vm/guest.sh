@@ -109,8 +109,15 @@ sleep 1
 run module-btf-list $ctl --json btf list
 run module-load $ctl --json load $objs/module_core.bpf.o --attach
 mod_id=$(object_id module-load)
-run module-counts $ctl --json map dump "$(map_id "$mod_id" .bss)"
 [ -n "$mod_id" ] && run module-unload $ctl unload "$mod_id"
+# fentry/fexit on a module's function (the target is in veth's BTF), counting a veth going up.
+run modfentry-load $ctl --json load $objs/module_fentry.bpf.o --attach
+mf_id=$(object_id modfentry-load)
+run modfentry-ip-add ip link add name vt0 type veth
+run modfentry-ip-up ip link set vt0 up
+run modfentry-ip-del ip link del vt0
+run modfentry-counts $ctl --json map dump "$(map_id "$mf_id" .bss)"
+[ -n "$mf_id" ] && run modfentry-unload $ctl unload "$mf_id"
 cp /sys/kernel/btf/veth $out/veth.btf 2>/dev/null
 run module-rmmod modprobe -r veth
 sleep 1

@@ -42,6 +42,8 @@ KERNELS = [('debian-6.1', 'bookworm', '6.1.'), ('debian-6.12', 'bookworm-backpor
 OBJECTS = {'tp_core': 2, 'globals': 1, 'xdp_pass': 1, 'pinned': 1, 'many_core': 48, 'tp_btf': 1,
            'attach_trace': 3, 'attach_probe': 0, 'attach_fentry': 2, 'attach_net': 2, 'ringbuf': 1}
 MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'veth']
+# Objects that need veth loaded, tried after `modprobe veth`.
+MODULE_OBJECTS = ['module_core', 'module_fentry']
 
 n = 0
 failed = 0
@@ -186,7 +188,7 @@ def common_initramfs(work, build, src, busybox, bpftool):
     for applet in sh(busybox, '--list').split():
         if applet != 'busybox' and not os.path.exists(os.path.join(root, 'bin', applet)):
             os.symlink('busybox', os.path.join(root, 'bin', applet))
-    for o in list(OBJECTS) + ['module_core']:
+    for o in list(OBJECTS) + MODULE_OBJECTS:
         add_file(root, os.path.join(build, 'tests', 'bpf', o + '.bpf.o'), '/objects/%s.bpf.o' % o)
     add_file(root, os.path.join(src, 'tests', 'vm', 'guest.sh'), '/guest.sh')
     for d in ('proc', 'sys', 'dev', 'run', 'tmp', 'out', 'etc/bpfcored/btf', 'etc/bpfcored/objects.d'):
@@ -431,7 +433,7 @@ def btf_names(reply):
     return [b.get('name') for b in (reply or {}).get('btf', [])]
 
 
-def test_module(label, g, work, kbtf):
+def test_module(label, g, kbtf, row):
     before = g.json('module-check-before')
     check(g.rc('module-check-before') != 0 and before is None or (before and not before.get('ok')),
           '%s: module_core does not relocate before veth is loaded' % label,
@@ -453,9 +455,24 @@ def test_module(label, g, work, kbtf):
         check(relos and from_veth and not wrong and checked == len(relos),
               '%s: module_core\'s %d relocations resolve in veth\'s BTF to its offsets' % (label, len(relos)),
               json.dumps(relos) + '\n' + '\n'.join(wrong))
-        result = (checked - len(wrong), len(relos))
+        row['module_core'] = {'loads': 'yes', 'relos': '%d/%d (veth)' % (checked - len(wrong), len(relos)),
+                              'attach': '%d/1' % sum(len(p.get('links', [])) for p in load['object']['programs'])}
     else:
-        result = (0, 0)
+        row['module_core'] = {'loads': 'no', 'relos': '-', 'attach': '-'}
+    row['module_fentry'] = {'loads': 'no', 'relos': '-', 'attach': '-'}
+    load = g.json('modfentry-load')
+    if check(g.rc('modfentry-load') == 0 and load, '%s: fentry and fexit on veth_open (a module\'s function) '
+             'load and attach' % label, g.why('modfentry-load')):
+        links = sum(len(p.get('links', [])) for p in load['object']['programs'])
+        check(links == 2, '%s: ... with 2 links (got %d)' % (label, links))
+        check(g.rc('modfentry-ip-add') == 0 and g.rc('modfentry-ip-up') == 0,
+              '%s: a veth pair made and set up' % label, g.why('modfentry-ip-add') + g.why('modfentry-ip-up'))
+        bss = g.json('modfentry-counts')
+        calls, ok = datasec(bss, 'open_calls'), datasec(bss, 'open_returns_ok')
+        check(calls == 1 and ok == 1, '%s: fentry saw 1 veth_open call, fexit 1 successful return (got %s, %s)'
+              % (label, calls, ok), g.text('modfentry-counts'))
+        row['module_fentry'] = {'loads': 'yes', 'relos': '0/0', 'attach': '%d/2 (%s/%s hits)' % (links, calls, ok)}
+        check(g.rc('modfentry-unload') == 0, '%s: ... and unloads' % label, g.why('modfentry-unload'))
     check(g.rc('module-rmmod') == 0, '%s: modprobe -r veth' % label, g.why('module-rmmod'))
     names = btf_names(g.json('module-btf-list-after'))
     check('veth' not in names and 'vmlinux' in names, '%s: veth\'s BTF is dropped when the module goes' % label,
@@ -464,7 +481,6 @@ def test_module(label, g, work, kbtf):
     check(g.rc('module-check-after') != 0 and (after is None or not after.get('ok')),
           '%s: module_core does not relocate once veth is gone' % label,
           g.why('module-check-after') + (g.text('module-check-after') or ''))
-    return result
 
 
 def test_no_sysfs_btf(label, g, tp_core):
@@ -554,7 +570,7 @@ def print_matrix(matrix):
     print('# from the build host\'s offsets), links attached (kprobe/kretprobe and fentry/fexit: real hits)')
     head = '%-14s' % 'object' + ''.join('  %-34s' % l for l in labels)
     print('# ' + head)
-    for o in list(OBJECTS) + ['module_core']:
+    for o in list(OBJECTS) + MODULE_OBJECTS:
         cells = []
         for l in labels:
             c = matrix[l].get(o)
@@ -585,7 +601,7 @@ def main():
     # The initramfs has no libc for busybox: it must be busybox-static's.
     if subprocess.run(['ldd', tools['busybox']], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
         skip_all('%s is dynamically linked (install busybox-static)' % tools['busybox'])
-    for o in list(OBJECTS) + ['module_core']:
+    for o in list(OBJECTS) + MODULE_OBJECTS:
         if not os.path.exists(os.path.join(build, 'tests', 'bpf', o + '.bpf.o')):
             skip_all('the build has no tests/bpf/%s.bpf.o (test BPF objects not built)' % o)
     os.makedirs(cache, exist_ok=True)
@@ -629,10 +645,7 @@ def main():
             kbtf = btf.load(os.path.join(share, 'vmlinux.btf'))
             objs = test_kernel(label, g, kbtf, None, matrix)
             test_probes(label, g, matrix)
-            module_relos = test_module(label, g, work, kbtf)
-            matrix[label]['module_core'] = {'loads': 'yes' if g.rc('module-load') == 0 else 'no',
-                                            'relos': '%d/%d (veth)' % module_relos,
-                                            'attach': '-'}
+            test_module(label, g, kbtf, matrix[label])
             test_no_sysfs_btf(label, g, objs.get('tp_core'))
             progs = g.text('progs-left', '') or ''
             check(progs.strip() == '', '%s: nothing left loaded in the guest' % label, progs)
