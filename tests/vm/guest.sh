@@ -78,6 +78,23 @@ for spec in tp_core:a globals:a xdp_pass:- pinned:a many_core:a tp_btf:a attach_
 		;;
 	esac
 	run "show-$o" $ctl --json show "$id"
+	# The differential test: the same object loaded by plain libbpf (bpftool, full kernel BTF) must
+	# give the same xlated instructions as the daemon's load, program by program.
+	# Raw instructions (the host compares bytes), all dumps in one bpftool process: each process costs
+	# seconds under software emulation.
+	echo "# $o loaded at $(cut -d' ' -f1 /proc/uptime)"
+	run "libbpf-$o" bpftool prog loadall $objs/$o.bpf.o /sys/fs/bpf/libbpf-$o
+	echo "# $o loaded by bpftool at $(cut -d' ' -f1 /proc/uptime)"
+	$ctl show "$id" | awk -v o="$o" -v out="$out" '
+		/^PROG_ID/ { p = 1; next }
+		p && NF == 0 { exit }
+		p {
+			print "prog dump xlated id " $1 " file " out "/xlated-" o "-" $2 ".daemon"
+			print "prog dump xlated pinned /sys/fs/bpf/libbpf-" o "/" $2 " file " out "/xlated-" o "-" $2 ".libbpf"
+		}' >/tmp/dump-$o
+	run "xlated-$o" bpftool batch file /tmp/dump-$o
+	rm -rf "/sys/fs/bpf/libbpf-$o"
+	echo "# $o dumped at $(cut -d' ' -f1 /proc/uptime)"
 	run "unload-$o" $ctl unload "$id"
 done
 

@@ -368,6 +368,45 @@ def relo_key(r):
     return (r.get('program'), r.get('insn'), r.get('kind'), r.get('type'), r.get('access'))
 
 
+def xlated(path):
+    """A program's xlated instructions (`bpftool prog dump xlated ... file`) with map ids zeroed:
+    they differ between two loads. The kernel dumps a map reference as a ld_imm64 (opcode 0x18)
+    whose src_reg is BPF_PSEUDO_MAP_FD or BPF_PSEUDO_MAP_VALUE and whose first imm is the map's id."""
+    try:
+        with open(path, 'rb') as f:
+            insns = bytearray(f.read())
+    except OSError:
+        return None
+    for i in range(0, len(insns) - 15, 8):
+        if insns[i] == 0x18 and (insns[i + 1] >> 4) in (1, 2):
+            insns[i + 4:i + 8] = b'\0\0\0\0'
+    return bytes(insns)
+
+
+def differential(label, g, o, obj):
+    """The guest loaded O with bpftool too (plain libbpf, full kernel BTF): same xlated programs."""
+    progs = [p['name'] for p in obj.get('programs', [])]
+    if not check(g.rc('libbpf-' + o) == 0, '%s: %s loads through plain libbpf too (bpftool prog loadall)'
+                 % (label, o), g.why('libbpf-' + o)):
+        return
+    if g.rc('xlated-' + o) != 0:
+        diag(g.why('xlated-' + o))
+    same, differ = 0, []
+    for p in progs:
+        a = xlated(os.path.join(g.share, 'xlated-%s-%s.daemon' % (o, p)))
+        b = xlated(os.path.join(g.share, 'xlated-%s-%s.libbpf' % (o, p)))
+        if a and b and a == b:
+            same += 1
+        else:
+            differ.append('%s: daemon %s bytes, libbpf %s bytes%s' % (
+                p, len(a) if a else a, len(b) if b else b,
+                ', first difference at insn %d' % next(i // 8 for i in range(min(len(a), len(b)))
+                                                       if a[i] != b[i]) if a and b and a[:len(b)] != b[:len(a)]
+                else ''))
+    check(progs and same == len(progs), '%s: %s: %d of %d programs have the same xlated instructions as '
+          'plain libbpf\'s' % (label, o, same, len(progs)), '\n'.join(differ[:3]))
+
+
 def test_kernel(label, g, kbtf, host_btf, matrix):
     objs = {}
     for o, links in OBJECTS.items():
@@ -399,6 +438,7 @@ def test_kernel(label, g, kbtf, host_btf, matrix):
                 kernel_before(g, (6, 6)) else None
             check(have == links, '%s: %s: %d of %d links attached' % (label, o, have, links), why or None, unsupported)
             row['attach'] = '%d/%d' % (have, links)
+        differential(label, g, o, obj)
         check(g.rc('unload-' + o) == 0, '%s: %s unloads' % (label, o), g.why('unload-' + o))
     return objs
 
