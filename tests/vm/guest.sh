@@ -98,6 +98,14 @@ for spec in tp_core:a globals:a xdp_pass:- pinned:a many_core:a tp_btf:a attach_
 	run "unload-$o" $ctl unload "$id"
 done
 
+# tp_btf on a module's tracepoint (9pnet's 9p_client_req), fired by writing to the 9p share.
+run modtp-load $ctl --json load $objs/module_tp_btf.bpf.o --attach
+mt_id=$(object_id modtp-load)
+for i in 1 2 3; do echo "$i" >$out/modtp-write; done
+cat $out/modtp-write >/dev/null
+run modtp-counts $ctl --json map dump "$(map_id "$mt_id" .bss)"
+[ -n "$mt_id" ] && run modtp-unload $ctl unload "$mt_id"
+
 # kprobe/kretprobe and fentry/fexit counting real calls: a process waits on a fifo, then becomes
 # `rm` of three files (same pid: exec), so the programs filter on a tgid known before they load.
 mkfifo /tmp/go

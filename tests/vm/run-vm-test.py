@@ -42,8 +42,8 @@ KERNELS = [('debian-6.1', 'bookworm', '6.1.'), ('debian-6.12', 'bookworm-backpor
 OBJECTS = {'tp_core': 2, 'globals': 1, 'xdp_pass': 1, 'pinned': 1, 'many_core': 48, 'tp_btf': 1,
            'attach_trace': 3, 'attach_probe': 0, 'attach_fentry': 2, 'attach_net': 2, 'ringbuf': 1}
 MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'veth']
-# Objects that need veth loaded, tried after `modprobe veth`.
-MODULE_OBJECTS = ['module_core', 'module_fentry']
+# Objects relocating or attaching against a module's BTF: veth (loaded by the test), 9pnet.
+MODULE_OBJECTS = ['module_core', 'module_fentry', 'module_tp_btf']
 
 n = 0
 failed = 0
@@ -469,6 +469,21 @@ def test_probes(label, g, matrix):
                                                                    datasec(bss, 'fexit_hits'))
 
 
+def test_module_tp_btf(label, g, row):
+    load = g.json('modtp-load')
+    row['module_tp_btf'] = {'loads': 'no', 'relos': '-', 'attach': '-'}
+    if not check(g.rc('modtp-load') == 0 and load, '%s: tp_btf on 9p_client_req (9pnet\'s tracepoint) loads '
+                 'and attaches' % label, g.why('modtp-load')):
+        return
+    links = sum(len(p.get('links', [])) for p in load['object']['programs'])
+    hits = datasec(g.json('modtp-counts'), 'requests')
+    check(links == 1 and isinstance(hits, int) and hits >= 4,
+          '%s: ... and counts the 9p requests of writing and reading a file in the share (got %s)' % (label, hits),
+          g.text('modtp-counts'))
+    check(g.rc('modtp-unload') == 0, '%s: ... and unloads' % label, g.why('modtp-unload'))
+    row['module_tp_btf'] = {'loads': 'yes', 'relos': '0/0', 'attach': '%d/1 (%s hits)' % (links, hits)}
+
+
 def btf_names(reply):
     return [b.get('name') for b in (reply or {}).get('btf', [])]
 
@@ -685,6 +700,7 @@ def main():
             kbtf = btf.load(os.path.join(share, 'vmlinux.btf'))
             objs = test_kernel(label, g, kbtf, None, matrix)
             test_probes(label, g, matrix)
+            test_module_tp_btf(label, g, matrix[label])
             test_module(label, g, kbtf, matrix[label])
             test_no_sysfs_btf(label, g, objs.get('tp_core'))
             progs = g.text('progs-left', '') or ''
