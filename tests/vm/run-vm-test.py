@@ -47,6 +47,8 @@ MODULE_OBJECTS = ['module_core', 'module_fentry', 'module_tp_btf']
 
 n = 0
 failed = 0
+# Per kernel: differential and pre-flight counts, for the matrix's footer.
+summary = {}
 
 
 def diag(text):
@@ -403,6 +405,9 @@ def differential(label, g, o, obj):
                 ', first difference at insn %d' % next(i // 8 for i in range(min(len(a), len(b)))
                                                        if a[i] != b[i]) if a and b and a[:len(b)] != b[:len(a)]
                 else ''))
+    d = summary.setdefault(label, {})
+    d['same'] = d.get('same', 0) + same
+    d['programs'] = d.get('programs', 0) + len(progs)
     check(progs and same == len(progs), '%s: %s: %d of %d programs have the same xlated instructions as '
           'plain libbpf\'s' % (label, o, same, len(progs)), '\n'.join(differ[:3]))
 
@@ -425,7 +430,7 @@ def test_kernel(label, g, kbtf, host_btf, matrix):
               % (label, o, checked - len(wrong), len(relos)),
               '\n'.join(wrong[:20]) + ('\n%d relocations of kinds btf.py does not read' % (len(relos) - checked)
                                        if checked != len(relos) else ''))
-        row['relos'] = '%d/%d' % (checked - len(wrong), len(relos)) + (' (%d moved)' % differ if differ else '')
+        row['relos'] = '%d/%d' % (checked - len(wrong), len(relos)) + (', %d moved' % differ if differ else '')
         # Links: by SEC() at load, or attached explicitly (xdp, tc on lo).
         shown = g.json('show-' + o) or {}
         progs = shown.get('object', obj).get('programs', [])
@@ -437,7 +442,7 @@ def test_kernel(label, g, kbtf, host_btf, matrix):
             unsupported = 'no tcx before 6.6, and no clsact fallback yet' if 'tc' in explicit and \
                 kernel_before(g, (6, 6)) else None
             check(have == links, '%s: %s: %d of %d links attached' % (label, o, have, links), why or None, unsupported)
-            row['attach'] = '%d/%d' % (have, links)
+            row['attach'] = '%d/%d' % (have, links) + (' (no tcx)' if unsupported and have != links else '')
         differential(label, g, o, obj)
         check(g.rc('unload-' + o) == 0, '%s: %s unloads' % (label, o), g.why('unload-' + o))
     return objs
@@ -452,8 +457,6 @@ def test_probes(label, g, matrix):
         hits = counts.get(slot)
         check(ok and hits == 3, '%s: %s counted 3 unlink calls of one process (got %s)' % (label, kind, hits),
               g.text('probe-counts'))
-        matrix[label]['attach_probe']['attach'] = '%s %s' % (matrix[label]['attach_probe'].get('attach', ''),
-                                                             '%s=%s' % (kind, hits))
     check(g.rc('fentry-load') == 0, '%s: attach_fentry loads and attaches fentry and fexit' % label,
           g.why('fentry-load'))
     bss = g.json('fentry-counts')
@@ -464,9 +467,10 @@ def test_probes(label, g, matrix):
     check(g.text('victim', '.rc') is not None and g.text('victim', '.rc').strip() == '0',
           '%s: the probed process removed its three files' % label)
     row = matrix[label]['attach_probe']
-    row['attach'] = 'k=%s kret=%s' % (counts.get(0), counts.get(1))
-    matrix[label]['attach_fentry']['attach'] += ' (%s/%s hits)' % (datasec(bss, 'fentry_hits'),
-                                                                   datasec(bss, 'fexit_hits'))
+    row['attach'] = '%d/2, k/kret %s/%s hits' % (sum(g.rc('probe-attach-' + k) == 0 for k in ('kprobe', 'kretprobe')),
+                                                  counts.get(0), counts.get(1))
+    matrix[label]['attach_fentry']['attach'] += ', %s/%s hits' % (datasec(bss, 'fentry_hits'),
+                                                                  datasec(bss, 'fexit_hits'))
 
 
 def test_module_tp_btf(label, g, row):
@@ -481,7 +485,7 @@ def test_module_tp_btf(label, g, row):
           '%s: ... and counts the 9p requests of writing and reading a file in the share (got %s)' % (label, hits),
           g.text('modtp-counts'))
     check(g.rc('modtp-unload') == 0, '%s: ... and unloads' % label, g.why('modtp-unload'))
-    row['module_tp_btf'] = {'loads': 'yes', 'relos': '0/0', 'attach': '%d/1 (%s hits)' % (links, hits)}
+    row['module_tp_btf'] = {'loads': 'yes', 'relos': '0/0', 'attach': '%d/1, %s hits' % (links, hits)}
 
 
 def btf_names(reply):
@@ -510,7 +514,7 @@ def test_module(label, g, kbtf, row):
         check(relos and from_veth and not wrong and checked == len(relos),
               '%s: module_core\'s %d relocations resolve in veth\'s BTF to its offsets' % (label, len(relos)),
               json.dumps(relos) + '\n' + '\n'.join(wrong))
-        row['module_core'] = {'loads': 'yes', 'relos': '%d/%d (veth)' % (checked - len(wrong), len(relos)),
+        row['module_core'] = {'loads': 'yes', 'relos': '%d/%d in veth' % (checked - len(wrong), len(relos)),
                               'attach': '%d/1' % sum(len(p.get('links', [])) for p in load['object']['programs'])}
     else:
         row['module_core'] = {'loads': 'no', 'relos': '-', 'attach': '-'}
@@ -526,7 +530,7 @@ def test_module(label, g, kbtf, row):
         calls, ok = datasec(bss, 'open_calls'), datasec(bss, 'open_returns_ok')
         check(calls == 1 and ok == 1, '%s: fentry saw 1 veth_open call, fexit 1 successful return (got %s, %s)'
               % (label, calls, ok), g.text('modfentry-counts'))
-        row['module_fentry'] = {'loads': 'yes', 'relos': '0/0', 'attach': '%d/2 (%s/%s hits)' % (links, calls, ok)}
+        row['module_fentry'] = {'loads': 'yes', 'relos': '0/0', 'attach': '%d/2, %s/%s hits' % (links, calls, ok)}
         check(g.rc('modfentry-unload') == 0, '%s: ... and unloads' % label, g.why('modfentry-unload'))
     check(g.rc('module-rmmod') == 0, '%s: modprobe -r veth' % label, g.why('module-rmmod'))
     names = btf_names(g.json('module-btf-list-after'))
@@ -608,7 +612,11 @@ def test_preflight(build, work, booted):
                     continue
                 reply, err = daemon.check(os.path.join(build, 'tests', 'bpf', o + '.bpf.o'), label)
                 host = [(relo_key(r), r.get('target')) for r in (reply or {}).get('relocations', [])]
-                check(reply and reply.get('ok') and reply.get('btf') == label and host == vm,
+                ok = bool(reply and reply.get('ok') and reply.get('btf') == label and host == vm)
+                d = summary.setdefault(label, {})
+                d['preflight'] = d.get('preflight', 0) + 1
+                d['preflight_ok'] = d.get('preflight_ok', 0) + ok
+                check(ok,
                       'check %s --btf %s on this host: the %d targets %s loaded with' % (o, label, len(vm), label),
                       err + '\n' + '\n'.join('%s: host %s, vm %s' % (a[0], a[1], b[1])
                                              for a, b in zip(host, vm) if a != b)[:3000])
@@ -618,22 +626,33 @@ def test_preflight(build, work, booted):
 
 # ---------------------------------------------------------------------------------------------------
 
-def print_matrix(matrix):
-    labels = list(matrix)
+def print_matrix(matrix, kernels):
+    """The kernel x object table, as the README shows it."""
+    cell = '%-4s %-19s %-22s'
     print('#')
-    print('# kernel x object: loads, relocation targets equal to the kernel\'s BTF (and how many moved')
-    print('# from the build host\'s offsets), links attached (kprobe/kretprobe and fentry/fexit: real hits)')
-    head = '%-14s' % 'object' + ''.join('  %-34s' % l for l in labels)
-    print('# ' + head)
+    print(('# ' + '%-14s' % '' + ''.join('  %-47s' % ('%s (%s)' % (l, kernels[l]['release'])) for l in matrix))
+          .rstrip())
+    print(('# ' + '%-14s' % 'object' + ''.join('  ' + cell % ('load', 'relocations', 'links') for _ in matrix))
+          .rstrip())
     for o in list(OBJECTS) + MODULE_OBJECTS:
-        cells = []
-        for l in labels:
-            c = matrix[l].get(o)
-            if not c:
-                cells.append('-')
-                continue
-            cells.append('%-3s %s %s' % (c['loads'], c['relos'], ('links ' + c['attach']) if c['attach'] != '-' else ''))
-        print('# ' + '%-14s' % o + ''.join('  %-34s' % c.strip() for c in cells))
+        row = '%-14s' % o
+        for l in matrix:
+            c = matrix[l].get(o) or {'loads': '-', 'relos': '-', 'attach': '-'}
+            row += '  ' + cell % (c['loads'], c['relos'], c['attach'].strip())
+        print('# ' + row.rstrip())
+    print('#')
+    print('# relocations: targets equal to what tests/vm/btf.py reads from that kernel\'s BTF / all, and how')
+    print('# many differ from the build host\'s (%s) offsets; links: attached / expected, with real hits'
+          % os.uname().release)
+    print('# counted where the test triggers them (k/kret: kprobe/kretprobe, fentry/fexit).')
+    for l, k in kernels.items():
+        d = summary.get(l, {})
+        print('# %s: differential, %d/%d programs byte-identical with plain libbpf\'s; pre-flight `check --btf %s`'
+              % (l, d.get('same', 0), d.get('programs', 0), l))
+        print('#   on this host: %d/%d objects with the targets the VM loaded with' % (d.get('preflight_ok', 0),
+                                                                                     d.get('preflight', 0)))
+        print('#   boot: init at %ss of kernel uptime, tests done at %ss, qemu start to power-off %.1fs'
+              % (k['up'], k['done'], k['wall']))
     print('#')
 
 
@@ -679,7 +698,7 @@ def main():
         skip_all('no Debian kernel could be downloaded (see the diagnostics above)')
 
     work = tempfile.mkdtemp(prefix='bpfcored-vm-')
-    matrix, booted = {}, {}
+    matrix, booted, timings = {}, {}, {}
     try:
         common = common_initramfs(work, build, src, tools['busybox'], tools['bpftool'])
         for label, tree, release in kernels:
@@ -692,6 +711,8 @@ def main():
             start = (g.text('uptime', '.start') or '').split()[:1]
             diag('%s: boot and tests %.1fs wall (guest up at %ss, tests done at %ss), qemu %s'
                  % (label, seconds, start[0] if start else '?', up[0] if up else '?', rc))
+            timings[label] = {'release': release, 'wall': seconds, 'up': start[0] if start else '?',
+                              'done': up[0] if up else '?'}
             if not check(g.text('done', '') is not None, '%s: the guest ran its tests to the end' % label,
                          console[-3000:] + '\n' + (g.text('guest', '.log') or '')[-3000:]):
                 continue
@@ -708,7 +729,7 @@ def main():
             booted[label] = (g, objs)
         if booted:
             test_preflight(build, work, booted)
-        print_matrix(matrix)
+        print_matrix(matrix, {l: k for l, k in timings.items() if l in matrix})
     finally:
         if os.environ.get('BPFCORED_TEST_KEEP'):
             diag('kept ' + work)
