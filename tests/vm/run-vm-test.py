@@ -345,7 +345,7 @@ def datasec(dump, var):
     return None
 
 
-def check_relocations(label, obj, relos, kbtf):
+def check_relocations(relos, kbtf):
     """Counts relocations whose target tests/vm/btf.py reads from the kernel's BTF too, and lists
     those that disagree."""
     checked, wrong = 0, []
@@ -412,7 +412,7 @@ def differential(label, g, o, obj):
           'plain libbpf\'s' % (label, o, same, len(progs)), '\n'.join(differ[:3]))
 
 
-def test_kernel(label, g, kbtf, host_btf, matrix):
+def test_kernel(label, g, kbtf, matrix):
     objs = {}
     for o, links in OBJECTS.items():
         load = g.json('load-' + o)
@@ -423,7 +423,7 @@ def test_kernel(label, g, kbtf, host_btf, matrix):
         obj = load['object']
         objs[o] = obj
         relos = obj.get('relocations', [])
-        checked, wrong = check_relocations(label, o, relos, kbtf)
+        checked, wrong = check_relocations(relos, kbtf)
         differ = sum(1 for r in relos if r.get('target') != r.get('local'))
         check(not wrong and checked == len(relos),
               '%s: %s: %d of %d relocation targets are this kernel\'s own (read from its BTF)'
@@ -510,7 +510,7 @@ def test_module(label, g, kbtf, row):
             vbtf = None
             diag('veth.btf: %s' % e)
         from_veth = all(r.get('btf') == 'veth' for r in relos)
-        checked, wrong = check_relocations(label, 'module_core', relos, vbtf) if vbtf else (0, ['no veth BTF'])
+        checked, wrong = check_relocations(relos, vbtf) if vbtf else (0, ['no veth BTF'])
         check(relos and from_veth and not wrong and checked == len(relos),
               '%s: module_core\'s %d relocations resolve in veth\'s BTF to its offsets' % (label, len(relos)),
               json.dumps(relos) + '\n' + '\n'.join(wrong))
@@ -690,12 +690,14 @@ def main():
         tree, release = fetch_kernel(cache, label, suite, prefix)
         if not tree:
             diag('%s: %s' % (label, release))
+            skip('%s: the kernel boots and runs the tests' % label, release)
             continue
         diag('%s: %s (%s), ready in %.1fs' % (label, release, os.path.basename(tree), time.monotonic() - t0))
         kernels.append((label, tree, release))
     fcntl.flock(lock, fcntl.LOCK_SH)
     if not kernels:
-        skip_all('no Debian kernel could be downloaded (see the diagnostics above)')
+        print('1..%d' % n)
+        return 0
 
     work = tempfile.mkdtemp(prefix='bpfcored-vm-')
     matrix, booted, timings = {}, {}, {}
@@ -719,7 +721,7 @@ def main():
             check((g.text('uname', '') or '').strip() == release, '%s: the guest runs %s' % (label, release),
                   g.text('uname', ''))
             kbtf = btf.load(os.path.join(share, 'vmlinux.btf'))
-            objs = test_kernel(label, g, kbtf, None, matrix)
+            objs = test_kernel(label, g, kbtf, matrix)
             test_probes(label, g, matrix)
             test_module_tp_btf(label, g, matrix[label])
             test_module(label, g, kbtf, matrix[label])
