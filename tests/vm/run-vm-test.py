@@ -103,7 +103,10 @@ def kernel_package(suite, prefix):
         if len(cols) < 3 or not cols[1].startswith(prefix) or not cols[2].split()[1].startswith(suite):
             continue
         # bookworm's kernel also comes from bookworm-security: take the first (newest) 6.1.
-        deps = sh('apt-cache', 'depends', '--important', 'linux-image-amd64=' + cols[1])
+        try:
+            deps = sh('apt-cache', 'depends', '--important', 'linux-image-amd64=' + cols[1])
+        except subprocess.CalledProcessError:
+            return None
         for d in deps.split():
             if d.startswith('linux-image-') and d != 'linux-image-amd64':
                 return d
@@ -132,11 +135,15 @@ def fetch_kernel(cache, label, suite, prefix):
         if trees:
             return finish_tree(os.path.dirname(trees[-1]))
         return None, 'apt-get download %s failed: %s' % (pkg, r.stdout.strip().splitlines()[-1:])
-    # Only the kernel image, its config and modules are needed; the .deb goes once unpacked.
-    sh('dpkg-deb', '-x', debs[0], tree)
-    os.unlink(debs[0])
-    release = os.listdir(os.path.join(tree, 'lib', 'modules'))[0]
-    sh('depmod', '-b', tree, release)
+    # The kernel image and its modules are what is needed; the .deb goes once unpacked.
+    try:
+        sh('dpkg-deb', '-x', debs[0], tree)
+        os.unlink(debs[0])
+        release = os.listdir(os.path.join(tree, 'lib', 'modules'))[0]
+        sh('depmod', '-b', tree, release)
+    except (OSError, IndexError, subprocess.CalledProcessError) as e:
+        shutil.rmtree(tree, ignore_errors=True)
+        return None, 'unpacking %s failed: %s' % (os.path.basename(debs[0]), getattr(e, 'stderr', None) or e)
     open(os.path.join(tree, '.unpacked'), 'w').close()
     # Older unpacked kernels of this label are not needed any more.
     for old in trees:
