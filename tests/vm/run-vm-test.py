@@ -735,6 +735,9 @@ def main():
                 continue
             check((g.text('uname', '') or '').strip() == release, '%s: the guest runs %s' % (label, release),
                   g.text('uname', ''))
+            check(release in (g.text('status') or '') and 'vmlinux' in btf_names(g.json('btf-list')),
+                  '%s: bpfcored runs there: Status names the kernel, ListBTF has vmlinux' % label,
+                  (g.text('status') or '') + (g.text('btf-list') or ''))
             kbtf = btf.load(os.path.join(share, 'vmlinux.btf'))
             objs = test_kernel(label, g, kbtf, matrix)
             test_probes(label, g, matrix)
