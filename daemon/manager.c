@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <linux/netlink.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <systemd/sd-daemon.h>
 
 #include "events.h"
@@ -48,6 +51,7 @@ Manager *manager_free(Manager *m) {
         registry_free(m->registry);
         plans_done(&m->plans);
         sd_device_monitor_unref(m->module_monitor);
+        sd_event_source_disable_unref(m->kernel_uevents);
         sd_event_source_disable_unref(m->btf_refresh);
         btf_cache_free(m->btf);
         free(m->vmlinux_btf);
@@ -103,8 +107,7 @@ static int on_btf_refresh_timer(sd_event_source *s, uint64_t usec, void *userdat
         return 0;
 }
 
-static int on_module_event(sd_device_monitor *monitor, sd_device *device, void *userdata) {
-        Manager *m = userdata;
+static void module_changed(Manager *m) {
         uint64_t now;
 
         /* The module's BTF appears in sysfs after its uevent: look now and once more shortly. */
@@ -112,6 +115,72 @@ static int on_module_event(sd_device_monitor *monitor, sd_device *device, void *
         if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
                 (void) sd_event_source_set_time(m->btf_refresh, now + 200 * 1000);
         (void) sd_event_source_set_enabled(m->btf_refresh, SD_EVENT_ONESHOT);
+}
+
+static int on_module_event(sd_device_monitor *monitor, sd_device *device, void *userdata) {
+        module_changed(userdata);
+        return 0;
+}
+
+/* A kernel uevent is "ACTION@DEVPATH" then NUL-separated KEY=VALUE pairs. */
+static bool uevent_is_module(const char *buf, size_t len) {
+        static const char key[] = "SUBSYSTEM=module"; /* with its NUL */
+
+        for (size_t i = 0; i < len; i += strnlen(buf + i, len - i) + 1)
+                if (len - i >= sizeof(key) && memcmp(buf + i, key, sizeof(key)) == 0)
+                        return true;
+        return false;
+}
+
+static int on_kernel_uevent(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        bool module = false;
+
+        for (;;) {
+                char buf[8192];
+                struct sockaddr_nl sa = {};
+                struct iovec iov = { .iov_base = buf, .iov_len = sizeof(buf) };
+                struct msghdr mh = { .msg_name = &sa, .msg_namelen = sizeof(sa), .msg_iov = &iov, .msg_iovlen = 1 };
+                ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT);
+
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        /* Overrun: events were lost, one of them may have been a module's. */
+                        if (errno == ENOBUFS) {
+                                module = true;
+                                continue;
+                        }
+                        break;
+                }
+                /* Only the kernel's own messages: anyone may send to this group from user space. */
+                if (sa.nl_pid == 0 && uevent_is_module(buf, (size_t) n))
+                        module = true;
+        }
+        if (module)
+                module_changed(userdata);
+        return 0;
+}
+
+/* udev rebroadcasts uevents once it has handled them, and sd-device monitors listen to those; where no
+ * udev runs (an initramfs, a minimal VM) they would hear nothing, so listen to the kernel directly. */
+static int watch_kernel_uevents(Manager *m) {
+        struct sockaddr_nl sa = { .nl_family = AF_NETLINK, .nl_groups = 1 /* the kernel's group */ };
+        int fd, r;
+
+        fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
+        if (fd < 0)
+                return -errno;
+        if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                r = -errno;
+                close(fd);
+                return r;
+        }
+        r = sd_event_add_io(m->event, &m->kernel_uevents, fd, EPOLLIN, on_kernel_uevent, m);
+        if (r < 0) {
+                close(fd);
+                return r;
+        }
+        (void) sd_event_source_set_io_fd_own(m->kernel_uevents, true);
         return 0;
 }
 
@@ -164,17 +233,25 @@ static int watch_btf(Manager *m) {
         (void) sd_event_source_set_enabled(m->btf_refresh, SD_EVENT_OFF);
 
         /* /sys/kernel/btf cannot be watched with inotify: module uevents tell when to look. */
-        r = sd_device_monitor_new(&m->module_monitor);
-        if (r >= 0)
-                r = sd_device_monitor_filter_add_match_subsystem_devtype(m->module_monitor, "module", NULL);
-        if (r >= 0)
-                r = sd_device_monitor_attach_event(m->module_monitor, m->event);
-        if (r >= 0)
-                r = sd_device_monitor_start(m->module_monitor, on_module_event, m);
-        if (r < 0) {
-                log_warning_errno(r, "Cannot watch module events, module BTF is read at start and on SIGHUP only: %m");
-                m->module_monitor = sd_device_monitor_unref(m->module_monitor);
+        if (access("/run/udev/control", F_OK) < 0) {
+                r = watch_kernel_uevents(m);
+                if (r >= 0)
+                        log_debug("udev is not running: watching the kernel's module uevents.");
+        } else {
+                r = sd_device_monitor_new(&m->module_monitor);
+                if (r >= 0)
+                        r = sd_device_monitor_filter_add_match_subsystem_devtype(m->module_monitor, "module",
+                                                                                 NULL);
+                if (r >= 0)
+                        r = sd_device_monitor_attach_event(m->module_monitor, m->event);
+                if (r >= 0)
+                        r = sd_device_monitor_start(m->module_monitor, on_module_event, m);
+                if (r < 0)
+                        m->module_monitor = sd_device_monitor_unref(m->module_monitor);
         }
+        if (r < 0)
+                log_warning_errno(
+                        r, "Cannot watch module events, module BTF is read at start and on SIGHUP only: %m");
 
         r = sd_event_add_inotify(m->event, NULL, m->btf_dir,
                                  IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE | IN_ONLYDIR,

@@ -54,6 +54,7 @@ typedef struct Manager {
         BtfCache *btf;
         Plans plans;
         sd_device_monitor *module_monitor;
+        sd_event_source *kernel_uevents; /* without udev: the kernel's own module uevents */
         sd_event_source *btf_refresh; /* module BTF shows up just after the module's uevent */
         char *bpffs_root;
         char *state_dir;
