@@ -52,6 +52,7 @@ typedef struct Spec {
         OptionalU32 cpu;
         OptionalU64 frequency;
         OptionalU64 period;
+        OptionalU32 priority;
 } Spec;
 
 typedef struct AttachKind AttachKind;
@@ -63,9 +64,11 @@ typedef struct Attach {
         struct bpf_prog_info info;
         Spec spec;
         Failure *f;
-        /* Set by the kind's attach function on success only. */
+        /* Set by the kind's attach function on success only: a link, or a clsact filter. */
         int link_fd;
         char *target;
+        bool is_filter;
+        TcFilter filter;
 } Attach;
 
 struct AttachKind {
@@ -881,11 +884,70 @@ static int attach_xdp(Attach *a) {
         return 0;
 }
 
+/*
+ * Does this kernel have tcx (6.6 on)? Asked once, by a query that changes nothing: before tcx the
+ * kernel refuses BPF_PROG_QUERY for the tcx attach types with EINVAL.
+ */
+static bool have_tcx(unsigned ifindex) {
+        static int known = -1;
+        __u32 count = 0;
+
+        if (known < 0)
+                known = bpf_prog_query((int) ifindex, BPF_TCX_INGRESS, 0, NULL, NULL, &count) != -EINVAL;
+        return known;
+}
+
+static int attach_clsact(Attach *a, unsigned ifindex, bool egress, char **target) {
+        const Spec *s = &a->spec;
+        TcFilter t = {
+                .ifindex = ifindex,
+                .egress = egress,
+                .handle = a->req->filter_id,
+                .priority = s->priority.set ? s->priority.value : CLSACT_PRIORITY_DEFAULT,
+        };
+        struct stat st;
+        char *with_mode = NULL;
+        int r;
+
+        if (a->req->filter_id < CLSACT_ID_MIN)
+                return attach_failed(a, -EOPNOTSUPP, "attaching tc to %s through clsact needs an id for the "
+                                     "filter, and this caller has none to give", *target);
+        if (stat("/proc/thread-self/ns/net", &st) < 0)
+                return failure_system(a->f, negative_errno(), "looking at the network namespace");
+        t.netns = (uint64_t) st.st_ino;
+        snprintf(t.interface, sizeof(t.interface), "%s", s->interface);
+        if (asprintf(&with_mode, "%s (clsact)", *target) < 0)
+                return oom(a);
+        free(*target);
+        *target = with_mode;
+
+        if (a->req->before_filter) {
+                r = a->req->before_filter(&t, a->req->userdata);
+                if (r < 0)
+                        return failure_system(a->f, r, "recording the tc filter on %s", *target);
+        }
+        r = clsact_attach(a->prog_fd, &t);
+        if (r == -EEXIST)
+                return attach_failed(a, r, "a tc filter with priority %u and handle 0x%x is on %s already",
+                                     t.priority, t.handle, *target);
+        if (r == -EINVAL)
+                return attach_failed_errno(a->f, r, "bpf_tc_attach",
+                                           "attaching a tc filter to %s at priority %u (is another kind of "
+                                           "filter, or one for another protocol, at that priority?)",
+                                           *target, t.priority);
+        if (r < 0)
+                return attach_failed_errno(a->f, r, "bpf_tc_attach", "attaching a tc filter to %s", *target);
+        a->is_filter = true;
+        a->filter = t;
+        return 0;
+}
+
 static int attach_tc(Attach *a) {
         _cleanup_(netns_leavep) int own_netns = -1;
         _cleanup_free_ char *target = NULL;
         const Spec *s = &a->spec;
         enum bpf_attach_type type;
+        bool clsact;
         unsigned ifindex = 0;
         int fd, r;
 
@@ -898,6 +960,12 @@ static int attach_tc(Attach *a) {
         else
                 return spec_invalid(a, "direction", "direction is ingress or egress, not '%.64s'",
                                     s->direction);
+        if (s->mode && strcmp(s->mode, "tcx") != 0 && strcmp(s->mode, "clsact") != 0)
+                return spec_invalid(a, "mode", "mode is tcx or clsact, not '%.64s'", s->mode);
+        if (s->priority.set && (s->priority.value == 0 || s->priority.value > UINT16_MAX))
+                return spec_invalid(a, "priority", "priority is 1 to 65535, not %u", s->priority.value);
+        if (s->priority.set && s->mode && strcmp(s->mode, "tcx") == 0)
+                return spec_invalid(a, "priority", "priority is for clsact filters: tcx links have none");
         if (asprintf(&target, "%s %s", s->interface, s->direction) < 0)
                 return oom(a);
 
@@ -907,6 +975,20 @@ static int attach_tc(Attach *a) {
         r = interface_index(a, s->interface, &ifindex);
         if (r < 0)
                 return r;
+        clsact = s->mode ? strcmp(s->mode, "clsact") == 0 : !have_tcx(ifindex);
+        if (!clsact && s->priority.set)
+                return spec_invalid(a, "priority",
+                                    "priority is for clsact filters, and this kernel has tcx: give mode clsact");
+        if (!clsact && !have_tcx(ifindex))
+                return attach_failed(a, -EOPNOTSUPP, "this kernel has no tcx (it came with 6.6): leave mode "
+                                     "out or give clsact");
+        if (clsact) {
+                r = attach_clsact(a, ifindex, type == BPF_TCX_EGRESS, &target);
+                if (r < 0)
+                        return r;
+                a->target = TAKE_PTR(target);
+                return 0;
+        }
         fd = bpf_link_create(a->prog_fd, (int) ifindex, type, NULL);
         if (fd < 0)
                 return attach_failed_errno(a->f, fd, "bpf_link_create", "attaching tcx to %s", target);
@@ -989,6 +1071,8 @@ static const ParamField spec_xdp[] = {
 static const ParamField spec_tc[] = {
         { "interface", json_type_string, param_string, offsetof(Spec, interface), true },
         { "direction", json_type_string, param_string, offsetof(Spec, direction), true },
+        { "mode", json_type_string, param_string, offsetof(Spec, mode) },
+        { "priority", json_type_int, param_optional_uint32, offsetof(Spec, priority) },
         {}
 };
 
@@ -1100,8 +1184,24 @@ int attach_program(int prog_fd, const AttachRequest *req, AttachResult *ret, Fai
         r = a.kind->attach(&a);
         if (r < 0)
                 return r;
-        link_fd = a.link_fd;
         target = a.target;
+        if (a.is_filter) {
+                type = strdup(a.kind->name);
+                if (!type) {
+                        (void) clsact_detach(&a.filter, a.info.id);
+                        return failure_system(f, -ENOMEM, "attaching as %s", a.kind->name);
+                }
+                *ret = (AttachResult) {
+                        .link_fd = -1,
+                        .link_id = a.filter.handle,
+                        .is_filter = true,
+                        .filter = a.filter,
+                        .type = TAKE_PTR(type),
+                        .target = TAKE_PTR(target),
+                };
+                return 0;
+        }
+        link_fd = a.link_fd;
 
         len = sizeof(link);
         r = bpf_link_get_info_by_fd(link_fd, &link, &len);

@@ -181,10 +181,18 @@ static int build_xdp(const AttachType *t, const Words *w, json_object **ret) {
 static int build_tc(const AttachType *t, const Words *w, json_object **ret) {
         _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
 
+        int64_t priority = 0;
+
         if (!one_of(w->args[1], "ingress|egress"))
                 return fail(w, "tc: invalid direction '%s' (ingress or egress)", w->args[1]);
+        if (w->n > 2 && !one_of(w->args[2], "tcx|clsact"))
+                return fail(w, "tc: invalid mode '%s' (tcx or clsact)", w->args[2]);
+        if (w->n > 3 && (strncmp(w->args[3], "prio=", 5) != 0 || parse_offset(t, w, w->args[3] + 5, &priority) != 0))
+                return fail(w, "tc: '%s' is not prio=N", w->args[3]);
         if (!spec || add(spec, "interface", json_object_new_string(w->args[0])) < 0 ||
-            add(spec, "direction", json_object_new_string(w->args[1])) < 0)
+            add(spec, "direction", json_object_new_string(w->args[1])) < 0 ||
+            (w->n > 2 && add(spec, "mode", json_object_new_string(w->args[2])) < 0) ||
+            (w->n > 3 && add(spec, "priority", json_object_new_int64(priority)) < 0))
                 return -ENOMEM;
         *ret = TAKE_PTR(spec);
         return 0;
@@ -249,7 +257,7 @@ static const AttachType attach_types[] = {
         { "uprobe",     "PATH SYMBOL|OFFSET",       2, 2, build_uprobe     },
         { "uretprobe",  "PATH SYMBOL|OFFSET",       2, 2, build_uprobe     },
         { "xdp",        "IFACE [skb|drv|hw]",       1, 2, build_xdp        },
-        { "tc",         "IFACE ingress|egress",     2, 2, build_tc         },
+        { "tc",         "IFACE ingress|egress [tcx|clsact [prio=N]]", 2, 4, build_tc },
         { "cgroup",     "PATH ATTACH_TYPE",         2, 2, build_cgroup     },
         { "perf_event", "EVENT cpu=N|pid=N [freq=HZ|period=N]", 2, 3, build_perf_event },
 };
