@@ -241,6 +241,13 @@ static int load_object(const char *name, const char *globals, struct bpf_object 
         return 0;
 }
 
+static uint32_t prog_id_of(int fd) {
+        struct bpf_prog_info info = {};
+        __u32 len = sizeof(info);
+
+        return bpf_prog_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
 static int prog_fd(struct bpf_object *obj, const char *name) {
         struct bpf_program *prog = obj ? bpf_object__find_program_by_name(obj, name) : NULL;
 
@@ -270,9 +277,49 @@ static int attach(int fd, const char *type, const char *spec_json, pid_t caller,
 
         r = attach_program(fd, &req, ret, f);
         json_object_put(spec);
-        if (r >= 0 && n_link_ids < ELEMENTSOF(link_ids))
+        if (r >= 0 && !ret->is_filter && n_link_ids < ELEMENTSOF(link_ids))
                 link_ids[n_link_ids++] = ret->link_id;
         return r;
+}
+
+/* What attach_program() announced before adding a clsact filter, and what the announcement answers. */
+static TcFilter announced;
+static int n_announced, announce_answer;
+
+static int announce(const TcFilter *t, void *userdata) {
+        announced = *t;
+        n_announced++;
+        return announce_answer;
+}
+
+/* A clsact filter with id (and handle) id, announced to announce(). */
+static int attach_filter(int fd, const char *spec_json, pid_t caller, uint32_t id, AttachResult *ret, Failure *f) {
+        json_object *spec = json_tokener_parse(spec_json);
+        AttachRequest req = { .type = "tc", .spec = spec, .caller_pid = caller, .filter_id = id,
+                              .before_filter = announce };
+        int r;
+
+        n_announced = 0;
+        r = attach_program(fd, &req, ret, f);
+        json_object_put(spec);
+        return r;
+}
+
+/* `tc filter show dev IFACE DIRECTION` (in the namespace ns when not NULL) mentions needle. */
+static bool tc_shows(const char *ns, const char *iface, const char *direction, const char *needle) {
+        char cmd[256], line[512];
+        bool found = false;
+        FILE *p;
+
+        snprintf(cmd, sizeof(cmd), "tc %s%s filter show dev %s %s 2>/dev/null", ns ? "-n " : "", ns ?: "", iface,
+                 direction);
+        p = popen(cmd, "re");
+        while (p && fgets(line, sizeof(line), p))
+                if (strstr(line, needle))
+                        found = true;
+        if (p)
+                pclose(p);
+        return found;
 }
 
 /* An attach that must work; says why when it did not. */
@@ -1012,6 +1059,85 @@ TEST(xdp_tc) {
                 attach_result_done(&a);
         }
 
+        /* clsact, asked for by mode (this kernel has tcx): a cls_bpf filter of ours, found by handle. */
+        {
+                uint32_t id = CLSACT_ID_MIN + (uint32_t) getpid(), tc_prog = prog_id_of(prog_fd(net_obj, "tc_icmp"));
+                char handle[32];
+
+                snprintf(spec, sizeof(spec),
+                         "{\"interface\":\"%s\",\"direction\":\"ingress\",\"mode\":\"clsact\",\"priority\":7}",
+                         veth_host);
+                snprintf(handle, sizeof(handle), "handle 0x%x", id);
+                announce_answer = -EIO;
+                r = attach_filter(prog_fd(net_obj, "tc_icmp"), spec, getpid(), id, &a, &f);
+                tap_ok(r < 0 && n_announced == 1 && !tc_shows(NULL, veth_host, "ingress", handle),
+                       "a filter that cannot be recorded first is not added: %s", failure_field(&f, "message"));
+                failure_done(&f);
+                announce_answer = 0;
+                r = attach_filter(prog_fd(net_obj, "tc_icmp"), spec, getpid(), id, &a, &f);
+                if (tap_attached(r, &f, "attach tc %s", spec)) {
+                        snprintf(want, sizeof(want), "%s ingress (clsact)", veth_host);
+                        tap_is_str(a.target, want, "target");
+                        tap_ok(a.is_filter && a.link_fd < 0 && a.link_id == id,
+                               "no link: the filter's id is the one given (%u)", a.link_id);
+                        tap_ok(n_announced == 1 && announced.handle == id && announced.priority == 7 &&
+                                       announced.ifindex == if_nametoindex(veth_host) && !announced.egress &&
+                                       netns_inode(&before_ns) && announced.netns == before_ns &&
+                                       strcmp(announced.interface, veth_host) == 0,
+                               "announced before it was added: ifindex %u, handle 0x%x, priority %u, netns %llu",
+                               announced.ifindex, announced.handle, announced.priority,
+                               (unsigned long long) announced.netns);
+                        tap_ok(tc_shows(NULL, veth_host, "ingress", handle) &&
+                                       tc_shows(NULL, veth_host, "ingress", "direct-action"),
+                               "tc filter show lists it (%s, direct-action)", handle);
+                        tap_is_int(clsact_check(&a.filter, tc_prog), 1, "clsact_check finds it running tc_icmp");
+                        before = counter(net_map, NET_TC_ECHO);
+                        tap_is_int(ping(), 0, "ping from the namespace");
+                        tap_is_int(counter(net_map, NET_TC_ECHO) - before, 3, "the clsact filter counted 3 echo requests");
+                        r = attach_filter(prog_fd(net_obj, "tc_icmp"), spec, getpid(), id, &a, &f);
+                        tap_ok(r < 0 && strstr(failure_field(&f, "message"), "already"),
+                               "the same handle and priority twice: %s", failure_field(&f, "message"));
+                        failure_done(&f);
+                        tap_is_int(clsact_detach(&a.filter, tc_prog + 1), 0, "not removed for another program");
+                        tap_is_int(clsact_detach(&a.filter, tc_prog), 1, "clsact_detach removes it");
+                        tap_ok(!tc_shows(NULL, veth_host, "ingress", handle), "tc filter show no longer lists it");
+                        tap_is_int(clsact_check(&a.filter, tc_prog), 0, "clsact_check: gone");
+                        before = counter(net_map, NET_TC_ECHO);
+                        tap_is_int(ping(), 0, "ping from the namespace");
+                        tap_is_int(counter(net_map, NET_TC_ECHO) - before, 0, "nothing counted after the detach");
+                        tap_is_int(clsact_detach(&a.filter, tc_prog), 0, "detaching again: already gone");
+                        attach_result_done(&a);
+                }
+                failure_done(&f);
+
+                /* In the caller's namespace, found again from ours by its inode. */
+                child = child_in(enter_test_netns);
+                if (tap_ok(child > 0, "a child in %s", netns)) {
+                        struct stat st;
+
+                        snprintf(spec, sizeof(spec),
+                                 "{\"interface\":\"%s\",\"direction\":\"egress\",\"mode\":\"clsact\"}", veth_ns);
+                        r = attach_filter(prog_fd(net_obj, "tc_icmp"), spec, child, id + 1, &a, &f);
+                        if (tap_attached(r, &f, "attach tc to %s egress as the child in %s sees it", veth_ns,
+                                         netns)) {
+                                tap_ok(stat(netns_path, &st) == 0 && a.filter.netns == (uint64_t) st.st_ino &&
+                                               a.filter.egress && a.filter.priority == CLSACT_PRIORITY_DEFAULT,
+                                       "recorded in %s's namespace (inode %llu), egress, priority 1", netns,
+                                       (unsigned long long) a.filter.netns);
+                                before = counter(net_map, NET_TC_ECHO);
+                                tap_is_int(ping(), 0, "ping from the namespace");
+                                tap_is_int(counter(net_map, NET_TC_ECHO) - before, 3,
+                                           "the filter on %s egress counted 3 echo requests", veth_ns);
+                                tap_is_int(clsact_detach(&a.filter, tc_prog), 1, "removed from our own namespace");
+                                tap_ok(!tc_shows(netns, veth_ns, "egress", "tc_icmp"), "tc -n %s filter show: gone",
+                                       netns);
+                                attach_result_done(&a);
+                        }
+                        failure_done(&f);
+                        end_child(child);
+                }
+        }
+
         /* The caller's network namespace: the other end exists only there. */
         child = child_in(enter_test_netns);
         if (!tap_ok(child > 0, "a child in %s", netns))
@@ -1295,6 +1421,17 @@ static const ErrorCase error_cases[] = {
           VL_ERROR_INVALID_PARAMETER, "tc.direction", "ingress or egress" },
         { "tc without direction", "tc_icmp", "tc", "{\"interface\":\"lo\"}", NULL,
           VL_ERROR_INVALID_PARAMETER, "tc.direction", "missing" },
+        { "tc mode", "tc_icmp", "tc", "{\"interface\":\"lo\",\"direction\":\"ingress\",\"mode\":\"qdisc\"}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "tc.mode", "tcx or clsact" },
+        { "tc priority out of range", "tc_icmp", "tc",
+          "{\"interface\":\"lo\",\"direction\":\"ingress\",\"mode\":\"clsact\",\"priority\":65536}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "tc.priority", "1 to 65535" },
+        { "tc priority for tcx", "tc_icmp", "tc",
+          "{\"interface\":\"lo\",\"direction\":\"ingress\",\"mode\":\"tcx\",\"priority\":3}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "tc.priority", "clsact" },
+        { "tc clsact without an id to give it", "tc_icmp", "tc",
+          "{\"interface\":\"lo\",\"direction\":\"ingress\",\"mode\":\"clsact\"}", NULL,
+          VL_ERROR_ATTACH_FAILED, NULL, "needs an id" },
         { "cgroup attach type that is not one", "cgroup_egress", "cgroup",
           "{\"path\":\"%s\",\"attach_type\":\"xdp\"}", &nowhere, VL_ERROR_INVALID_PARAMETER,
           "cgroup.attach_type", "not a cgroup attach type" },
