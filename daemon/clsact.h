@@ -19,12 +19,12 @@
 #define CLSACT_PRIORITY_DEFAULT 1
 
 typedef struct TcFilter {
-        uint64_t netns;            /* inode of the network namespace the interface lives in */
-        uint32_t ifindex;          /* in that namespace */
-        char interface[IFNAMSIZ];  /* its name when attached, for people */
+        uint64_t netns;           /* inode of the network namespace the interface lives in */
+        uint32_t ifindex;         /* in that namespace */
+        char interface[IFNAMSIZ]; /* its name when attached, for people */
         bool egress;
-        uint32_t handle;           /* = the attachment's id */
-        uint32_t priority;         /* 1..65535 */
+        uint32_t handle;   /* = the attachment's id */
+        uint32_t priority; /* 1..65535 */
 } TcFilter;
 
 static inline bool link_id_is_filter(uint32_t id) {

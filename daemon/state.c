@@ -18,13 +18,7 @@
 #define FILTERS_SUBDIR "filters"
 
 int state_setup(const char *state_dir) {
-        char path[4096];
-        int r = mkdir_p(state_dir, 0700);
-
-        if (r < 0)
-                return r;
-        snprintf(path, sizeof(path), "%s/" FILTERS_SUBDIR, state_dir);
-        return mkdir_p(path, 0700);
+        return mkdir_p(state_dir, 0700);
 }
 
 static int write_all(int fd, const char *p, size_t len) {
@@ -117,7 +111,10 @@ int state_filter_record(const char *state_dir, uint32_t id, uint64_t object_id, 
         json_object_object_add(j, "object", json_object_new_uint64(object_id));
         json_object_object_add(j, "program_id", json_object_new_int64(prog_id));
         json_object_object_add(j, "clsact", filter);
+        /* Made when first needed and removed when empty: most daemons never have a clsact filter. */
         snprintf(dir, sizeof(dir), "%s/" FILTERS_SUBDIR, state_dir);
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
         snprintf(name, sizeof(name), "%u.json", id);
         return write_json_atomic(dir, name, j);
 }
@@ -128,6 +125,8 @@ void state_filter_forget(const char *state_dir, uint32_t id) {
         snprintf(path, sizeof(path), "%s/" FILTERS_SUBDIR "/%u.json", state_dir, id);
         if (unlink(path) < 0 && errno != ENOENT)
                 log_warning_errno(-errno, "Cannot remove %s: %m", path);
+        snprintf(path, sizeof(path), "%s/" FILTERS_SUBDIR, state_dir);
+        (void) rmdir(path); /* when it was the last */
 }
 
 void state_detach_filters(const char *state_dir, const Object *o) {
@@ -473,6 +472,8 @@ static void sweep_filter_records(const char *state_dir, Registry *reg) {
         }
         if (d)
                 closedir(d);
+        snprintf(path, sizeof(path), "%s/" FILTERS_SUBDIR, state_dir);
+        (void) rmdir(path); /* when nothing is left in it */
 }
 
 int state_recover(const char *state_dir, Registry *reg) {
