@@ -98,6 +98,7 @@ static int help(void) {
                "                      Attach a program of object ID; TYPE TARGET is one of\n"
                "                        tracepoint CAT/NAME     raw_tp NAME\n"
                "                        kprobe|kretprobe FUNC [OFFSET]\n"
+               "                        kprobe|kretprobe GLOB|F,G,... (one multi-kprobe link)\n"
                "                        uprobe|uretprobe PATH SYMBOL|OFFSET [--pid N]\n"
                "                        xdp IFACE [skb|drv|hw]\n"
                "                        tc IFACE ingress|egress [tcx|clsact [prio=N]]\n"

@@ -3,6 +3,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <ctype.h>
+#include <fnmatch.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -31,6 +32,8 @@
 #define FUNCTION_NAME_MAX 512
 #define SYMBOL_NAME_MAX 1024
 #define ATTACH_TYPE_NAME_MAX 64
+/* Functions one kprobe_multi link may probe: each costs the kernel an ftrace entry and a lookup. */
+#define KPROBE_MULTI_MAX 4096
 
 typedef struct OptionalU64 {
         uint64_t value;
@@ -53,6 +56,8 @@ typedef struct Spec {
         OptionalU64 frequency;
         OptionalU64 period;
         OptionalU32 priority;
+        const char *pattern;
+        json_object *functions; /* array of strings, checked */
 } Spec;
 
 typedef struct AttachKind AttachKind;
@@ -513,6 +518,179 @@ static int attach_btf(Attach *a) {
         return 0;
 }
 
+typedef struct Names {
+        char **v;
+        size_t n;
+} Names;
+
+static void names_done(Names *names) {
+        for (size_t i = 0; i < names->n; i++)
+                free(names->v[i]);
+        free(names->v);
+        *names = (Names) {};
+}
+
+static int names_add(Names *names, const char *name) {
+        char **v, *copy;
+
+        if (names->n >= KPROBE_MULTI_MAX)
+                return -E2BIG;
+        copy = strdup(name);
+        v = copy ? reallocarray(names->v, names->n + 1, sizeof(char *)) : NULL;
+        if (!v) {
+                free(copy);
+                return -ENOMEM;
+        }
+        names->v = v;
+        names->v[names->n++] = copy;
+        return 0;
+}
+
+static int strcmp_ptr(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Sorted, each once: the kernel resolves every name, and one function probed twice is an error there. */
+static void names_sort_unique(Names *names) {
+        size_t k = 0;
+
+        if (names->n == 0)
+                return;
+        qsort(names->v, names->n, sizeof(char *), strcmp_ptr);
+        for (size_t i = 1; i < names->n; i++) {
+                if (strcmp(names->v[i], names->v[k]) == 0)
+                        free(names->v[i]);
+                else
+                        names->v[++k] = names->v[i];
+        }
+        names->n = k + 1;
+}
+
+/*
+ * The functions a glob matches, from tracefs's available_filter_functions: the functions ftrace can
+ * hook, which are the ones a kprobe_multi link can attach to (kallsyms also lists ones it cannot).
+ */
+static int functions_matching(Attach *a, const char *pattern, Names *ret) {
+        _cleanup_close_ int tracefs = -1, fd = -1;
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r = 0;
+
+        r = tracefs_open(&tracefs);
+        if (r < 0)
+                return attach_failed_errno(a->f, r, "fsopen", "tracefs is not mounted and cannot be mounted");
+        r = 0;
+        fd = openat(tracefs, "available_filter_functions", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT)
+                return attach_failed(a, -EOPNOTSUPP,
+                                     "this kernel has no function tracer (no available_filter_functions in "
+                                     "tracefs): kprobe patterns cannot be resolved");
+        if (fd < 0)
+                return attach_failed_errno(a->f, negative_errno(), "open",
+                                           "reading available_filter_functions to resolve pattern %s (give "
+                                           "functions instead)", pattern);
+        f = fdopen(fd, "re");
+        if (!f)
+                return failure_system(a->f, negative_errno(), "reading available_filter_functions");
+        TAKE_FD(fd);
+        /* "name" or "name [module]" per line. */
+        while (r >= 0 && getline(&line, &size, f) > 0) {
+                line[strcspn(line, " \t\n")] = 0;
+                /* What ftrace lists for a function it found but could not place. */
+                if (strncmp(line, "__ftrace_invalid_address__", 26) == 0 || fnmatch(pattern, line, 0) != 0)
+                        continue;
+                r = names_add(ret, line);
+        }
+        fclose(f);
+        if (r == -E2BIG)
+                return attach_failed(a, r, "pattern %s matches more than %d functions: narrow it", pattern,
+                                     KPROBE_MULTI_MAX);
+        if (r < 0)
+                return oom(a);
+        if (ret->n == 0)
+                return attach_failed(a, -ENOENT, "no kernel function that can be probed matches %s", pattern);
+        return 0;
+}
+
+/*
+ * One kprobe_multi link on many functions (a pattern or a list): the kernel's fprobe, 5.18 on. The
+ * program must have been loaded for it (SEC("kprobe.multi/...") or "kretprobe.multi/...").
+ */
+static int attach_kprobe_multi(Attach *a) {
+        _cleanup_(names_done) Names names = {};
+        _cleanup_free_ char *target = NULL;
+        const Spec *s = &a->spec;
+        LIBBPF_OPTS(bpf_link_create_opts, opts);
+        int fd, r;
+
+        if (s->function || s->offset.set || (s->pattern && s->functions))
+                return spec_invalid(a, s->function ? "function" : s->offset.set ? "offset" : "functions",
+                                    "give one of function (and offset), pattern or functions");
+        if (s->pattern && !name_valid(s->pattern, FUNCTION_NAME_MAX, "_.*?[]!-"))
+                return spec_invalid(a, "pattern", "'%.64s' is not a glob of kernel function names", s->pattern);
+        if (s->functions) {
+                size_t n = json_object_array_length(s->functions);
+
+                if (n == 0 || n > KPROBE_MULTI_MAX)
+                        return spec_invalid(a, "functions", "give 1 to %d function names, not %zu",
+                                            KPROBE_MULTI_MAX, n);
+                for (size_t i = 0; i < n; i++) {
+                        const char *fn = json_object_get_string(json_object_array_get_idx(s->functions, i));
+
+                        if (!name_valid(fn, FUNCTION_NAME_MAX, "_."))
+                                return spec_invalid(a, "functions", "'%.64s' is not a kernel function name", fn);
+                        if (names_add(&names, fn) < 0)
+                                return oom(a);
+                }
+        }
+
+        /* Without fprobe the kernel says so before it looks at anything else: ask before reading tracefs. */
+        opts.kprobe_multi.flags = a->kind->retprobe ? BPF_F_KPROBE_MULTI_RETURN : 0;
+        fd = bpf_link_create(a->prog_fd, 0, BPF_TRACE_KPROBE_MULTI, &opts);
+        if (fd >= 0)
+                safe_close(fd); /* cannot be: no function given */
+        if (fd == -EOPNOTSUPP)
+                return attach_failed_errno(a->f, fd, "bpf_link_create",
+                                           "multi-kprobes are not available on this kernel (it needs fprobe, "
+                                           "5.18 and later)");
+
+        if (s->pattern) {
+                r = functions_matching(a, s->pattern, &names);
+                if (r < 0)
+                        return r;
+        }
+        names_sort_unique(&names);
+        if (s->pattern)
+                r = asprintf(&target, "%s (%zu function%s)", s->pattern, names.n, names.n == 1 ? "" : "s");
+        else
+                r = names.n == 1 ? asprintf(&target, "%s", names.v[0])
+                                 : asprintf(&target, "%s and %zu more", names.v[0], names.n - 1);
+        if (r < 0)
+                return oom(a);
+
+        opts.kprobe_multi.syms = (const char **) names.v;
+        opts.kprobe_multi.cnt = (__u32) names.n;
+        fd = bpf_link_create(a->prog_fd, 0, BPF_TRACE_KPROBE_MULTI, &opts);
+        if (fd == -EOPNOTSUPP)
+                return attach_failed_errno(a->f, fd, "bpf_link_create",
+                                           "multi-kprobes are not available on this kernel (it needs fprobe, "
+                                           "5.18 and later) for %s", target);
+        if (fd == -ESRCH || fd == -ENOENT)
+                return attach_failed_errno(a->f, fd, "bpf_link_create", "no kernel function that can be probed "
+                                           "for every name of %s", target);
+        if (fd == -EINVAL)
+                return attach_failed_errno(a->f, fd, "bpf_link_create",
+                                           "attaching %s as %s (was the program loaded as %s.multi, "
+                                           "SEC(\"%s.multi/...\")?)",
+                                           target, a->kind->name, a->kind->name, a->kind->name);
+        if (fd < 0)
+                return attach_failed_errno(a->f, fd, "bpf_link_create", "probing %s", target);
+        a->link_fd = fd;
+        a->target = TAKE_PTR(target);
+        return 0;
+}
+
 static int attach_kprobe(Attach *a) {
         _cleanup_close_ int pfd = -1;
         _cleanup_free_ char *target = NULL;
@@ -521,6 +699,10 @@ static int attach_kprobe(Attach *a) {
         uint64_t offset = a->spec.offset.set ? a->spec.offset.value : 0;
         int type, r;
 
+        if (a->spec.pattern || a->spec.functions)
+                return attach_kprobe_multi(a);
+        if (!fn)
+                return spec_invalid(a, "function", "missing: give function, pattern or functions");
         if (!name_valid(fn, FUNCTION_NAME_MAX, "_."))
                 return spec_invalid(a, "function", "'%.64s' is not a kernel function name", fn);
         if (a->kind->retprobe && offset != 0)
@@ -1049,8 +1231,10 @@ static const ParamField spec_tracepoint[] = {
 };
 
 static const ParamField spec_kprobe[] = {
-        { "function", json_type_string, param_string, offsetof(Spec, function), true },
+        { "function", json_type_string, param_string, offsetof(Spec, function) },
         { "offset", json_type_int, param_optional_uint64, offsetof(Spec, offset) },
+        { "pattern", json_type_string, param_string, offsetof(Spec, pattern) },
+        { "functions", json_type_array, param_strv, offsetof(Spec, functions) },
         {}
 };
 
@@ -1232,6 +1416,7 @@ typedef enum SectionTarget {
         SECTION_TRACEPOINT, /* category/name */
         SECTION_RAW_TP,     /* name */
         SECTION_KPROBE,     /* function[+offset] */
+        SECTION_KPROBE_MULTI, /* pattern */
         SECTION_UPROBE,     /* /path:symbol */
 } SectionTarget;
 
@@ -1259,6 +1444,8 @@ int attach_spec_from_section(const char *section, const char **ret_type, json_ob
                 { "lsm.s/", "lsm", SECTION_NONE },
                 { "kprobe/", "kprobe", SECTION_KPROBE },
                 { "kretprobe/", "kretprobe", SECTION_KPROBE },
+                { "kprobe.multi/", "kprobe", SECTION_KPROBE_MULTI },
+                { "kretprobe.multi/", "kretprobe", SECTION_KPROBE_MULTI },
                 { "uprobe/", "uprobe", SECTION_UPROBE },
                 { "uprobe.s/", "uprobe", SECTION_UPROBE },
                 { "uretprobe/", "uretprobe", SECTION_UPROBE },
@@ -1311,6 +1498,9 @@ int attach_spec_from_section(const char *section, const char **ret_type, json_ob
                         json_object_object_add(spec, "offset", json_object_new_uint64(offset));
                 } else
                         json_object_object_add(spec, "function", json_object_new_string(rest));
+                break;
+        case SECTION_KPROBE_MULTI:
+                json_object_object_add(spec, "pattern", json_object_new_string(rest));
                 break;
         case SECTION_UPROBE:
                 sep = strchr(rest, ':');

@@ -44,7 +44,15 @@ extern char **environ;
 
 /* Slots of the test programs' counter maps (tests/bpf/attach_*.bpf.c). */
 enum { TRACE_TRACEPOINT, TRACE_RAW_TP, TRACE_TP_BTF };
-enum { PROBE_KPROBE, PROBE_KRETPROBE, PROBE_UPROBE, PROBE_URETPROBE, PROBE_URETURN_SUM };
+enum {
+        PROBE_KPROBE,
+        PROBE_KRETPROBE,
+        PROBE_UPROBE,
+        PROBE_URETPROBE,
+        PROBE_URETURN_SUM,
+        PROBE_KPROBE_MULTI,
+        PROBE_KRETPROBE_MULTI
+};
 enum { NET_XDP_ECHO, NET_XDP_REPLY, NET_TC_ECHO, NET_CGROUP_EGRESS };
 
 static const char *objects_dir, *uprobe_target, *cgroup_root;
@@ -448,6 +456,8 @@ TEST(sections) {
                 { "kprobe/do_unlinkat+0x10", 0, "kprobe",
                   "{ \"function\": \"do_unlinkat\", \"offset\": 16 }" },
                 { "kretprobe/do_unlinkat", 0, "kretprobe", "{ \"function\": \"do_unlinkat\" }" },
+                { "kprobe.multi/do_unlinkat*", 0, "kprobe", "{ \"pattern\": \"do_unlinkat*\" }" },
+                { "kretprobe.multi/vfs_*", 0, "kretprobe", "{ \"pattern\": \"vfs_*\" }" },
                 { "uprobe//bin/bash:readline", 0, "uprobe",
                   "{ \"path\": \"\\/bin\\/bash\", \"symbol\": \"readline\" }" },
                 { "uretprobe//usr/lib/libc.so.6:malloc", 0, "uretprobe",
@@ -463,7 +473,7 @@ TEST(sections) {
                 { "socket", -ENOTSUP },
                 { "kprobe", -ENOTSUP },
                 { "uprobe", -ENOTSUP },
-                { "kprobe.multi/do_*", -ENOTSUP },
+                { "kprobe.multi", -ENOTSUP },
                 { "ksyscall/execve", -ENOTSUP },
                 { "usdt/libc.so.6:libc:setjmp", -ENOTSUP },
                 { "uprobe/libc.so.6:malloc", -ENOTSUP },
@@ -814,6 +824,81 @@ TEST(kprobe) {
                                    "%s counted 3 unlink calls", probes[i].type);
                         attach_result_done(&a);
                 }
+                failure_done(&f);
+        }
+}
+
+/* Multi-kprobes need fprobe (CONFIG_FPROBE): its registration function is in kallsyms when it is there. */
+static bool have_fprobe(void) {
+        char line[512];
+        bool found = false;
+        FILE *f = fopen("/proc/kallsyms", "re");
+
+        while (f && !found && fgets(line, sizeof(line), f))
+                found = strstr(line, " register_fprobe_ips\n") != NULL;
+        if (f)
+                fclose(f);
+        return found;
+}
+
+TEST(kprobe_multi) {
+        static const struct {
+                const char *type, *program, *spec, *target;
+                int slot;
+        } probes[] = {
+                { "kprobe", "kprobe_multi_hit", "{\"pattern\":\"do_unlinka*\"}", "do_unlinka* (", PROBE_KPROBE_MULTI },
+                { "kretprobe", "kretprobe_multi_hit", "{\"functions\":[\"do_unlinkat\",\"do_rmdir\",\"do_unlinkat\"]}",
+                  "do_rmdir and 1 more", PROBE_KRETPROBE_MULTI },
+        };
+        static const struct {
+                const char *spec, *word;
+        } patterns[] = {
+                { "{\"pattern\":\"bpfcored_nope_*\"}", "no kernel function that can be probed matches" },
+                { "{\"pattern\":\"*\"}", "matches more than 4096 functions" },
+        };
+        bool fprobe = have_fprobe();
+
+        setup();
+        for (size_t i = 0; i < ELEMENTSOF(probes); i++) {
+                AttachResult a = ATTACH_RESULT_NULL;
+                Failure f = {};
+                uint64_t before;
+                int r;
+
+                r = attach(prog_fd(probe_obj, probes[i].program), probes[i].type, probes[i].spec, getpid(), &a,
+                           &f);
+                if (!fprobe) {
+                        tap_ok(r < 0 && f.error && strcmp(f.error, VL_ERROR_ATTACH_FAILED) == 0 &&
+                                       strstr(failure_field(&f, "message"), "multi-kprobes are not available"),
+                               "%s %s on a kernel without fprobe: AttachFailed \"%s\"", probes[i].type,
+                               probes[i].spec, failure_field(&f, "message"));
+                        tap_skip("this kernel has no fprobe (CONFIG_FPROBE)", "%s %s counts real calls",
+                                 probes[i].type, probes[i].spec);
+                } else if (tap_attached(r, &f, "attach %s %s", probes[i].type, probes[i].spec)) {
+                        tap_ok(strncmp(a.target, probes[i].target, strlen(probes[i].target)) == 0,
+                               "target %s", a.target);
+                        before = counter(probe_map, probes[i].slot);
+                        unlink_three();
+                        tap_is_int(counter(probe_map, probes[i].slot) - before, 3, "%s counted 3 unlink calls",
+                                   probes[i].type);
+                        attach_result_done(&a);
+                }
+                failure_done(&f);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(patterns); i++) {
+                AttachResult a = ATTACH_RESULT_NULL;
+                Failure f = {};
+                int r;
+
+                if (!fprobe) {
+                        tap_skip("this kernel has no fprobe (CONFIG_FPROBE)", "pattern %s: AttachFailed \"%s\"",
+                                 patterns[i].spec, patterns[i].word);
+                        continue;
+                }
+                r = attach(prog_fd(probe_obj, "kprobe_multi_hit"), "kprobe", patterns[i].spec, getpid(), &a, &f);
+                tap_ok(r < 0 && f.error && strcmp(f.error, VL_ERROR_ATTACH_FAILED) == 0 &&
+                               strstr(failure_field(&f, "message"), patterns[i].word),
+                       "pattern %s: AttachFailed \"%s\"", patterns[i].spec, failure_field(&f, "message"));
                 failure_done(&f);
         }
 }
@@ -1302,6 +1387,17 @@ static const ErrorCase error_cases[] = {
           "kretprobe.offset", "entry" },
         { "kprobe function with a space", "kprobe_hit", "kprobe", "{\"function\":\"do unlinkat\"}", NULL,
           VL_ERROR_INVALID_PARAMETER, "kprobe.function", "not a kernel function name" },
+        { "kprobe without a function", "kprobe_hit", "kprobe", "{}", NULL, VL_ERROR_INVALID_PARAMETER,
+          "kprobe.function", "give function, pattern or functions" },
+        { "kprobe pattern and function", "kprobe_multi_hit", "kprobe",
+          "{\"function\":\"do_unlinkat\",\"pattern\":\"do_*\"}", NULL, VL_ERROR_INVALID_PARAMETER,
+          "kprobe.function", "one of function" },
+        { "kprobe pattern with a slash", "kprobe_multi_hit", "kprobe", "{\"pattern\":\"../do_*\"}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "kprobe.pattern", "not a glob" },
+        { "kprobe empty function list", "kprobe_multi_hit", "kprobe", "{\"functions\":[]}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "kprobe.functions", "1 to 4096" },
+        { "kprobe function list with a number", "kprobe_multi_hit", "kprobe", "{\"functions\":[\"a\",7]}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "kprobe.functions", "array of strings" },
         { "interface name too long", "xdp_icmp", "xdp", "{\"interface\":\"bpfcored-much-too-long\"}", NULL,
           VL_ERROR_INVALID_PARAMETER, "xdp.interface", "not an interface name" },
         { "interface with a slash", "xdp_icmp", "xdp", "{\"interface\":\"../lo\"}", NULL,

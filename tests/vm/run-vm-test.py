@@ -505,6 +505,16 @@ def test_probes(label, g, matrix):
         hits = counts.get(slot)
         check(ok and hits == 3, '%s: %s counted 3 unlink calls of one process (got %s)' % (label, kind, hits),
               g.text('probe-counts'))
+    # Multi-kprobes (fprobe, 5.18 on): a glob and a list, one link each.
+    for kind, slot, what in (('kprobe', 5, "'do_unlinka*'"), ('kretprobe', 6, 'do_unlinkat,do_rmdir')):
+        name = 'probe-attach-%s-multi' % kind
+        link = (g.json(name) or {}).get('link', {})
+        ok = g.rc(name) == 0 and link.get('type') == kind
+        check(ok, '%s: %s %s attaches as one multi-kprobe link (%s)' % (label, kind, what, link.get('target')),
+              g.why(name))
+        hits = counts.get(slot)
+        check(ok and hits == 3, '%s: ... and counted 3 unlink calls of one process (got %s)' % (label, hits),
+              g.text('probe-counts'))
     check(g.rc('fentry-load') == 0, '%s: attach_fentry loads and attaches fentry and fexit' % label,
           g.why('fentry-load'))
     bss = g.json('fentry-counts')
@@ -515,8 +525,9 @@ def test_probes(label, g, matrix):
     check(g.text('victim', '.rc') is not None and g.text('victim', '.rc').strip() == '0',
           '%s: the probed process removed its three files' % label)
     row = matrix[label]['attach_probe']
-    row['attach'] = '%d/2, k/kret %s/%s hits' % (sum(g.rc('probe-attach-' + k) == 0 for k in ('kprobe', 'kretprobe')),
-                                                  counts.get(0), counts.get(1))
+    row['attach'] = '%d/4, k/kret %s/%s, multi %s/%s' % (
+        sum(g.rc('probe-attach-' + k) == 0 for k in ('kprobe', 'kretprobe', 'kprobe-multi', 'kretprobe-multi')),
+        counts.get(0), counts.get(1), counts.get(5), counts.get(6))
     matrix[label]['attach_fentry']['attach'] += ', %s/%s hits' % (datasec(bss, 'fentry_hits'),
                                                                   datasec(bss, 'fexit_hits'))
 
@@ -684,9 +695,9 @@ def test_preflight(build, work, booted):
 
 def print_matrix(matrix, kernels):
     """The kernel x object table, as the README shows it."""
-    cell = '%-4s %-19s %-22s'
+    cell = '%-4s %-19s %-27s'
     print('#')
-    print(('# ' + '%-14s' % '' + ''.join('  %-47s' % ('%s (%s)' % (l, kernels[l]['release'])) for l in matrix))
+    print(('# ' + '%-14s' % '' + ''.join('  %-52s' % ('%s (%s)' % (l, kernels[l]['release'])) for l in matrix))
           .rstrip())
     print(('# ' + '%-14s' % 'object' + ''.join('  ' + cell % ('load', 'relocations', 'links') for _ in matrix))
           .rstrip())
@@ -700,8 +711,8 @@ def print_matrix(matrix, kernels):
     print('# relocations: targets equal to what tests/vm/btf.py reads from that kernel\'s BTF / all, and how')
     print('# many differ from the build host\'s (%s) offsets; links: attached / expected, with real hits'
           % os.uname().release)
-    print('# counted where the test triggers them (k/kret: kprobe/kretprobe, fentry/fexit; tcx or clsact: how tc')
-    print('# attached, pings on lo counted).')
+    print('# counted where the test triggers them (k/kret: kprobe/kretprobe, multi: the multi-kprobe pair,')
+    print('# fentry/fexit; tcx or clsact: how tc attached, pings on lo counted).')
     for l, k in kernels.items():
         d = summary.get(l, {})
         print('# %s: differential, %d/%d programs byte-identical with plain libbpf\'s; pre-flight `check --btf %s`'
