@@ -137,10 +137,13 @@ run probe-load bpfcorectl --json load $objs/attach_probe.bpf.o --global target_t
 pid_probe=$(object_id probe-load)
 run probe-attach-kprobe bpfcorectl --json attach "$pid_probe" kprobe_hit kprobe do_unlinkat
 run probe-attach-kretprobe bpfcorectl --json attach "$pid_probe" kretprobe_hit kretprobe do_unlinkat
-# Multi-kprobes: one link for every function a glob matches, and one for a list.
+# Multi-kprobes: one link for every function a glob matches, and one for a list (on a kernel built
+# with fprobe; the host reads the kernel's config).
 run probe-attach-kprobe-multi bpfcorectl --json attach "$pid_probe" kprobe_multi_hit kprobe 'do_unlinka*'
 run probe-attach-kretprobe-multi bpfcorectl --json attach "$pid_probe" kretprobe_multi_hit kretprobe \
 	do_unlinkat,do_rmdir
+run probe-multi-nomatch bpfcorectl attach "$pid_probe" kprobe_multi_hit kprobe 'bpfcored_nope_*'
+run probe-multi-notmulti bpfcorectl attach "$pid_probe" kprobe_hit kprobe 'do_unlinka*'
 run fentry-load bpfcorectl --json load $objs/attach_fentry.bpf.o --global target_tgid="$victim" --attach
 pid_fentry=$(object_id fentry-load)
 echo go >/tmp/go

@@ -152,6 +152,20 @@ def fetch_kernel(cache, label, suite, prefix):
     return finish_tree(tree)
 
 
+def kernel_config(tree, release):
+    """{CONFIG_X: value} from the kernel package's /boot/config-RELEASE ({} when it has none)."""
+    config = {}
+    try:
+        with open(os.path.join(tree, 'boot', 'config-' + release)) as f:
+            for line in f:
+                key, eq, value = line.strip().partition('=')
+                if eq and key.startswith('CONFIG_'):
+                    config[key] = value
+    except OSError:
+        pass
+    return config
+
+
 def finish_tree(tree):
     release = os.listdir(os.path.join(tree, 'lib', 'modules'))[0]
     return tree, release
@@ -505,16 +519,30 @@ def test_probes(label, g, matrix):
         hits = counts.get(slot)
         check(ok and hits == 3, '%s: %s counted 3 unlink calls of one process (got %s)' % (label, kind, hits),
               g.text('probe-counts'))
-    # Multi-kprobes (fprobe, 5.18 on): a glob and a list, one link each.
+    # Multi-kprobes (fprobe, 5.18 on, where the kernel is built with it): a glob and a list, one link each.
+    fprobe = g.config.get('CONFIG_FPROBE') == 'y'
+    nofprobe = 'this kernel is built without fprobe (CONFIG_FPROBE is not set in its config)'
     for kind, slot, what in (('kprobe', 5, "'do_unlinka*'"), ('kretprobe', 6, 'do_unlinkat,do_rmdir')):
         name = 'probe-attach-%s-multi' % kind
         link = (g.json(name) or {}).get('link', {})
+        if not fprobe:
+            err = g.text(name, '.err') or ''
+            check(g.rc(name) not in (None, 0) and 'AttachFailed' in err and 'multi-kprobes are not available' in err,
+                  '%s: %s %s fails cleanly without fprobe: AttachFailed' % (label, kind, what), g.why(name))
+            skip('%s: %s %s counts 3 unlink calls of one process' % (label, kind, what), nofprobe)
+            continue
         ok = g.rc(name) == 0 and link.get('type') == kind
         check(ok, '%s: %s %s attaches as one multi-kprobe link (%s)' % (label, kind, what, link.get('target')),
               g.why(name))
         hits = counts.get(slot)
         check(ok and hits == 3, '%s: ... and counted 3 unlink calls of one process (got %s)' % (label, hits),
               g.text('probe-counts'))
+    for name, word in (('probe-multi-nomatch', 'no kernel function that can be probed matches bpfcored_nope_*'),
+                       ('probe-multi-notmulti', 'was the program loaded as kprobe.multi')):
+        err = g.text(name, '.err') or ''
+        word = word if fprobe else 'multi-kprobes are not available'
+        check(g.rc(name) not in (None, 0) and 'AttachFailed' in err and word in err,
+              '%s: %s: AttachFailed, "%s"' % (label, name, word), g.why(name))
     check(g.rc('fentry-load') == 0, '%s: attach_fentry loads and attaches fentry and fexit' % label,
           g.why('fentry-load'))
     bss = g.json('fentry-counts')
@@ -525,9 +553,10 @@ def test_probes(label, g, matrix):
     check(g.text('victim', '.rc') is not None and g.text('victim', '.rc').strip() == '0',
           '%s: the probed process removed its three files' % label)
     row = matrix[label]['attach_probe']
-    row['attach'] = '%d/4, k/kret %s/%s, multi %s/%s' % (
-        sum(g.rc('probe-attach-' + k) == 0 for k in ('kprobe', 'kretprobe', 'kprobe-multi', 'kretprobe-multi')),
-        counts.get(0), counts.get(1), counts.get(5), counts.get(6))
+    kinds = ('kprobe', 'kretprobe') + (('kprobe-multi', 'kretprobe-multi') if fprobe else ())
+    row['attach'] = '%d/%d, k/kret %s/%s, ' % (sum(g.rc('probe-attach-' + k) == 0 for k in kinds), len(kinds),
+                                               counts.get(0), counts.get(1)) + \
+        ('multi %s/%s' % (counts.get(5), counts.get(6)) if fprobe else 'no fprobe')
     matrix[label]['attach_fentry']['attach'] += ', %s/%s hits' % (datasec(bss, 'fentry_hits'),
                                                                   datasec(bss, 'fexit_hits'))
 
@@ -777,6 +806,7 @@ def main():
             diag('%s: initramfs modules %s (%.1fs)' % (label, ' '.join(names), time.monotonic() - t0))
             share, seconds, console, rc = boot(work, label, tree, release, [common, mods], timeout)
             g = Guest(share)
+            g.config = kernel_config(tree, release)
             up = (g.text('uptime', '.end') or '').split()[:1]
             start = (g.text('uptime', '.start') or '').split()[:1]
             diag('%s: boot and tests %.1fs wall (guest up at %ss, tests done at %ss), qemu %s'
