@@ -6,7 +6,8 @@
  * adds (one from our namespace, one from a client inside the other), Detach
  * and Unload removing them (`tc filter show`), SIGKILL and a restart keeping
  * them, a filter removed behind the daemon's back dropped at the restart, and
- * a crash between adding a filter and recording it undone at the restart.
+ * SIGKILL between adding a filter and recording it, inside a Detach and
+ * inside an Unload, each finished or undone by the restart.
  */
 #include <bpf/bpf.h>
 #include <fcntl.h>
@@ -34,7 +35,7 @@ extern char **environ;
 static TestDaemon d;
 static char netns[32], netns_path[64], veth_host[IFNAMSIZ], veth_ns[IFNAMSIZ];
 static char host_ip[INET_ADDRSTRLEN], ns_ip[INET_ADDRSTRLEN];
-static bool netns_made, ready;
+static bool netns_made, ready, net_ok;
 static uint64_t object_id;
 static uint32_t tc_prog_id;
 static int counts_fd = -1;
@@ -281,8 +282,8 @@ TEST(start) {
         maps = object_get(&r, "maps");
         counts_fd =
                 bpf_map_get_fd_by_id((uint32_t) json_int(array_find_name(maps, "attach_net_counts"), "id"));
-        ready = tap_ok(counts_fd >= 0 && tc_prog_id > 0, "its counters and tc_icmp (program %u)",
-                       tc_prog_id);
+        ready = net_ok = tap_ok(counts_fd >= 0 && tc_prog_id > 0, "its counters and tc_icmp (program %u)",
+                                tc_prog_id);
 }
 
 TEST(attach_counts) {
@@ -373,7 +374,7 @@ TEST(crash_between_filter_and_state) {
         run_ctl(&d, NULL, &err, "attach", id, "tc_icmp", "tc", veth_host, "egress", "clsact", NULL);
         waitpid(d.pid, &status, 0);
         d.pid = 0;
-        tap_ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+        tap_ok(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && tc_shows(NULL, veth_host, "egress", "tc_icmp"),
                "the daemon died there, the filter added");
         if (!tap_is_int(daemon_start(&d), 0, "daemon starts again"))
                 return;
@@ -381,6 +382,50 @@ TEST(crash_between_filter_and_state) {
         tap_ok(!tc_shows(NULL, veth_host, "egress", "tc_icmp"), "and its filter is gone from %s egress",
                veth_host);
         tap_ok(log_has("that no state file lists"), "the daemon says it removed it");
+}
+
+/* Starts the daemon with a crash point armed. */
+static bool start_armed(const char *step) {
+        int r;
+
+        setenv("BPFCORED_TEST_CRASH_AT", step, 1);
+        r = daemon_start(&d);
+        unsetenv("BPFCORED_TEST_CRASH_AT");
+        return tap_is_int(r, 0, "daemon starts with the crash point %s armed", step);
+}
+
+static bool died_by_sigkill(void) {
+        int status = 0;
+
+        waitpid(d.pid, &status, 0);
+        d.pid = 0;
+        return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
+}
+
+/* A Detach killed after the state file no longer lists the filter, before the filter is removed. */
+TEST(crash_in_detach) {
+        _cleanup_free_ char *err = NULL;
+        char id[32];
+        int64_t link;
+
+        if (!ready)
+                return;
+        link = ctl_attach(false, veth_host, "egress", &err);
+        if (!tap_ok(link >= (int64_t) FILTER_ID_MIN, "attach tc %s egress clsact: id %lld", veth_host,
+                    (long long) link))
+                return;
+        daemon_stop(&d);
+        if (!start_armed("detach-after-state"))
+                return;
+        snprintf(id, sizeof(id), "%lld", (long long) link);
+        run_ctl(&d, NULL, NULL, "detach", id, NULL);
+        tap_ok(died_by_sigkill() && handle_shown(NULL, veth_host, "egress", link),
+               "the daemon died there, the filter still in the kernel");
+        if (!restart("inside a Detach"))
+                return;
+        tap_is_int(listed(veth_host, NULL), 1, "only the first filter is listed");
+        tap_ok(!handle_shown(NULL, veth_host, "egress", link), "the detached one is gone from %s egress", veth_host);
+        tap_ok(!record_exists(link), "and so is its record");
 }
 
 TEST(detach_and_unload) {
@@ -410,6 +455,49 @@ TEST(detach_and_unload) {
         tap_ok(kernel_prog_gone(tc_prog_id), "tc_icmp (program %u) is gone from the kernel", tc_prog_id);
         tap_ok(access(d.state_dir, F_OK) == 0 && !record_exists(ns_link), "no record left");
         ready = false;
+}
+
+static bool daemon_ready(void) {
+        return net_ok && d.pid > 0;
+}
+
+/* An Unload killed after the state file is gone, before the filter is: the restart finishes it. */
+TEST(crash_in_unload) {
+        _cleanup_reply_ BpfcoreReply r = {}, u = {};
+        json_object *p;
+        uint32_t prog;
+        int64_t link;
+
+        if (!daemon_ready())
+                return;
+        load_object(&d, "attach_net", NULL, &r);
+        if (!tap_is_str(reply_error(&r), "", "attach_net loads again"))
+                return;
+        object_id = (uint64_t) object_int(&r, "id");
+        for (size_t i = 0; i < json_object_array_length(object_get(&r, "programs")) && n_our_progs < ELEMENTSOF(our_progs);
+             i++)
+                our_progs[n_our_progs++] =
+                        (uint32_t) json_int(json_object_array_get_idx(object_get(&r, "programs"), i), "id");
+        prog = (uint32_t) json_int(array_find_name(object_get(&r, "programs"), "tc_icmp"), "id");
+        link = ctl_attach(true, veth_ns, "egress", NULL);
+        if (!tap_ok(link >= (int64_t) FILTER_ID_MIN, "attach from inside %s to %s egress: id %lld", netns, veth_ns,
+                    (long long) link))
+                return;
+        daemon_stop(&d);
+        if (!start_armed("unload-after-state"))
+                return;
+        p = json_object_new_object();
+        json_object_object_add(p, "id", json_object_new_int64((int64_t) object_id));
+        call(&d, "io.bpfcored.Unload", p, NULL, 0, &u);
+        json_object_put(p);
+        tap_ok(died_by_sigkill() && tc_shows(netns, veth_ns, "egress", "tc_icmp"),
+               "the daemon died inside the Unload, the filter still in the kernel");
+        if (!restart("inside an Unload"))
+                return;
+        tap_is_int(listed(veth_host, NULL), -1, "the object is not listed");
+        tap_ok(!tc_shows(netns, veth_ns, "egress", "tc_icmp"), "its filter in %s is gone", netns);
+        tap_ok(kernel_prog_gone(prog), "tc_icmp (program %u) is gone from the kernel", prog);
+        tap_ok(!record_exists(link), "no record left");
 }
 
 TEST(cleanup) {
