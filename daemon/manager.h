@@ -46,6 +46,8 @@ typedef struct Manager {
         int listen_fd;
         bool unlink_socket; /* we bound it (not socket-activated) */
         sd_event_source *listen_source;
+        int reserve_fd;                /* given up to accept and refuse a client when out of fds */
+        sd_event_source *accept_retry; /* accepting paused: out of fds even so */
 
         Connection *connections;
         size_t n_connections;

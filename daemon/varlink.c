@@ -378,13 +378,54 @@ static char *peer_cgroup(pid_t pid) {
         return NULL;
 }
 
-static void refuse(Manager *m, int fd) {
-        static const char msg[] = "{\"error\":\"" VL_ERROR_QUOTA_EXCEEDED "\",\"parameters\":{\"limit\":\"connections\"}}";
+static void refuse(Manager *m, int fd, const char *limit) {
+        char msg[160];
+        int n;
 
         m->counters.connections_refused++;
+        n = snprintf(msg, sizeof(msg), "{\"error\":\"" VL_ERROR_QUOTA_EXCEEDED "\",\"parameters\":{\"limit\":\"%s\"}}",
+                     limit);
         /* Best effort: the socket is new, so its buffer has room. */
-        (void) !send(fd, msg, sizeof(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void) !send(fd, msg, (size_t) n + 1, MSG_DONTWAIT | MSG_NOSIGNAL);
         close(fd);
+}
+
+static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_ON);
+        return 0;
+}
+
+/*
+ * Out of fds: the pending client would stay readable on the listening socket
+ * and spin the loop. The reserve fd makes room to accept it and say why; if
+ * even that fails, stop accepting for a moment.
+ */
+static void accept_out_of_fds(Manager *m, int fd) {
+        int cfd = -1;
+
+        if (m->reserve_fd >= 0) {
+                m->reserve_fd = safe_close(m->reserve_fd);
+                cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd >= 0) {
+                        log_warning("Refusing a connection: out of file descriptors (%zu connections open).",
+                                    m->n_connections);
+                        refuse(m, cfd, "open_files");
+                }
+                m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (cfd >= 0)
+                        return;
+        }
+        log_warning("Out of file descriptors with %zu connections open: not accepting for 100 ms.", m->n_connections);
+        (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_OFF);
+        if (!m->accept_retry)
+                (void) sd_event_add_time_relative(m->event, &m->accept_retry, CLOCK_MONOTONIC, 100 * 1000, 0,
+                                                  on_accept_retry, m);
+        else {
+                (void) sd_event_source_set_time_relative(m->accept_retry, 100 * 1000);
+                (void) sd_event_source_set_enabled(m->accept_retry, SD_EVENT_ONESHOT);
+        }
 }
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -395,13 +436,17 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
         cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
+                if (errno == EMFILE || errno == ENFILE) {
+                        accept_out_of_fds(m, fd);
+                        return 0;
+                }
                 if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                         log_warning_errno(-errno, "accept() failed: %m");
                 return 0;
         }
         if (m->n_connections >= MANAGER_MAX_CONNECTIONS) {
                 log_warning("Refusing a connection: %u connections are open already.", MANAGER_MAX_CONNECTIONS);
-                refuse(m, cfd);
+                refuse(m, cfd, "connections");
                 return 0;
         }
 
@@ -503,6 +548,7 @@ int varlink_listen(Manager *m) {
                         return fd;
         }
         m->listen_fd = fd;
+        m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
         r = sd_event_add_io(m->event, &m->listen_source, fd, EPOLLIN, on_accept, m);
         if (r < 0)
@@ -514,6 +560,8 @@ void varlink_stop(Manager *m) {
         while (m->connections)
                 connection_free(m->connections);
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
+        m->accept_retry = sd_event_source_disable_unref(m->accept_retry);
+        m->reserve_fd = safe_close(m->reserve_fd);
         if (m->listen_fd >= 0 && m->unlink_socket)
                 (void) unlink(m->socket_path);
         m->listen_fd = safe_close(m->listen_fd);
