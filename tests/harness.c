@@ -73,9 +73,17 @@ int daemon_start(TestDaemon *d) {
                         dup2(fd, STDOUT_FILENO);
                         dup2(fd, STDERR_FILENO);
                 }
-                execl(harness_env("BPFCORED"), "bpfcored", "--socket", d->socket_path, "--bpffs-root",
-                      d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir, "--objects-dir",
-                      d->objects_dir, "--config", d->config, NULL);
+                const char *args[] = { harness_env("BPFCORED"), "--socket", d->socket_path, "--bpffs-root",
+                                       d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir,
+                                       "--objects-dir", d->objects_dir, "--config", d->config, NULL };
+                const char *argv[64];
+                size_t n = 0;
+
+                for (size_t i = 0; d->wrapper && d->wrapper[i] && n < 32; i++)
+                        argv[n++] = d->wrapper[i];
+                for (size_t i = 0; i < ELEMENTSOF(args); i++)
+                        argv[n++] = args[i];
+                execvp(argv[0], (char **) argv);
                 _exit(127);
         }
         for (int i = 0; i < 500; i++) {

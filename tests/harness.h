@@ -22,6 +22,7 @@ typedef struct TestDaemon {
         char btf_dir[128];      /* --btf-dir: <tmpdir>/btf, created empty */
         char objects_dir[128];  /* --objects-dir: <tmpdir>/objects.d, created empty */
         char config[128];       /* --config: <tmpdir>/bpfcored.conf, absent until a test writes it */
+        const char *const *wrapper; /* optional command the daemon runs under ("valgrind", …, NULL) */
         pid_t pid;
 } TestDaemon;
 
