@@ -86,7 +86,8 @@ int daemon_start(TestDaemon *d) {
                 execvp(argv[0], (char **) argv);
                 _exit(127);
         }
-        for (int i = 0; i < 500; i++) {
+        /* Under a wrapper (valgrind) start-up takes many times longer. */
+        for (int i = 0; i < (d->wrapper ? 12000 : 500); i++) {
                 int status;
 
                 if (bpfcore_connect(d->socket_path, &c) >= 0) {
