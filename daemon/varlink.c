@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,8 @@
 
 /* Calls served per wake-up before others get their turn. */
 #define CALLS_PER_DISPATCH 16
+/* Past this, a message's buffers are given back to the system once it is served. */
+#define BIG_MESSAGE (1024u * 1024)
 /* Replies a client leaves unread beyond this get it disconnected. */
 #define MAX_QUEUED_OUTPUT (2u * VL_MAX_MESSAGE)
 
@@ -46,11 +49,14 @@ static void connection_free(Connection *c) {
 
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->defer);
+        bool big = c->reader.alloc > BIG_MESSAGE || c->writer.queued > BIG_MESSAGE;
         vl_reader_done(&c->reader);
         vl_writer_done(&c->writer);
         free(c->peer.cgroup);
         safe_close(c->fd);
         free(c);
+        if (big)
+                (void) malloc_trim(0);
 }
 
 static int connection_fail(Connection *c, const char *error, const char *key, const char *value,
@@ -309,6 +315,12 @@ static int connection_process(Connection *c) {
                         calls++;
                         r = dispatch(c, text, len, fds, n_fds);
                         close_many(fds, n_fds);
+                        if (len > BIG_MESSAGE) {
+                                /* Its copy and parse are freed: hand the memory back, not to the heap's slack. */
+                                free(TAKE_PTR(text));
+                                vl_reader_shrink(&c->reader);
+                                (void) malloc_trim(0);
+                        }
                         if (r < 0)
                                 return r;
                         continue;
