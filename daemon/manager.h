@@ -51,6 +51,9 @@ typedef struct Manager {
 
         Connection *connections;
         size_t n_connections;
+        Connection *slow_head, *slow_tail; /* slow calls waiting for their turn (varlink.c) */
+        sd_event_source *slow_turn;
+        unsigned quick_calls_while_held;
 
         Registry *registry;
         BtfCache *btf;

@@ -25,6 +25,10 @@ struct Connection {
         int fd;
         sd_event_source *io;
         sd_event_source *defer; /* more buffered calls to serve */
+        Connection *slow_next;  /* in the manager's queue of slow calls: see hold_slow_call() */
+        json_object *held;      /* that call, parsed, and its fds */
+        int *held_fds;
+        size_t held_n_fds;
         VlReader reader;
         VlWriter writer;
         Peer peer;
@@ -49,6 +53,22 @@ static void connection_free(Connection *c) {
 
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->defer);
+        if (c->held) {
+                Connection **p = &m->slow_head;
+
+                while (*p && *p != c)
+                        p = &(*p)->slow_next;
+                if (*p)
+                        *p = c->slow_next;
+                if (m->slow_tail == c) {
+                        m->slow_tail = m->slow_head;
+                        while (m->slow_tail && m->slow_tail->slow_next)
+                                m->slow_tail = m->slow_tail->slow_next;
+                }
+        }
+        json_object_put(c->held);
+        close_many(c->held_fds, c->held_n_fds);
+        free(c->held_fds);
         bool big = c->reader.alloc > BIG_MESSAGE || c->writer.queued > BIG_MESSAGE;
         vl_reader_done(&c->reader);
         vl_writer_done(&c->writer);
@@ -201,9 +221,35 @@ static bool interface_known(const char *method) {
                (len == strlen(VL_SERVICE_INTERFACE) && strncmp(method, VL_SERVICE_INTERFACE, len) == 0);
 }
 
-static int dispatch(Connection *c, const char *text, size_t len, int *fds, size_t n_fds) {
+/* The message as a call: NULL after an error reply (the connection then closes). */
+static json_object *parse_call(Connection *c, const char *text, size_t len) {
         _cleanup_free_ char *reason = NULL;
-        json_object *msg = NULL, *v, *params = NULL;
+        json_object *msg = NULL, *v;
+
+        c->manager->counters.calls++;
+        if (vl_parse(text, len, &msg, &reason) < 0) {
+                (void) connection_fail(c, VL_ERROR_INVALID_PARAMETER, "parameter", "(message)", "message",
+                                       reason ?: "malformed message");
+                return NULL;
+        }
+        if (!json_object_object_get_ex(msg, "method", &v) || !json_object_is_type(v, json_type_string)) {
+                json_object_put(msg);
+                (void) connection_fail(c, VL_ERROR_INVALID_PARAMETER, "parameter", "method", "message",
+                                       "a call needs a \"method\" string");
+                return NULL;
+        }
+        return msg;
+}
+
+static bool call_is_slow(json_object *msg) {
+        const Method *m = find_method(json_object_get_string(json_object_object_get(msg, "method")));
+
+        return m && m->slow;
+}
+
+/* Serves one parsed call (msg is taken). */
+static int dispatch(Connection *c, json_object *msg, int *fds, size_t n_fds) {
+        json_object *v, *params = NULL;
         const Method *method;
         Call call = {
                 .manager = c->manager,
@@ -214,17 +260,7 @@ static int dispatch(Connection *c, const char *text, size_t len, int *fds, size_
         };
         int r;
 
-        c->manager->counters.calls++;
-        r = vl_parse(text, len, &msg, &reason);
-        if (r < 0)
-                return connection_fail(c, VL_ERROR_INVALID_PARAMETER, "parameter", "(message)", "message",
-                                       reason ?: "malformed message");
-
-        if (!json_object_object_get_ex(msg, "method", &v) || !json_object_is_type(v, json_type_string)) {
-                json_object_put(msg);
-                return connection_fail(c, VL_ERROR_INVALID_PARAMETER, "parameter", "method", "message",
-                                       "a call needs a \"method\" string");
-        }
+        json_object_object_get_ex(msg, "method", &v);
         call.method = json_object_get_string(v);
         if (json_object_object_get_ex(msg, "more", &v))
                 call.more = json_object_get_boolean(v);
@@ -277,10 +313,44 @@ static void connection_update_events(Connection *c) {
 
         if (!vl_writer_empty(&c->writer))
                 events |= EPOLLOUT;
-        if (!c->closing && vl_writer_empty(&c->writer))
+        if (!c->closing && !c->held && vl_writer_empty(&c->writer))
                 events |= EPOLLIN;
         /* With nothing to wait for, the source stays armed for hang-ups only. */
         sd_event_source_set_io_events(c->io, events);
+}
+
+/*
+ * Calls that do kernel work (Load, Attach, …) take milliseconds each, and
+ * tens of them when a tracepoint link is released (an RCU grace period). Each
+ * waits for a low-priority turn instead: every quick call that is ready
+ * (Status, List, Get, map reads) is served first, so with many clients
+ * loading a Status waits for one slow call at most, not for all of them.
+ */
+static void hold_slow_call(Connection *c, json_object *msg, int *fds, size_t n_fds) {
+        Manager *m = c->manager;
+
+        c->held = msg;
+        c->held_fds = fds;
+        c->held_n_fds = n_fds;
+        /* One queue, first come first served: sd-event keeps re-enabled defer sources in their old
+         * place, so a source per connection would let the first ones served starve the others. */
+        c->slow_next = NULL;
+        if (m->slow_tail)
+                m->slow_tail->slow_next = c;
+        else
+                m->slow_head = c;
+        m->slow_tail = c;
+        (void) sd_event_source_set_enabled(m->slow_turn, SD_EVENT_ON);
+}
+
+/* Quick calls served while slow ones wait, before the next slow one gets an equal turn. */
+#define QUICK_CALLS_BEFORE_SLOW 256u
+
+/* A stream of quick calls must not starve the slow ones. */
+static void quick_call_served(Manager *m) {
+        if (!m->slow_head || ++m->quick_calls_while_held < QUICK_CALLS_BEFORE_SLOW)
+                return;
+        (void) sd_event_source_set_priority(m->slow_turn, SD_EVENT_PRIORITY_NORMAL);
 }
 
 /* Serves what can be served now; returns <0 when the connection is done for. */
@@ -298,6 +368,8 @@ static int connection_process(Connection *c) {
                 }
                 if (c->closing)
                         return -ECONNRESET;
+                if (c->held)
+                        break; /* calls are answered in order: nothing more until the slow one is done */
 
                 _cleanup_free_ char *text = NULL;
                 _cleanup_free_ int *fds = NULL;
@@ -312,9 +384,22 @@ static int connection_process(Connection *c) {
                 if (r < 0)
                         return r;
                 if (r > 0) {
+                        json_object *msg;
+
                         calls++;
-                        r = dispatch(c, text, len, fds, n_fds);
+                        msg = parse_call(c, text, len);
+                        if (!msg) {
+                                if (c->failed)
+                                        return c->failed;
+                                continue;
+                        }
+                        if (call_is_slow(msg)) {
+                                hold_slow_call(c, msg, TAKE_PTR(fds), n_fds);
+                                break;
+                        }
+                        r = dispatch(c, msg, fds, n_fds);
                         close_many(fds, n_fds);
+                        quick_call_served(c->manager);
                         if (len > BIG_MESSAGE) {
                                 /* Its copy and parse are freed: hand the memory back, not to the heap's slack. */
                                 free(TAKE_PTR(text));
@@ -360,7 +445,43 @@ static int connection_process(Connection *c) {
 static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Connection *c = userdata;
 
+        /* Hung up while its slow call waits: a hang-up stays readable and would starve that call's
+         * lower-priority turn. Serve the call first (it may be oneway), then notice. */
+        if (c->held && (revents & (EPOLLHUP | EPOLLERR))) {
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+                return 0;
+        }
         if (connection_process(c) < 0)
+                connection_free(c);
+        return 0;
+}
+
+static int on_slow_turn(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        Connection *c = m->slow_head;
+        _cleanup_free_ int *fds = NULL;
+        size_t n_fds;
+        int r;
+
+        m->quick_calls_while_held = 0;
+        (void) sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IDLE);
+        if (!c) {
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                return 0;
+        }
+        m->slow_head = c->slow_next;
+        if (!m->slow_head) {
+                m->slow_tail = NULL;
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        }
+        c->slow_next = NULL;
+        fds = TAKE_PTR(c->held_fds);
+        n_fds = c->held_n_fds;
+        c->held_n_fds = 0;
+        r = dispatch(c, TAKE_PTR(c->held), fds, n_fds);
+        close_many(fds, n_fds);
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+        if (r < 0 || connection_process(c) < 0)
                 connection_free(c);
         return 0;
 }
@@ -487,6 +608,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
                 r = sd_event_add_defer(m->event, &c->defer, on_connection_defer, c);
         if (r >= 0)
                 r = sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+
         if (r < 0) {
                 log_warning_errno(r, "Cannot watch a new connection: %m");
                 connection_free(c);
@@ -562,6 +684,14 @@ int varlink_listen(Manager *m) {
         m->listen_fd = fd;
         m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
+        r = sd_event_add_defer(m->event, &m->slow_turn, on_slow_turn, m);
+        if (r >= 0)
+                r = sd_event_source_set_priority(m->slow_turn, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->slow_turn, SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the queue of slow calls: %m");
+
         r = sd_event_add_io(m->event, &m->listen_source, fd, EPOLLIN, on_accept, m);
         if (r < 0)
                 return log_error_errno(r, "Cannot watch the listening socket: %m");
@@ -573,6 +703,7 @@ void varlink_stop(Manager *m) {
                 connection_free(m->connections);
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
         m->accept_retry = sd_event_source_disable_unref(m->accept_retry);
+        m->slow_turn = sd_event_source_disable_unref(m->slow_turn);
         m->reserve_fd = safe_close(m->reserve_fd);
         if (m->listen_fd >= 0 && m->unlink_socket)
                 (void) unlink(m->socket_path);
