@@ -82,6 +82,7 @@ static void connection_free(Connection *c) {
 static int connection_fail(Connection *c, const char *error, const char *key, const char *value,
                            const char *key2, const char *value2);
 static void connection_update_events(Connection *c);
+static int on_connection_defer(sd_event_source *s, void *userdata);
 
 static int queue_message(Connection *c, json_object *msg, int *fds, size_t n_fds) {
         int r = vl_writer_queue(&c->writer, msg, fds, n_fds);
@@ -376,8 +377,13 @@ static int connection_process(Connection *c) {
                 size_t len, n_fds;
 
                 if (calls >= CALLS_PER_DISPATCH) {
-                        /* Let other clients in; come back for the rest. */
-                        sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+                        /* Let other clients in; come back for the rest. A new source each time: sd-event
+                         * orders a defer source by when it was created, so a reused one would always come
+                         * before other clients' I/O and new connections, and a busy client starve them. */
+                        c->defer = sd_event_source_disable_unref(c->defer);
+                        r = sd_event_add_defer(c->manager->event, &c->defer, on_connection_defer, c);
+                        if (r < 0)
+                                return r;
                         break;
                 }
                 r = vl_reader_next(&c->reader, &text, &len, &fds, &n_fds);
@@ -604,10 +610,6 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         m->counters.connections_accepted++;
 
         r = sd_event_add_io(m->event, &c->io, cfd, EPOLLIN, on_connection_io, c);
-        if (r >= 0)
-                r = sd_event_add_defer(m->event, &c->defer, on_connection_defer, c);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
 
         if (r < 0) {
                 log_warning_errno(r, "Cannot watch a new connection: %m");
