@@ -1,11 +1,13 @@
 #!/bin/bash
 # The README's two commands:
 #   ./bpfcored.sh run    install dependencies, build, run bpfcored in the foreground
-#   ./bpfcored.sh test   install dependencies, build from scratch, run the whole test suite
+#   ./bpfcored.sh test   install dependencies, build from scratch, run the whole test suite,
+#                        then the unit and integration suites again built with ASan+UBSan
 set -euo pipefail
 cd "$(dirname "$(readlink -f "$0")")"
 
 BUILD=${BUILD:-build}
+BUILD_ASAN=${BUILD_ASAN:-build-asan}
 
 install_deps() {
 	local need=0
@@ -18,7 +20,7 @@ install_deps() {
 	# qemu-system-x86, busybox-static, kmod, cpio, xz-utils: the VM tier (tests/vm/).
 	local pkgs=(build-essential pkg-config meson ninja-build clang-19 llvm-19
 		libelf-dev zlib1g-dev libsystemd-dev libjson-c-dev libssl-dev libseccomp-dev iproute2 libclang-rt-19-dev
-		man-db qemu-system-x86 busybox-static kmod cpio xz-utils)
+		man-db qemu-system-x86 busybox-static kmod cpio xz-utils valgrind)
 	local bpo=(libbpf-dev bpftool)
 	local missing=()
 	for p in "${pkgs[@]}" "${bpo[@]}"; do
@@ -44,6 +46,13 @@ build() {
 	ninja -C "$BUILD"
 }
 
+# The same tree with ASan+UBSan, for the unit and integration suites.
+build_sanitized() {
+	rm -rf "$BUILD_ASAN"
+	meson setup "$BUILD_ASAN" --werror -Db_sanitize=address,undefined -Db_lundef=false
+	ninja -C "$BUILD_ASAN"
+}
+
 ensure_bpffs() {
 	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 }
@@ -62,8 +71,21 @@ test)
 	build fresh
 	ensure_bpffs
 	rc=0
+	logs=("$BUILD/meson-logs/testlog.json")
+	# Naming tests (./bpfcored.sh test hostile) runs just those, without the sanitizer pass.
+	if [ $# -eq 0 ]; then
+		build_sanitized
+	fi
 	meson test -C "$BUILD" --print-errorlogs --num-processes 1 "$@" || rc=$?
-	python3 tests/summary.py "$BUILD/meson-logs/testlog.json" || rc=1
+	if [ $# -eq 0 ]; then
+		# Any sanitizer report ends the process that made it (the daemon's included): a failed check.
+		ASAN_OPTIONS=halt_on_error=1:abort_on_error=1:detect_leaks=1 \
+		UBSAN_OPTIONS=halt_on_error=1:abort_on_error=1:print_stacktrace=1 \
+			meson test -C "$BUILD_ASAN" --print-errorlogs --num-processes 1 \
+			--suite unit --suite integration || rc=$?
+		logs+=("$BUILD_ASAN/meson-logs/testlog.json")
+	fi
+	python3 tests/summary.py "${logs[@]}" || rc=1
 	exit $rc
 	;;
 *)

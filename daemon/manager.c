@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,6 +27,7 @@ int manager_new(const Options *o, Manager **ret) {
         if (!m)
                 return -ENOMEM;
         m->listen_fd = -1;
+        m->reserve_fd = -1;
         m->socket_path = strdup(o->socket_path);
         m->bpffs_root = strdup(o->bpffs_root);
         m->state_dir = strdup(o->state_dir);
@@ -261,6 +263,22 @@ static int watch_btf(Manager *m) {
         return 0;
 }
 
+/*
+ * Services get a soft fd limit of 1024 (kept low for select() users), less
+ * than the connections allowed plus the daemon's own fds. Nothing here uses
+ * select(): take the hard limit, as systemd advises for such daemons.
+ */
+static void bump_nofile(void) {
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+                return;
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                log_warning_errno(-errno, "Cannot raise the open file limit to %llu: %m",
+                                  (unsigned long long) rl.rlim_max);
+}
+
 int manager_startup(Manager *m) {
         struct timespec ts;
         sigset_t ss;
@@ -292,6 +310,7 @@ int manager_startup(Manager *m) {
                 log_warning_errno(r, "Cannot enable the watchdog: %m");
         /* A client that hangs up must not kill us mid-write. */
         signal(SIGPIPE, SIG_IGN);
+        bump_nofile();
 
         r = btf_cache_new(m->vmlinux_btf, "/sys/kernel/btf", m->btf_dir, &m->btf);
         if (r < 0)

@@ -46,9 +46,14 @@ typedef struct Manager {
         int listen_fd;
         bool unlink_socket; /* we bound it (not socket-activated) */
         sd_event_source *listen_source;
+        int reserve_fd;                /* given up to accept and refuse a client when out of fds */
+        sd_event_source *accept_retry; /* accepting paused: out of fds even so */
 
         Connection *connections;
         size_t n_connections;
+        Connection *slow_head, *slow_tail; /* slow calls waiting for their turn (varlink.c) */
+        sd_event_source *slow_turn;
+        unsigned quick_calls_while_held;
 
         Registry *registry;
         BtfCache *btf;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,8 @@
 
 /* Calls served per wake-up before others get their turn. */
 #define CALLS_PER_DISPATCH 16
+/* Past this, a message's buffers are given back to the system once it is served. */
+#define BIG_MESSAGE (1024u * 1024)
 /* Replies a client leaves unread beyond this get it disconnected. */
 #define MAX_QUEUED_OUTPUT (2u * VL_MAX_MESSAGE)
 
@@ -22,6 +25,10 @@ struct Connection {
         int fd;
         sd_event_source *io;
         sd_event_source *defer; /* more buffered calls to serve */
+        Connection *slow_next;  /* in the manager's queue of slow calls: see hold_slow_call() */
+        json_object *held;      /* that call, parsed, and its fds */
+        int *held_fds;
+        size_t held_n_fds;
         VlReader reader;
         VlWriter writer;
         Peer peer;
@@ -46,16 +53,36 @@ static void connection_free(Connection *c) {
 
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->defer);
+        if (c->held) {
+                Connection **p = &m->slow_head;
+
+                while (*p && *p != c)
+                        p = &(*p)->slow_next;
+                if (*p)
+                        *p = c->slow_next;
+                if (m->slow_tail == c) {
+                        m->slow_tail = m->slow_head;
+                        while (m->slow_tail && m->slow_tail->slow_next)
+                                m->slow_tail = m->slow_tail->slow_next;
+                }
+        }
+        json_object_put(c->held);
+        close_many(c->held_fds, c->held_n_fds);
+        free(c->held_fds);
+        bool big = c->reader.alloc > BIG_MESSAGE || c->writer.queued > BIG_MESSAGE;
         vl_reader_done(&c->reader);
         vl_writer_done(&c->writer);
         free(c->peer.cgroup);
         safe_close(c->fd);
         free(c);
+        if (big)
+                (void) malloc_trim(0);
 }
 
 static int connection_fail(Connection *c, const char *error, const char *key, const char *value,
                            const char *key2, const char *value2);
 static void connection_update_events(Connection *c);
+static int on_connection_defer(sd_event_source *s, void *userdata);
 
 static int queue_message(Connection *c, json_object *msg, int *fds, size_t n_fds) {
         int r = vl_writer_queue(&c->writer, msg, fds, n_fds);
@@ -195,9 +222,35 @@ static bool interface_known(const char *method) {
                (len == strlen(VL_SERVICE_INTERFACE) && strncmp(method, VL_SERVICE_INTERFACE, len) == 0);
 }
 
-static int dispatch(Connection *c, const char *text, size_t len, int *fds, size_t n_fds) {
+/* The message as a call: NULL after an error reply (the connection then closes). */
+static json_object *parse_call(Connection *c, const char *text, size_t len) {
         _cleanup_free_ char *reason = NULL;
-        json_object *msg = NULL, *v, *params = NULL;
+        json_object *msg = NULL, *v;
+
+        c->manager->counters.calls++;
+        if (vl_parse(text, len, &msg, &reason) < 0) {
+                (void) connection_fail(c, VL_ERROR_INVALID_PARAMETER, "parameter", "(message)", "message",
+                                       reason ?: "malformed message");
+                return NULL;
+        }
+        if (!json_object_object_get_ex(msg, "method", &v) || !json_object_is_type(v, json_type_string)) {
+                json_object_put(msg);
+                (void) connection_fail(c, VL_ERROR_INVALID_PARAMETER, "parameter", "method", "message",
+                                       "a call needs a \"method\" string");
+                return NULL;
+        }
+        return msg;
+}
+
+static bool call_is_slow(json_object *msg) {
+        const Method *m = find_method(json_object_get_string(json_object_object_get(msg, "method")));
+
+        return m && m->slow;
+}
+
+/* Serves one parsed call (msg is taken). */
+static int dispatch(Connection *c, json_object *msg, int *fds, size_t n_fds) {
+        json_object *v, *params = NULL;
         const Method *method;
         Call call = {
                 .manager = c->manager,
@@ -208,17 +261,7 @@ static int dispatch(Connection *c, const char *text, size_t len, int *fds, size_
         };
         int r;
 
-        c->manager->counters.calls++;
-        r = vl_parse(text, len, &msg, &reason);
-        if (r < 0)
-                return connection_fail(c, VL_ERROR_INVALID_PARAMETER, "parameter", "(message)", "message",
-                                       reason ?: "malformed message");
-
-        if (!json_object_object_get_ex(msg, "method", &v) || !json_object_is_type(v, json_type_string)) {
-                json_object_put(msg);
-                return connection_fail(c, VL_ERROR_INVALID_PARAMETER, "parameter", "method", "message",
-                                       "a call needs a \"method\" string");
-        }
+        json_object_object_get_ex(msg, "method", &v);
         call.method = json_object_get_string(v);
         if (json_object_object_get_ex(msg, "more", &v))
                 call.more = json_object_get_boolean(v);
@@ -271,10 +314,44 @@ static void connection_update_events(Connection *c) {
 
         if (!vl_writer_empty(&c->writer))
                 events |= EPOLLOUT;
-        if (!c->closing && vl_writer_empty(&c->writer))
+        if (!c->closing && !c->held && vl_writer_empty(&c->writer))
                 events |= EPOLLIN;
         /* With nothing to wait for, the source stays armed for hang-ups only. */
         sd_event_source_set_io_events(c->io, events);
+}
+
+/*
+ * Calls that do kernel work (Load, Attach, …) take milliseconds each, and
+ * tens of them when a tracepoint link is released (an RCU grace period). Each
+ * waits for a low-priority turn instead: every quick call that is ready
+ * (Status, List, Get, map reads) is served first, so with many clients
+ * loading a Status waits for one slow call at most, not for all of them.
+ */
+static void hold_slow_call(Connection *c, json_object *msg, int *fds, size_t n_fds) {
+        Manager *m = c->manager;
+
+        c->held = msg;
+        c->held_fds = fds;
+        c->held_n_fds = n_fds;
+        /* One queue, first come first served: sd-event keeps re-enabled defer sources in their old
+         * place, so a source per connection would let the first ones served starve the others. */
+        c->slow_next = NULL;
+        if (m->slow_tail)
+                m->slow_tail->slow_next = c;
+        else
+                m->slow_head = c;
+        m->slow_tail = c;
+        (void) sd_event_source_set_enabled(m->slow_turn, SD_EVENT_ON);
+}
+
+/* Quick calls served while slow ones wait, before the next slow one gets an equal turn. */
+#define QUICK_CALLS_BEFORE_SLOW 256u
+
+/* A stream of quick calls must not starve the slow ones. */
+static void quick_call_served(Manager *m) {
+        if (!m->slow_head || ++m->quick_calls_while_held < QUICK_CALLS_BEFORE_SLOW)
+                return;
+        (void) sd_event_source_set_priority(m->slow_turn, SD_EVENT_PRIORITY_NORMAL);
 }
 
 /* Serves what can be served now; returns <0 when the connection is done for. */
@@ -292,23 +369,49 @@ static int connection_process(Connection *c) {
                 }
                 if (c->closing)
                         return -ECONNRESET;
+                if (c->held)
+                        break; /* calls are answered in order: nothing more until the slow one is done */
 
                 _cleanup_free_ char *text = NULL;
                 _cleanup_free_ int *fds = NULL;
                 size_t len, n_fds;
 
                 if (calls >= CALLS_PER_DISPATCH) {
-                        /* Let other clients in; come back for the rest. */
-                        sd_event_source_set_enabled(c->defer, SD_EVENT_ONESHOT);
+                        /* Let other clients in; come back for the rest. A new source each time: sd-event
+                         * orders a defer source by when it was created, so a reused one would always come
+                         * before other clients' I/O and new connections, and a busy client starve them. */
+                        c->defer = sd_event_source_disable_unref(c->defer);
+                        r = sd_event_add_defer(c->manager->event, &c->defer, on_connection_defer, c);
+                        if (r < 0)
+                                return r;
                         break;
                 }
                 r = vl_reader_next(&c->reader, &text, &len, &fds, &n_fds);
                 if (r < 0)
                         return r;
                 if (r > 0) {
+                        json_object *msg;
+
                         calls++;
-                        r = dispatch(c, text, len, fds, n_fds);
+                        msg = parse_call(c, text, len);
+                        if (!msg) {
+                                if (c->failed)
+                                        return c->failed;
+                                continue;
+                        }
+                        if (call_is_slow(msg)) {
+                                hold_slow_call(c, msg, TAKE_PTR(fds), n_fds);
+                                break;
+                        }
+                        r = dispatch(c, msg, fds, n_fds);
                         close_many(fds, n_fds);
+                        quick_call_served(c->manager);
+                        if (len > BIG_MESSAGE) {
+                                /* Its copy and parse are freed: hand the memory back, not to the heap's slack. */
+                                free(TAKE_PTR(text));
+                                vl_reader_shrink(&c->reader);
+                                (void) malloc_trim(0);
+                        }
                         if (r < 0)
                                 return r;
                         continue;
@@ -348,7 +451,43 @@ static int connection_process(Connection *c) {
 static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
         Connection *c = userdata;
 
+        /* Hung up while its slow call waits: a hang-up stays readable and would starve that call's
+         * lower-priority turn. Serve the call first (it may be oneway), then notice. */
+        if (c->held && (revents & (EPOLLHUP | EPOLLERR))) {
+                (void) sd_event_source_set_enabled(c->io, SD_EVENT_OFF);
+                return 0;
+        }
         if (connection_process(c) < 0)
+                connection_free(c);
+        return 0;
+}
+
+static int on_slow_turn(sd_event_source *s, void *userdata) {
+        Manager *m = userdata;
+        Connection *c = m->slow_head;
+        _cleanup_free_ int *fds = NULL;
+        size_t n_fds;
+        int r;
+
+        m->quick_calls_while_held = 0;
+        (void) sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IDLE);
+        if (!c) {
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+                return 0;
+        }
+        m->slow_head = c->slow_next;
+        if (!m->slow_head) {
+                m->slow_tail = NULL;
+                (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        }
+        c->slow_next = NULL;
+        fds = TAKE_PTR(c->held_fds);
+        n_fds = c->held_n_fds;
+        c->held_n_fds = 0;
+        r = dispatch(c, TAKE_PTR(c->held), fds, n_fds);
+        close_many(fds, n_fds);
+        (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
+        if (r < 0 || connection_process(c) < 0)
                 connection_free(c);
         return 0;
 }
@@ -378,13 +517,54 @@ static char *peer_cgroup(pid_t pid) {
         return NULL;
 }
 
-static void refuse(Manager *m, int fd) {
-        static const char msg[] = "{\"error\":\"" VL_ERROR_QUOTA_EXCEEDED "\",\"parameters\":{\"limit\":\"connections\"}}";
+static void refuse(Manager *m, int fd, const char *limit) {
+        char msg[160];
+        int n;
 
         m->counters.connections_refused++;
+        n = snprintf(msg, sizeof(msg), "{\"error\":\"" VL_ERROR_QUOTA_EXCEEDED "\",\"parameters\":{\"limit\":\"%s\"}}",
+                     limit);
         /* Best effort: the socket is new, so its buffer has room. */
-        (void) !send(fd, msg, sizeof(msg), MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void) !send(fd, msg, (size_t) n + 1, MSG_DONTWAIT | MSG_NOSIGNAL);
         close(fd);
+}
+
+static int on_accept_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        Manager *m = userdata;
+
+        (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_ON);
+        return 0;
+}
+
+/*
+ * Out of fds: the pending client would stay readable on the listening socket
+ * and spin the loop. The reserve fd makes room to accept it and say why; if
+ * even that fails, stop accepting for a moment.
+ */
+static void accept_out_of_fds(Manager *m, int fd) {
+        int cfd = -1;
+
+        if (m->reserve_fd >= 0) {
+                m->reserve_fd = safe_close(m->reserve_fd);
+                cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd >= 0) {
+                        log_warning("Refusing a connection: out of file descriptors (%zu connections open).",
+                                    m->n_connections);
+                        refuse(m, cfd, "open_files");
+                }
+                m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (cfd >= 0)
+                        return;
+        }
+        log_warning("Out of file descriptors with %zu connections open: not accepting for 100 ms.", m->n_connections);
+        (void) sd_event_source_set_enabled(m->listen_source, SD_EVENT_OFF);
+        if (!m->accept_retry)
+                (void) sd_event_add_time_relative(m->event, &m->accept_retry, CLOCK_MONOTONIC, 100 * 1000, 0,
+                                                  on_accept_retry, m);
+        else {
+                (void) sd_event_source_set_time_relative(m->accept_retry, 100 * 1000);
+                (void) sd_event_source_set_enabled(m->accept_retry, SD_EVENT_ONESHOT);
+        }
 }
 
 static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
@@ -395,13 +575,17 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
 
         cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
+                if (errno == EMFILE || errno == ENFILE) {
+                        accept_out_of_fds(m, fd);
+                        return 0;
+                }
                 if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
                         log_warning_errno(-errno, "accept() failed: %m");
                 return 0;
         }
         if (m->n_connections >= MANAGER_MAX_CONNECTIONS) {
                 log_warning("Refusing a connection: %u connections are open already.", MANAGER_MAX_CONNECTIONS);
-                refuse(m, cfd);
+                refuse(m, cfd, "connections");
                 return 0;
         }
 
@@ -426,10 +610,7 @@ static int on_accept(sd_event_source *s, int fd, uint32_t revents, void *userdat
         m->counters.connections_accepted++;
 
         r = sd_event_add_io(m->event, &c->io, cfd, EPOLLIN, on_connection_io, c);
-        if (r >= 0)
-                r = sd_event_add_defer(m->event, &c->defer, on_connection_defer, c);
-        if (r >= 0)
-                r = sd_event_source_set_enabled(c->defer, SD_EVENT_OFF);
+
         if (r < 0) {
                 log_warning_errno(r, "Cannot watch a new connection: %m");
                 connection_free(c);
@@ -503,6 +684,15 @@ int varlink_listen(Manager *m) {
                         return fd;
         }
         m->listen_fd = fd;
+        m->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+        r = sd_event_add_defer(m->event, &m->slow_turn, on_slow_turn, m);
+        if (r >= 0)
+                r = sd_event_source_set_priority(m->slow_turn, SD_EVENT_PRIORITY_IDLE);
+        if (r >= 0)
+                r = sd_event_source_set_enabled(m->slow_turn, SD_EVENT_OFF);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set up the queue of slow calls: %m");
 
         r = sd_event_add_io(m->event, &m->listen_source, fd, EPOLLIN, on_accept, m);
         if (r < 0)
@@ -514,6 +704,9 @@ void varlink_stop(Manager *m) {
         while (m->connections)
                 connection_free(m->connections);
         m->listen_source = sd_event_source_disable_unref(m->listen_source);
+        m->accept_retry = sd_event_source_disable_unref(m->accept_retry);
+        m->slow_turn = sd_event_source_disable_unref(m->slow_turn);
+        m->reserve_fd = safe_close(m->reserve_fd);
         if (m->listen_fd >= 0 && m->unlink_socket)
                 (void) unlink(m->socket_path);
         m->listen_fd = safe_close(m->listen_fd);

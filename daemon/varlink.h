@@ -36,6 +36,7 @@ typedef int (*MethodHandler)(Call *call);
 typedef struct Method {
         const char *name; /* full name, "io.bpfcored.Load" */
         MethodHandler handler;
+        bool slow; /* kernel work: waits behind the quick calls that are ready */
 } Method;
 
 /* The method table, defined by methods.c. */

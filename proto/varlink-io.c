@@ -35,6 +35,19 @@ void vl_reader_done(VlReader *r) {
         *r = (VlReader) {};
 }
 
+void vl_reader_shrink(VlReader *r) {
+        size_t want = MAX(r->len, (size_t) VL_READ_CHUNK);
+        char *p;
+
+        if (r->alloc <= want)
+                return;
+        p = realloc(r->buf, want + 1);
+        if (!p)
+                return;
+        r->buf = p;
+        r->alloc = want;
+}
+
 bool vl_reader_partial(const VlReader *r) {
         return r->len > 0;
 }

@@ -46,6 +46,8 @@ int vl_reader_next(VlReader *r, char **ret_text, size_t *ret_len, int **ret_fds,
 
 /* True when bytes of an incomplete message are buffered. */
 bool vl_reader_partial(const VlReader *r);
+/* Gives back the buffer beyond what it holds (after a big message). */
+void vl_reader_shrink(VlReader *r);
 
 /* Parses one message: a JSON object, nesting capped. -EBADMSG with a reason. */
 int vl_parse(const char *text, size_t len, json_object **ret, char **ret_reason);

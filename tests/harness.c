@@ -75,6 +75,13 @@ int daemon_start(TestDaemon *d) {
                         dup2(fd, STDOUT_FILENO);
                         dup2(fd, STDERR_FILENO);
                 }
+                const char *args[] = { harness_env("BPFCORED"), "--socket", d->socket_path, "--bpffs-root",
+                                       d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir,
+                                       "--objects-dir", d->objects_dir, "--config", d->config,
+                                       d->vmlinux_btf[0] ? "--vmlinux-btf" : NULL, d->vmlinux_btf, NULL };
+                const char *argv[64];
+                size_t n = 0;
+
                 if (d->vmlinux_btf[0]) {
                         char empty[160];
 
@@ -85,17 +92,16 @@ int daemon_start(TestDaemon *d) {
                                 perror("hiding /sys/kernel/btf/vmlinux");
                                 _exit(126);
                         }
-                        execl(harness_env("BPFCORED"), "bpfcored", "--socket", d->socket_path, "--bpffs-root",
-                              d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir, "--objects-dir",
-                              d->objects_dir, "--config", d->config, "--vmlinux-btf", d->vmlinux_btf, NULL);
-                        _exit(127);
                 }
-                execl(harness_env("BPFCORED"), "bpfcored", "--socket", d->socket_path, "--bpffs-root",
-                      d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir, "--objects-dir",
-                      d->objects_dir, "--config", d->config, NULL);
+                for (size_t i = 0; d->wrapper && d->wrapper[i] && n < 32; i++)
+                        argv[n++] = d->wrapper[i];
+                for (size_t i = 0; i < ELEMENTSOF(args); i++)
+                        argv[n++] = args[i];
+                execvp(argv[0], (char **) argv);
                 _exit(127);
         }
-        for (int i = 0; i < 500; i++) {
+        /* Under a wrapper (valgrind) start-up takes many times longer. */
+        for (int i = 0; i < (d->wrapper ? 12000 : 500); i++) {
                 int status;
 
                 if (bpfcore_connect(d->socket_path, &c) >= 0) {

@@ -24,6 +24,7 @@ typedef struct TestDaemon {
         char config[128];       /* --config: <tmpdir>/bpfcored.conf, absent until a test writes it */
         char vmlinux_btf[128];  /* set: the daemon runs in a mount namespace where /sys/kernel/btf/vmlinux is an
                                  * empty file (so libbpf cannot read kernel BTF), with --vmlinux-btf this copy */
+        const char *const *wrapper; /* optional command the daemon runs under ("valgrind", …, NULL) */
         pid_t pid;
 } TestDaemon;
 

@@ -2,7 +2,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Counts real tests in a meson testlog.json.
 
-    tests/summary.py BUILDDIR/meson-logs/testlog.json   (or just BUILDDIR)
+    tests/summary.py BUILDDIR/meson-logs/testlog.json…   (or just BUILDDIR…)
+
+Several logs (the plain build's and the sanitizer build's) add up to one
+line; failures are named with their build directory then.
 
 A test that prints TAP counts each of its "ok"/"not ok" lines; any other
 test counts once by its meson result. A TAP test that meson failed although
@@ -99,15 +102,10 @@ def count_test(entry, counts):
         counts.fail(name, why)
 
 
-def main(argv):
-    if len(argv) != 2 or argv[1] in ('-h', '--help'):
-        print(__doc__.strip(), file=sys.stderr)
-        return 2
-    path = argv[1]
+def count_log(path, prefix, counts):
+    """Counts one testlog.json into counts; False when it cannot be read."""
     if os.path.isdir(path):
         path = os.path.join(path, 'meson-logs', 'testlog.json')
-
-    counts = Counts()
     try:
         with open(path, encoding='utf-8', errors='replace') as f:
             for lineno, raw in enumerate(f, 1):
@@ -121,10 +119,33 @@ def main(argv):
                 if not isinstance(entry, dict):
                     counts.fail(f'{path}:{lineno}', 'not a JSON test record')
                     continue
+                if prefix:
+                    entry['name'] = prefix + str(entry.get('name') or '(unnamed test)')
                 count_test(entry, counts)
     except OSError as e:
         print(f'{path}: {e.strerror}', file=sys.stderr)
+        return False
+    return True
+
+
+def build_dir_of(path):
+    """build-asan for build-asan/meson-logs/testlog.json or build-asan."""
+    path = os.path.normpath(path)
+    if not os.path.isdir(path):
+        path = os.path.dirname(os.path.dirname(path))
+    return os.path.basename(path) or path
+
+
+def main(argv):
+    if len(argv) < 2 or argv[1] in ('-h', '--help'):
+        print(__doc__.strip(), file=sys.stderr)
         return 2
+
+    counts = Counts()
+    several = len(argv) > 2
+    for path in argv[1:]:
+        if not count_log(path, build_dir_of(path) + ': ' if several else '', counts):
+            return 2
 
     if counts.failures:
         print('Failed:')
