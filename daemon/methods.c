@@ -1035,12 +1035,12 @@ static int vl_method_check(Call *call) {
         }
         for (size_t i = 0; i < in.plan->core->n_relocations; i++)
                 ok = ok && in.plan->core->relocations[i].ok;
-        reply = json_object_new_object();
-        json_object_object_add(reply, "ok", json_object_new_boolean(ok));
-        json_object_object_add(reply, "btf", json_object_new_string(p.btf ?: "kernel"));
         r = loader_digest_wait(&in.digest);
         if (r < 0)
                 return r;
+        reply = json_object_new_object();
+        json_object_object_add(reply, "ok", json_object_new_boolean(ok));
+        json_object_object_add(reply, "btf", json_object_new_string(p.btf ?: "kernel"));
         json_object_object_add(reply, "digest", json_object_new_string(in.digest.digest));
         json_object_object_add(reply, "relocations", plan_relocations_json(in.plan));
         json_object_object_add(reply, "plan_us", json_object_new_uint64(in.plan->plan_us));
