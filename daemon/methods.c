@@ -713,7 +713,7 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
 
         t0 = now_usec(CLOCK_MONOTONIC);
         PlanRequest req = {
-                .digest = in->plan_key,
+                .plan_key = in->plan_key,
                 .elf = in->data,
                 .size = in->size,
                 .btf_name = p->btf,

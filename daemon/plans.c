@@ -246,7 +246,7 @@ int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
         Plan *plan = NULL;
         int r;
 
-        snprintf(key, sizeof(key), "%s/%llu/%s", req->digest, (unsigned long long) p->cache->generation,
+        snprintf(key, sizeof(key), "%s/%llu/%s", req->plan_key, (unsigned long long) p->cache->generation,
                  req->btf_name ?: "");
         if (!req->user_btf)
                 for (size_t i = 0; i < p->n; i++)

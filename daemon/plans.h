@@ -2,7 +2,8 @@
 /*
  * CO-RE plans per object against the BTF cache, with the minimal target
  * BTF ready in a memfd for libbpf's btf_custom_path. Plans are cached by
- * (object digest, cache generation, target).
+ * (plan key, cache generation, target): the plan key is the sha256 of the
+ * bytes the planner and libbpf read (loader_check_elf()), DWARF aside.
  */
 #pragma once
 
@@ -32,7 +33,7 @@ typedef struct Plans {
 } Plans;
 
 typedef struct PlanRequest {
-        const char *digest;
+        const char *plan_key; /* loader_check_elf()'s: objects that differ only in DWARF share a plan */
         const void *elf;
         size_t size;
         const char *btf_name;    /* a registered external BTF instead of the kernel's, or NULL */
