@@ -14,9 +14,11 @@
 #include "planner.h"
 
 #define PLANS_CACHE_MAX 64u
+/* "sha256:<hex>/<generation>/<btf name>": a registered BTF's name is a file name (NAME_MAX). */
+#define PLAN_KEY_MAX (7 + 64 + 1 + 20 + 1 + 255 + 1)
 
 typedef struct Plan {
-        char key[160];
+        char key[PLAN_KEY_MAX];
         CorePlan *core;
         int min_btf_fd;     /* memfd with min_btf's raw bytes, -1 when none */
         char min_btf_path[64];

@@ -277,6 +277,29 @@ TEST(check_against_external_btf) {
         }
         check_object("tp_core", "fake-kernel", &missing);
         tap_is_str(reply_error(&missing), "InvalidParameter", "Check against an unknown BTF is InvalidParameter");
+
+        /* Long names that differ only at their end: each plan is its own BTF's, the plan cache keeps them
+         * apart. */
+        {
+                _cleanup_reply_ BpfcoreReply a = {}, b = {};
+                char name_a[128], name_b[128], long_path[512];
+
+                memset(name_a, 'l', 120);
+                memcpy(name_a + 120, "-a", 3);
+                memcpy(name_b, name_a, 123);
+                name_b[121] = 'b';
+                snprintf(long_path, sizeof(long_path), "%s/%s.btf", d.btf_dir, name_a);
+                tap_is_int(write_fake_kernel(long_path), 0, "external BTF with a 122-character name");
+                tap_ok(wait_listed(name_a, true), "registered");
+                check_object("tp_core", name_a, &a);
+                tap_is_str(reply_error(&a), "", "Check against it answers");
+                check_object("tp_core", name_b, &b);
+                tap_is_str(
+                        reply_error(&b), "InvalidParameter",
+                        "Check against a name that differs in its last character only is InvalidParameter");
+                unlink(long_path);
+                wait_listed(name_a, false);
+        }
 }
 
 /* The application's own struct, as its BTF (from a -g build) would describe it. */
