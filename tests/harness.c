@@ -85,14 +85,12 @@ int daemon_start(TestDaemon *d) {
                                 perror("hiding /sys/kernel/btf/vmlinux");
                                 _exit(126);
                         }
-                        execl(harness_env("BPFCORED"), "bpfcored", "--socket", d->socket_path, "--bpffs-root",
-                              d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir, "--objects-dir",
-                              d->objects_dir, "--config", d->config, "--vmlinux-btf", d->vmlinux_btf, NULL);
-                        _exit(127);
                 }
+                /* Without a vmlinux copy, the list ends where --vmlinux-btf would stand. */
                 execl(harness_env("BPFCORED"), "bpfcored", "--socket", d->socket_path, "--bpffs-root",
                       d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir, "--objects-dir",
-                      d->objects_dir, "--config", d->config, NULL);
+                      d->objects_dir, "--config", d->config, d->vmlinux_btf[0] ? "--vmlinux-btf" : NULL,
+                      d->vmlinux_btf, NULL);
                 _exit(127);
         }
         for (int i = 0; i < 500; i++) {
