@@ -199,6 +199,19 @@ const char *reply_error(const BpfcoreReply *r) {
         return dot ? dot + 1 : r->error;
 }
 
+const char *unload_object(const TestDaemon *d, uint64_t id) {
+        static char error[128];
+        BpfcoreReply r = {};
+        json_object *p = json_object_new_object();
+
+        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
+        snprintf(error, sizeof(error), "%s",
+                 call(d, "io.bpfcored.Unload", p, NULL, 0, &r) < 0 ? "no reply" : reply_error(&r));
+        json_object_put(p);
+        bpfcore_reply_done(&r);
+        return error;
+}
+
 json_object *object_get(const BpfcoreReply *r, const char *key) {
         json_object *o, *v;
 

@@ -29,15 +29,6 @@ static void reply_free(BpfcoreReply *r) {
 }
 #define _cleanup_reply_ _cleanup_(reply_free)
 
-static void unload(uint64_t id) {
-        _cleanup_reply_ BpfcoreReply r = {};
-        json_object *p = json_object_new_object();
-
-        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
-        call(&d, "io.bpfcored.Unload", p, NULL, 0, &r);
-        json_object_put(p);
-}
-
 /* Byte offset of member name in struct sname of btf, -1 if none (top level, named members). */
 static int64_t member_offset(const struct btf *btf, const char *sname, const char *name) {
         int id = btf__find_by_name_kind(btf, sname, BTF_KIND_STRUCT);
@@ -148,7 +139,7 @@ TEST(relocation_report) {
         tap_ok(json_int(counters, "planned_loads") >= 1, "Status counts the load as planned");
         tap_is_int(json_int(counters, "fallback_loads"), 0, "no fallback to plain libbpf");
         if (object_int(&r, "id") > 0)
-                unload((uint64_t) object_int(&r, "id"));
+                (void) unload_object(&d, (uint64_t) object_int(&r, "id"));
 }
 
 static int check_object(const char *name, const char *btf, BpfcoreReply *ret) {
@@ -344,7 +335,7 @@ TEST(user_btf) {
         call(&d, "io.bpfcored.Load", p, fds, 2, &loaded);
         tap_is_str(reply_error(&loaded), "", "the uprobe object loads with the merged target");
         if (object_int(&loaded, "id") > 0)
-                unload((uint64_t) object_int(&loaded, "id"));
+                (void) unload_object(&d, (uint64_t) object_int(&loaded, "id"));
 
         close(fds[1]);
         fds[1] = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
@@ -439,7 +430,7 @@ static void differential(const char *name) {
         bpf_object__close(obj);
         rmdir(pin_root);
         if (object_int(&r, "id") > 0)
-                unload((uint64_t) object_int(&r, "id"));
+                (void) unload_object(&d, (uint64_t) object_int(&r, "id"));
 }
 
 TEST(differential) {
@@ -493,15 +484,12 @@ TEST(kernel_btf_never_read) {
                 return;
         }
         for (size_t i = 0; i < ELEMENTSOF(objects); i++) {
-                _cleanup_reply_ BpfcoreReply r = {}, u = {};
-                json_object *p = json_object_new_object();
+                _cleanup_reply_ BpfcoreReply r = {};
 
                 load_object(&h, objects[i], NULL, &r);
                 if (!tap_is_str(reply_error(&r), "", "%s loads without kernel BTF readable", objects[i]))
                         tap_diag("%s", r.parameters ? json_object_to_json_string(r.parameters) : "no reply");
-                json_object_object_add(p, "id", json_object_new_int64(object_int(&r, "id")));
-                call(&h, "io.bpfcored.Unload", p, NULL, 0, &u);
-                json_object_put(p);
+                (void) unload_object(&h, (uint64_t) object_int(&r, "id"));
         }
         /* ksyms' kfuncs: libbpf asked for kernel BTF and was handed the cache's. */
         call(&h, "io.bpfcored.Status", NULL, NULL, 0, &status);

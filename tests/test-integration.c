@@ -62,13 +62,7 @@ static size_t count_pin_dirs(void) {
 }
 
 static void unload(uint64_t id) {
-        _cleanup_reply_ BpfcoreReply r = {};
-        json_object *p = json_object_new_object();
-
-        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
-        call(&d, "io.bpfcored.Unload", p, NULL, 0, &r);
-        json_object_put(p);
-        tap_is_str(reply_error(&r), "", "unload of object %llu succeeds", (unsigned long long) id);
+        tap_is_str(unload_object(&d, id), "", "unload of object %llu succeeds", (unsigned long long) id);
 }
 
 TEST(start) {
