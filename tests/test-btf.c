@@ -137,7 +137,7 @@ TEST(relocation_report) {
         call(&d, "io.bpfcored.Status", NULL, NULL, 0, &s);
         json_object_object_get_ex(s.parameters, "counters", &counters);
         tap_ok(json_int(counters, "planned_loads") >= 1, "Status counts the load as planned");
-        tap_is_int(json_int(counters, "fallback_loads"), 0, "no fallback to plain libbpf");
+        tap_is_int(json_int(counters, "fallback_loads"), 0, "no fallback to the whole kernel BTF");
         if (object_int(&r, "id") > 0)
                 (void) unload_object(&d, (uint64_t) object_int(&r, "id"));
 }
@@ -448,7 +448,7 @@ TEST(no_fallbacks) {
         /* tp_btf and ksyms included: attach targets and kfuncs came from the cache. */
         call(&d, "io.bpfcored.Status", NULL, NULL, 0, &s);
         json_object_object_get_ex(s.parameters, "counters", &counters);
-        tap_is_int(json_int(counters, "fallback_loads"), 0, "no load fell back to plain libbpf");
+        tap_is_int(json_int(counters, "fallback_loads"), 0, "no load fell back to the whole kernel BTF");
         tap_ok(json_int(counters, "plan_cache_hits") >= 1, "plans were served from the plan cache");
 }
 
