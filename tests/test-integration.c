@@ -1251,6 +1251,42 @@ TEST(objects_d_attach) {
         tap_is_str(json_str(json_object_array_get_idx(links, 0), "target"), "syscalls/sys_enter_getppid",
                    "attached to the tracepoint the changed line names");
 
+        /* attach = yes makes a link, then the attach line fails: subscribers hear of the failed load only,
+         * not of a link that went with it. */
+        {
+                _cleanup_reply_ BpfcoreReply first = {}, ev = {};
+                struct timeval tv = {.tv_sec = 10};
+                BpfcoreClient *c = NULL;
+                const char *kind = "";
+                int attached = 0;
+
+                free(conf);
+                if (asprintf(&conf,
+                             "file = %s\nattach = yes\n"
+                             "attach.count_getpid = tracepoint syscalls/sys_enter_no_such_call\n",
+                             path) < 0)
+                        abort();
+                if (tap_ok(bpfcore_connect(d.socket_path, &c) >= 0 &&
+                                   bpfcore_call_more(c, "io.bpfcored.Subscribe", NULL, &first) == 0,
+                           "a subscriber")) {
+                        (void) setsockopt(bpfcore_client_fd(c), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                        write_conf("partial.conf", conf);
+                        kill(d.pid, SIGHUP);
+                        for (int i = 0; i < 10 && strcmp(kind, "load_failed") != 0; i++) {
+                                kind = next_event(c, &ev);
+                                if (!*kind)
+                                        break;
+                                attached += strcmp(kind, "attached") == 0;
+                        }
+                        tap_is_str(kind, "load_failed",
+                                   "an entry whose second attachment fails is a failed load");
+                        tap_is_int(attached, 0, "and no attached event came for the link that went with it");
+                }
+                bpfcore_disconnect(c);
+                snprintf(unlink_path, sizeof(unlink_path), "%s/partial.conf", d.objects_dir);
+                unlink(unlink_path);
+        }
+
         snprintf(unlink_path, sizeof(unlink_path), "%s/attached.conf", d.objects_dir);
         unlink(unlink_path);
         kill(d.pid, SIGHUP);
