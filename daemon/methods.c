@@ -359,12 +359,13 @@ static bool attach_allowed(Manager *m, const Peer *peer, const char *type) {
 }
 
 /*
- * Attaches program of o as req says, pins the link and records it in o, and in
- * its state file when write_state (a Load writes the state file once, after
- * all its links).
+ * Attaches program of o as req says, pins the link and records it in o. An
+ * Attach call (standalone) also writes the state file and tells the journal
+ * and subscribers; a Load does both once, after all its links, when the whole
+ * load stands (a later failure takes these links along).
  */
-static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const AttachRequest *req, const Peer *peer,
-                             bool write_state, LinkInfo *ret, Failure *f) {
+static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const AttachRequest *req,
+                             const Peer *peer, bool standalone, LinkInfo *ret, Failure *f) {
         _cleanup_close_ int prog_fd = -1;
         AttachResult a = ATTACH_RESULT_NULL;
         LinkInfo l = {};
@@ -390,7 +391,7 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
                 ret->target = strdup(l.target ?: "");
         }
         r = program_add_link(p, &l);
-        if (r >= 0 && write_state) {
+        if (r >= 0 && standalone) {
                 r = state_write(m->state_dir, o, f);
                 if (r >= 0)
                         crash_point("attach-after-state");
@@ -401,7 +402,7 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
                 registry_unpin_link(o, a.link_id);
         }
         attach_result_done(&a); /* closes our fd: the pin holds the link */
-        if (r >= 0) {
+        if (r >= 0 && standalone) {
                 log_attach_event(o, p->name, &p->links[p->n_links - 1], peer, MESSAGE_ID_ATTACHED, "Attached");
                 emit_link(m, "attached", o, p->name, &p->links[p->n_links - 1]);
         }
@@ -713,7 +714,7 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
 
         t0 = now_usec(CLOCK_MONOTONIC);
         PlanRequest req = {
-                .digest = in->plan_key,
+                .plan_key = in->plan_key,
                 .elf = in->data,
                 .size = in->size,
                 .btf_name = p->btf,
@@ -852,6 +853,13 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
         }
         o->loaded_at_usec = now_usec(CLOCK_REALTIME);
         m->counters.loads++;
+        /* The links made within the load, now that they stay. */
+        for (size_t i = 0; i < o->n_programs; i++)
+                for (size_t k = 0; k < o->programs[i].n_links; k++) {
+                        log_attach_event(o, o->programs[i].name, &o->programs[i].links[k], peer,
+                                         MESSAGE_ID_ATTACHED, "Attached");
+                        emit_link(m, "attached", o, o->programs[i].name, &o->programs[i].links[k]);
+                }
         log_loaded(o);
         {
                 json_object *e = event_new("loaded");
@@ -1035,12 +1043,12 @@ static int vl_method_check(Call *call) {
         }
         for (size_t i = 0; i < in.plan->core->n_relocations; i++)
                 ok = ok && in.plan->core->relocations[i].ok;
-        reply = json_object_new_object();
-        json_object_object_add(reply, "ok", json_object_new_boolean(ok));
-        json_object_object_add(reply, "btf", json_object_new_string(p.btf ?: "kernel"));
         r = loader_digest_wait(&in.digest);
         if (r < 0)
                 return r;
+        reply = json_object_new_object();
+        json_object_object_add(reply, "ok", json_object_new_boolean(ok));
+        json_object_object_add(reply, "btf", json_object_new_string(p.btf ?: "kernel"));
         json_object_object_add(reply, "digest", json_object_new_string(in.digest.digest));
         json_object_object_add(reply, "relocations", plan_relocations_json(in.plan));
         json_object_object_add(reply, "plan_us", json_object_new_uint64(in.plan->plan_us));

@@ -242,13 +242,17 @@ finish:
 }
 
 int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
-        char key[160];
+        char key[PLAN_KEY_MAX];
         Plan *plan = NULL;
-        int r;
+        int k, r;
+        bool cached;
 
-        snprintf(key, sizeof(key), "%s/%llu/%s", req->digest, (unsigned long long) p->cache->generation,
-                 req->btf_name ?: "");
-        if (!req->user_btf)
+        k = snprintf(key, sizeof(key), "%s/%llu/%s", req->plan_key,
+                     (unsigned long long) p->cache->generation, req->btf_name ?: "");
+        /* A key cut short could name another BTF's plan: such a request (no registered BTF has so long a
+         * name) is planned, and fails, uncached. */
+        cached = !req->user_btf && k > 0 && (size_t) k < sizeof(key);
+        if (cached)
                 for (size_t i = 0; i < p->n; i++)
                         if (strcmp(p->entries[i]->key, key) == 0) {
                                 plan = p->entries[i];
@@ -267,7 +271,7 @@ int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
                 return r;
         }
         strcpy(plan->key, key);
-        if (!req->user_btf) {
+        if (cached) {
                 if (p->n == PLANS_CACHE_MAX)
                         plan_unref(p->entries[--p->n]);
                 memmove(p->entries + 1, p->entries, p->n * sizeof(Plan *));

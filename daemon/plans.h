@@ -2,7 +2,8 @@
 /*
  * CO-RE plans per object against the BTF cache, with the minimal target
  * BTF ready in a memfd for libbpf's btf_custom_path. Plans are cached by
- * (object digest, cache generation, target).
+ * (plan key, cache generation, target): the plan key is the sha256 of the
+ * bytes the planner and libbpf read (loader_check_elf()), DWARF aside.
  */
 #pragma once
 
@@ -13,9 +14,11 @@
 #include "planner.h"
 
 #define PLANS_CACHE_MAX 64u
+/* "sha256:<hex>/<generation>/<btf name>": a registered BTF's name is a file name (NAME_MAX). */
+#define PLAN_KEY_MAX (7 + 64 + 1 + 20 + 1 + 255 + 1)
 
 typedef struct Plan {
-        char key[160];
+        char key[PLAN_KEY_MAX];
         CorePlan *core;
         int min_btf_fd;     /* memfd with min_btf's raw bytes, -1 when none */
         char min_btf_path[64];
@@ -32,7 +35,7 @@ typedef struct Plans {
 } Plans;
 
 typedef struct PlanRequest {
-        const char *digest;
+        const char *plan_key; /* loader_check_elf()'s: objects that differ only in DWARF share a plan */
         const void *elf;
         size_t size;
         const char *btf_name;    /* a registered external BTF instead of the kernel's, or NULL */

@@ -62,13 +62,7 @@ static size_t count_pin_dirs(void) {
 }
 
 static void unload(uint64_t id) {
-        _cleanup_reply_ BpfcoreReply r = {};
-        json_object *p = json_object_new_object();
-
-        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
-        call(&d, "io.bpfcored.Unload", p, NULL, 0, &r);
-        json_object_put(p);
-        tap_is_str(reply_error(&r), "", "unload of object %llu succeeds", (unsigned long long) id);
+        tap_is_str(unload_object(&d, id), "", "unload of object %llu succeeds", (unsigned long long) id);
 }
 
 TEST(start) {
@@ -1178,16 +1172,25 @@ TEST(objects_d) {
 /* objects.d's attach.PROGRAM lines: the target syntax of bpfcorectl attach, made as part of the load. */
 TEST(objects_d_attach) {
         _cleanup_free_ char *path = harness_object_path("globals"), *conf = NULL, *bad = NULL, *log = NULL;
-        _cleanup_reply_ BpfcoreReply l = {};
+        _cleanup_reply_ BpfcoreReply l = {}, l2 = {};
         json_object *o, *links, *objects;
         const char *skipped[] = { "badtarget.conf", "relative.conf", "noprog.conf", "notracepoint.conf" };
+        /* Longer than 160 bytes: what follows it must count too when the daemon tells whether the entry
+         * changed. */
+        static const char comment[] =
+                "# A counter of getpid() calls, attached at start by the line below; the test "
+                "changes only that line and expects SIGHUP to reload the entry, though the "
+                "first 200 bytes of the file stay the same.\n";
         char unlink_path[512];
         uint64_t before;
+        int64_t id;
         size_t size;
 
         tap_is_int(daemon_stop(&d), 0, "daemon stopped to add objects.d entries with attachments");
-        if (asprintf(&conf, "file = %s\nglobal.enabled = true\nglobal.target_pid = %d\n"
-                            "attach.count_getpid = tracepoint syscalls/sys_enter_getpid\n", path, getpid()) < 0)
+        if (asprintf(&conf,
+                     "%sfile = %s\nglobal.enabled = true\nglobal.target_pid = %d\n"
+                     "attach.count_getpid = tracepoint syscalls/sys_enter_getpid\n",
+                     comment, path, getpid()) < 0)
                 abort();
         write_conf("attached.conf", conf);
         write_conf("badtarget.conf", "file = /x.bpf.o\nattach.count_getpid = tracepoint nocategory\n");
@@ -1228,6 +1231,62 @@ TEST(objects_d_attach) {
                 snprintf(unlink_path, sizeof(unlink_path), "%s/%s", d.objects_dir, skipped[i]);
                 unlink(unlink_path);
         }
+
+        /* Only the attach line changes, past the first 200 bytes: SIGHUP reloads the entry with the new
+         * target. */
+        id = json_int(o, "id");
+        free(conf);
+        if (asprintf(&conf,
+                     "%sfile = %s\nglobal.enabled = true\nglobal.target_pid = %d\n"
+                     "attach.count_getpid = tracepoint syscalls/sys_enter_getppid\n",
+                     comment, path, getpid()) < 0)
+                abort();
+        write_conf("attached.conf", conf);
+        kill(d.pid, SIGHUP);
+        tap_ok(wait_object("attached", id, true) > id, "SIGHUP reloads an entry whose attach line changed");
+        links = json_object_object_get(
+                array_find_name(json_object_object_get(find_name(list_objects(&l2), "attached"), "programs"),
+                                "count_getpid"),
+                "links");
+        tap_is_str(json_str(json_object_array_get_idx(links, 0), "target"), "syscalls/sys_enter_getppid",
+                   "attached to the tracepoint the changed line names");
+
+        /* attach = yes makes a link, then the attach line fails: subscribers hear of the failed load only,
+         * not of a link that went with it. */
+        {
+                _cleanup_reply_ BpfcoreReply first = {}, ev = {};
+                struct timeval tv = {.tv_sec = 10};
+                BpfcoreClient *c = NULL;
+                const char *kind = "";
+                int attached = 0;
+
+                free(conf);
+                if (asprintf(&conf,
+                             "file = %s\nattach = yes\n"
+                             "attach.count_getpid = tracepoint syscalls/sys_enter_no_such_call\n",
+                             path) < 0)
+                        abort();
+                if (tap_ok(bpfcore_connect(d.socket_path, &c) >= 0 &&
+                                   bpfcore_call_more(c, "io.bpfcored.Subscribe", NULL, &first) == 0,
+                           "a subscriber")) {
+                        (void) setsockopt(bpfcore_client_fd(c), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                        write_conf("partial.conf", conf);
+                        kill(d.pid, SIGHUP);
+                        for (int i = 0; i < 10 && strcmp(kind, "load_failed") != 0; i++) {
+                                kind = next_event(c, &ev);
+                                if (!*kind)
+                                        break;
+                                attached += strcmp(kind, "attached") == 0;
+                        }
+                        tap_is_str(kind, "load_failed",
+                                   "an entry whose second attachment fails is a failed load");
+                        tap_is_int(attached, 0, "and no attached event came for the link that went with it");
+                }
+                bpfcore_disconnect(c);
+                snprintf(unlink_path, sizeof(unlink_path), "%s/partial.conf", d.objects_dir);
+                unlink(unlink_path);
+        }
+
         snprintf(unlink_path, sizeof(unlink_path), "%s/attached.conf", d.objects_dir);
         unlink(unlink_path);
         kill(d.pid, SIGHUP);
