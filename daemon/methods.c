@@ -228,10 +228,12 @@ static int read_file_bounded(const char *path, void **ret, size_t *ret_size) {
         return 0;
 }
 
-/* Reads the whole object from the caller's fd; the file may change under us, so never mmap it. */
-static int read_object(Call *call, int fd, const char *param, void **ret_data, size_t *ret_size) {
+/* Reads the whole object from the caller's fd; the file may change under us, so never mmap it. *ret_st
+ * (if given) is the file as it was read, or all zero if it changed meanwhile. */
+static int read_object(Call *call, int fd, const char *param, void **ret_data, size_t *ret_size,
+                       struct stat *ret_st) {
         _cleanup_free_ char *data = NULL;
-        struct stat st;
+        struct stat st, after;
         size_t size, done = 0;
 
         if (fstat(fd, &st) < 0)
@@ -266,6 +268,13 @@ static int read_object(Call *call, int fd, const char *param, void **ret_data, s
                 if (n == 0)
                         break; /* shrank meanwhile: what we have is the object */
                 done += (size_t) n;
+        }
+        if (ret_st) {
+                bool same = fstat(fd, &after) == 0 && after.st_size == st.st_size && (size_t) st.st_size == done &&
+                            after.st_mtim.tv_sec == st.st_mtim.tv_sec && after.st_mtim.tv_nsec == st.st_mtim.tv_nsec &&
+                            after.st_ctim.tv_sec == st.st_ctim.tv_sec && after.st_ctim.tv_nsec == st.st_ctim.tv_nsec;
+
+                *ret_st = same ? st : (struct stat) {};
         }
         *ret_data = TAKE_PTR(data);
         *ret_size = done;
@@ -661,6 +670,7 @@ typedef struct Intake {
         size_t size;
         void *user_btf;
         size_t user_btf_size;
+        struct stat st;   /* the client's file as read (st_ino 0: unknown or changed meanwhile) */
         DigestJob digest; /* sha256 of the whole object, computed while it loads */
         char plan_key[LOADER_DIGEST_MAX];
         Plan *plan;
@@ -684,7 +694,7 @@ static int intake(Call *call, const LoadParameters *p, Intake *in, Failure *f) {
         r = call_fd(call, "fd", p->fd, &fd);
         if (r <= 0)
                 return r;
-        r = read_object(call, fd, "fd", &in->data, &in->size);
+        r = read_object(call, fd, "fd", &in->data, &in->size, &in->st);
         if (r <= 0)
                 return r;
         if (p->btf_fd.set) {
@@ -693,7 +703,7 @@ static int intake(Call *call, const LoadParameters *p, Intake *in, Failure *f) {
                 r = call_fd(call, "btf_fd", p->btf_fd.value, &bfd);
                 if (r <= 0)
                         return r;
-                r = read_object(call, bfd, "btf_fd", &in->user_btf, &in->user_btf_size);
+                r = read_object(call, bfd, "btf_fd", &in->user_btf, &in->user_btf_size, NULL);
                 if (r <= 0)
                         return r;
         }
@@ -710,7 +720,6 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
         r = loader_check_elf(in->data, in->size, in->plan_key, f);
         if (r < 0)
                 return r;
-        loader_digest_start(&in->digest, in->data, in->size);
 
         t0 = now_usec(CLOCK_MONOTONIC);
         PlanRequest req = {
@@ -725,6 +734,14 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
         in->plan_us = now_usec(CLOCK_MONOTONIC) - t0;
         if (r < 0)
                 return r;
+        {
+                const char *known = plan_file_digest(in->plan, &in->st);
+
+                if (known)
+                        loader_digest_known(&in->digest, in->data, in->size, known);
+                else
+                        loader_digest_start(&in->digest, in->data, in->size);
+        }
         if (in->plan->core->failed) {
                 json_object *params = json_object_new_object();
 
@@ -798,6 +815,8 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
 
                 if (k < 0 && r >= 0)
                         r = failure_system(f, k, "hashing the object");
+                if (k >= 0)
+                        plan_remember_file(in->plan, &in->st, in->digest.digest);
                 memcpy(o->digest, in->digest.digest, sizeof(o->digest));
         }
         if (fallback)
@@ -1046,6 +1065,7 @@ static int vl_method_check(Call *call) {
         r = loader_digest_wait(&in.digest);
         if (r < 0)
                 return r;
+        plan_remember_file(in.plan, &in.st, in.digest.digest);
         reply = json_object_new_object();
         json_object_object_add(reply, "ok", json_object_new_boolean(ok));
         json_object_object_add(reply, "btf", json_object_new_string(p.btf ?: "kernel"));

@@ -355,6 +355,23 @@ static json_object *relocations_frozen(const Plan *plan) {
         return frozen;
 }
 
+static bool same_file(const struct stat *a, const struct stat *b) {
+        return a->st_ino != 0 && a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+const char *plan_file_digest(const Plan *plan, const struct stat *st) {
+        return plan && st && same_file(st, &plan->file) ? plan->file_digest : NULL;
+}
+
+void plan_remember_file(Plan *plan, const struct stat *st, const char *digest) {
+        if (!plan || !st || st->st_ino == 0 || strlen(digest) >= sizeof(plan->file_digest))
+                return;
+        plan->file = *st;
+        strcpy(plan->file_digest, digest);
+}
+
 json_object *plan_relocations_json(const Plan *plan) {
         return plan && plan->relocations ? json_object_get(plan->relocations) : json_object_new_array();
 }

@@ -199,6 +199,61 @@ TEST(load_get_list_unload) {
         json_object_put(p);
 }
 
+/* sha256sum's answer for path, as "sha256:<hex>". */
+static void file_sha256(const char *path, char ret[static 72]) {
+        char cmd[600], hex[80] = "";
+        FILE *f;
+
+        snprintf(cmd, sizeof(cmd), "sha256sum '%s'", path);
+        f = popen(cmd, "r");
+        if (!f || fscanf(f, "%64s", hex) != 1)
+                hex[0] = 0;
+        if (f)
+                pclose(f);
+        snprintf(ret, 72, "sha256:%s", hex);
+}
+
+/* The digest is the file's sha256, also when it is served from what the daemon remembers of the file. */
+static void load_digest(const char *path, char ret[static 80]) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        json_object *p = json_object_new_object();
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        json_object_object_add(p, "fd", json_object_new_int(0));
+        call(&d, "io.bpfcored.Load", p, &fd, 1, &r);
+        json_object_put(p);
+        close(fd);
+        snprintf(ret, 80, "%s", object_get(&r, "digest") ? json_object_get_string(object_get(&r, "digest")) : "");
+        if (object_int(&r, "id") > 0)
+                unload((uint64_t) object_int(&r, "id"));
+}
+
+TEST(digest) {
+        _cleanup_free_ char *src = harness_object_path("tp_core");
+        _cleanup_free_ char *data = NULL;
+        char path[256], want[72], first[80], again[80], changed[80];
+        size_t size = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/digest.bpf.o", d.tmpdir);
+        read_file(src, &data, &size);
+        f = fopen(path, "we");
+        tap_ok(f && fwrite(data, 1, size, f) == size && fclose(f) == 0, "a copy of tp_core (%zu bytes)", size);
+        file_sha256(path, want);
+        load_digest(path, first);
+        tap_is_str(first, want, "digest is the file's sha256");
+        load_digest(path, again);
+        tap_is_str(again, want, "the same file loaded again: the same digest");
+        /* A byte past the section headers: nothing libbpf reads, a different file. */
+        f = fopen(path, "ae");
+        tap_ok(f && fputc(0, f) == 0 && fclose(f) == 0, "one byte appended");
+        file_sha256(path, want);
+        load_digest(path, changed);
+        tap_is_str(changed, want, "the changed file's digest is its new sha256");
+        tap_ok(strcmp(changed, first) != 0, "and differs from the first");
+        unlink(path);
+}
+
 TEST(program_subset) {
         _cleanup_reply_ BpfcoreReply r = {}, bad = {};
         json_object *progs;
