@@ -215,28 +215,6 @@ static int option_error(int c, char **argv) {
         return usage_error("invalid option '%s'", arg);
 }
 
-/* Decimal or 0x-hex, no sign, no blanks: strtoull() alone would accept all three. */
-static int parse_u64(const char *s, uint64_t *ret) {
-        unsigned long long v;
-        int base = 10;
-        char *end;
-
-        if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
-                base = 16;
-                s += 2;
-        }
-        if (!(base == 16 ? isxdigit((unsigned char) s[0]) : isdigit((unsigned char) s[0])))
-                return -EINVAL;
-        errno = 0;
-        v = strtoull(s, &end, base);
-        if (*end)
-                return -EINVAL;
-        if (errno == ERANGE)
-                return -ERANGE;
-        *ret = v;
-        return 0;
-}
-
 /* Adds value (owned; NULL after a failed allocation) to o under key. */
 static int json_add(json_object *o, const char *key, json_object *value) {
         if (!value || json_object_object_add(o, key, value) < 0) {

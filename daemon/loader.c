@@ -99,6 +99,11 @@ void loader_digest_start(DigestJob *j, const void *data, size_t size) {
                 j->r = loader_digest(data, size, j->digest);
 }
 
+void loader_digest_known(DigestJob *j, const void *data, size_t size, const char digest[LOADER_DIGEST_MAX]) {
+        *j = (DigestJob) { .data = data, .size = size };
+        memcpy(j->digest, digest, LOADER_DIGEST_MAX);
+}
+
 int loader_digest_wait(DigestJob *j) {
         if (j->running) {
                 pthread_join(j->thread, NULL);

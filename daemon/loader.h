@@ -69,5 +69,7 @@ typedef struct DigestJob {
 
 /* data must stay until loader_digest_wait(). */
 void loader_digest_start(DigestJob *j, const void *data, size_t size);
+/* A job whose digest is already known (the same file was hashed before). */
+void loader_digest_known(DigestJob *j, const void *data, size_t size, const char digest[LOADER_DIGEST_MAX]);
 /* Waits for the digest (j->digest); 0, or negative errno. Any number of times, and on a job never started. */
 int loader_digest_wait(DigestJob *j);

@@ -26,7 +26,7 @@ typedef struct Counters {
         uint64_t protocol_errors;
         uint64_t checks;
         uint64_t planned;   /* loads whose CO-RE target was the planner's minimal BTF */
-        uint64_t fallbacks; /* loads left to plain libbpf, which reads kernel BTF itself */
+        uint64_t fallbacks; /* loads relocated against the whole cached kernel BTF, not a minimal one */
         uint64_t denied;
 } Counters;
 

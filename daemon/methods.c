@@ -228,10 +228,12 @@ static int read_file_bounded(const char *path, void **ret, size_t *ret_size) {
         return 0;
 }
 
-/* Reads the whole object from the caller's fd; the file may change under us, so never mmap it. */
-static int read_object(Call *call, int fd, const char *param, void **ret_data, size_t *ret_size) {
+/* Reads the whole object from the caller's fd; the file may change under us, so never mmap it. *ret_st
+ * (if given) is the file as it was read, or all zero if it changed meanwhile. */
+static int read_object(Call *call, int fd, const char *param, void **ret_data, size_t *ret_size,
+                       struct stat *ret_st) {
         _cleanup_free_ char *data = NULL;
-        struct stat st;
+        struct stat st, after;
         size_t size, done = 0;
 
         if (fstat(fd, &st) < 0)
@@ -266,6 +268,13 @@ static int read_object(Call *call, int fd, const char *param, void **ret_data, s
                 if (n == 0)
                         break; /* shrank meanwhile: what we have is the object */
                 done += (size_t) n;
+        }
+        if (ret_st) {
+                bool same = fstat(fd, &after) == 0 && after.st_size == st.st_size && (size_t) st.st_size == done &&
+                            after.st_mtim.tv_sec == st.st_mtim.tv_sec && after.st_mtim.tv_nsec == st.st_mtim.tv_nsec &&
+                            after.st_ctim.tv_sec == st.st_ctim.tv_sec && after.st_ctim.tv_nsec == st.st_ctim.tv_nsec;
+
+                *ret_st = same ? st : (struct stat) {};
         }
         *ret_data = TAKE_PTR(data);
         *ret_size = done;
@@ -372,12 +381,13 @@ static int record_filter(const TcFilter *t, void *userdata) {
 }
 
 /*
- * Attaches program of o as req says, pins the link and records it in o, and in
- * its state file when write_state (a Load writes the state file once, after
- * all its links).
+ * Attaches program of o as req says, pins the link and records it in o. An
+ * Attach call (standalone) also writes the state file and tells the journal
+ * and subscribers; a Load does both once, after all its links, when the whole
+ * load stands (a later failure takes these links along).
  */
-static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const AttachRequest *req, const Peer *peer,
-                             bool write_state, LinkInfo *ret, Failure *f) {
+static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const AttachRequest *req,
+                             const Peer *peer, bool standalone, LinkInfo *ret, Failure *f) {
         _cleanup_close_ int prog_fd = -1;
         AttachResult a = ATTACH_RESULT_NULL;
         FilterIntent intent = { .m = m, .o = o, .p = p };
@@ -417,7 +427,7 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
                 ret->filter = l.filter;
         }
         r = program_add_link(p, &l);
-        if (r >= 0 && write_state) {
+        if (r >= 0 && standalone) {
                 r = state_write(m->state_dir, o, f);
                 if (r >= 0)
                         crash_point("attach-after-state");
@@ -431,7 +441,7 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
                         state_filter_forget(m->state_dir, a.link_id);
         }
         attach_result_done(&a); /* closes our fd: the pin holds the link */
-        if (r >= 0) {
+        if (r >= 0 && standalone) {
                 log_attach_event(o, p->name, &p->links[p->n_links - 1], peer, MESSAGE_ID_ATTACHED, "Attached");
                 emit_link(m, "attached", o, p->name, &p->links[p->n_links - 1]);
         }
@@ -703,6 +713,7 @@ typedef struct Intake {
         size_t size;
         void *user_btf;
         size_t user_btf_size;
+        struct stat st;   /* the client's file as read (st_ino 0: unknown or changed meanwhile) */
         DigestJob digest; /* sha256 of the whole object, computed while it loads */
         char plan_key[LOADER_DIGEST_MAX];
         Plan *plan;
@@ -726,7 +737,7 @@ static int intake(Call *call, const LoadParameters *p, Intake *in, Failure *f) {
         r = call_fd(call, "fd", p->fd, &fd);
         if (r <= 0)
                 return r;
-        r = read_object(call, fd, "fd", &in->data, &in->size);
+        r = read_object(call, fd, "fd", &in->data, &in->size, &in->st);
         if (r <= 0)
                 return r;
         if (p->btf_fd.set) {
@@ -735,7 +746,7 @@ static int intake(Call *call, const LoadParameters *p, Intake *in, Failure *f) {
                 r = call_fd(call, "btf_fd", p->btf_fd.value, &bfd);
                 if (r <= 0)
                         return r;
-                r = read_object(call, bfd, "btf_fd", &in->user_btf, &in->user_btf_size);
+                r = read_object(call, bfd, "btf_fd", &in->user_btf, &in->user_btf_size, NULL);
                 if (r <= 0)
                         return r;
         }
@@ -752,11 +763,10 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
         r = loader_check_elf(in->data, in->size, in->plan_key, f);
         if (r < 0)
                 return r;
-        loader_digest_start(&in->digest, in->data, in->size);
 
         t0 = now_usec(CLOCK_MONOTONIC);
         PlanRequest req = {
-                .digest = in->plan_key,
+                .plan_key = in->plan_key,
                 .elf = in->data,
                 .size = in->size,
                 .btf_name = p->btf,
@@ -767,6 +777,14 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
         in->plan_us = now_usec(CLOCK_MONOTONIC) - t0;
         if (r < 0)
                 return r;
+        {
+                const char *known = plan_file_digest(in->plan, &in->st);
+
+                if (known)
+                        loader_digest_known(&in->digest, in->data, in->size, known);
+                else
+                        loader_digest_start(&in->digest, in->data, in->size);
+        }
         if (in->plan->core->failed) {
                 json_object *params = json_object_new_object();
 
@@ -840,6 +858,8 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
 
                 if (k < 0 && r >= 0)
                         r = failure_system(f, k, "hashing the object");
+                if (k >= 0)
+                        plan_remember_file(in->plan, &in->st, in->digest.digest);
                 memcpy(o->digest, in->digest.digest, sizeof(o->digest));
         }
         if (fallback)
@@ -896,6 +916,13 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
         }
         o->loaded_at_usec = now_usec(CLOCK_REALTIME);
         m->counters.loads++;
+        /* The links made within the load, now that they stay. */
+        for (size_t i = 0; i < o->n_programs; i++)
+                for (size_t k = 0; k < o->programs[i].n_links; k++) {
+                        log_attach_event(o, o->programs[i].name, &o->programs[i].links[k], peer,
+                                         MESSAGE_ID_ATTACHED, "Attached");
+                        emit_link(m, "attached", o, o->programs[i].name, &o->programs[i].links[k]);
+                }
         log_loaded(o);
         {
                 json_object *e = event_new("loaded");
@@ -1079,12 +1106,13 @@ static int vl_method_check(Call *call) {
         }
         for (size_t i = 0; i < in.plan->core->n_relocations; i++)
                 ok = ok && in.plan->core->relocations[i].ok;
-        reply = json_object_new_object();
-        json_object_object_add(reply, "ok", json_object_new_boolean(ok));
-        json_object_object_add(reply, "btf", json_object_new_string(p.btf ?: "kernel"));
         r = loader_digest_wait(&in.digest);
         if (r < 0)
                 return r;
+        plan_remember_file(in.plan, &in.st, in.digest.digest);
+        reply = json_object_new_object();
+        json_object_object_add(reply, "ok", json_object_new_boolean(ok));
+        json_object_object_add(reply, "btf", json_object_new_string(p.btf ?: "kernel"));
         json_object_object_add(reply, "digest", json_object_new_string(in.digest.digest));
         json_object_object_add(reply, "relocations", plan_relocations_json(in.plan));
         json_object_object_add(reply, "plan_us", json_object_new_uint64(in.plan->plan_us));

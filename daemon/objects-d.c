@@ -219,8 +219,8 @@ static Object *from_source(Manager *m, const char *path) {
 }
 
 static void sync_one(Manager *m, const char *dir, const char *entry) {
-        _cleanup_free_ char *text = NULL, *name = NULL, *file = NULL, *error = NULL;
-        char path[4096], digest[7 + 64 + 1], object_digest[7 + 64 + 1] = "", key[160];
+        _cleanup_free_ char *text = NULL, *name = NULL, *file = NULL, *error = NULL, *key = NULL;
+        char path[4096], digest[7 + 64 + 1], object_digest[7 + 64 + 1] = "";
         json_object *params = NULL, *attachments = NULL;
         Failure f = {};
         Object *old;
@@ -263,8 +263,15 @@ static void sync_one(Manager *m, const char *dir, const char *entry) {
                         (void) loader_digest(data, size, object_digest);
                 free(data);
         }
-        snprintf(key, sizeof(key), "%s%s", text, object_digest);
-        (void) loader_digest(key, strlen(key), digest);
+        /* All of the text: a change on any line, or in the object file, reloads the entry. */
+        if (asprintf(&key, "%s%s", text, object_digest) < 0)
+                key = NULL;
+        if (!key || loader_digest(key, strlen(key), digest) < 0) {
+                json_object_put(params);
+                json_object_put(attachments);
+                report(path, "cannot be hashed");
+                return;
+        }
 
         old = from_source(m, path);
         if (old && old->source_digest && strcmp(old->source_digest, digest) == 0) {

@@ -242,13 +242,17 @@ finish:
 }
 
 int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
-        char key[160];
+        char key[PLAN_KEY_MAX];
         Plan *plan = NULL;
-        int r;
+        int k, r;
+        bool cached;
 
-        snprintf(key, sizeof(key), "%s/%llu/%s", req->digest, (unsigned long long) p->cache->generation,
-                 req->btf_name ?: "");
-        if (!req->user_btf)
+        k = snprintf(key, sizeof(key), "%s/%llu/%s", req->plan_key,
+                     (unsigned long long) p->cache->generation, req->btf_name ?: "");
+        /* A key cut short could name another BTF's plan: such a request (no registered BTF has so long a
+         * name) is planned, and fails, uncached. */
+        cached = !req->user_btf && k > 0 && (size_t) k < sizeof(key);
+        if (cached)
                 for (size_t i = 0; i < p->n; i++)
                         if (strcmp(p->entries[i]->key, key) == 0) {
                                 plan = p->entries[i];
@@ -267,7 +271,7 @@ int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
                 return r;
         }
         strcpy(plan->key, key);
-        if (!req->user_btf) {
+        if (cached) {
                 if (p->n == PLANS_CACHE_MAX)
                         plan_unref(p->entries[--p->n]);
                 memmove(p->entries + 1, p->entries, p->n * sizeof(Plan *));
@@ -349,6 +353,23 @@ static json_object *relocations_frozen(const Plan *plan) {
         json_object_put(tree);
         json_object_set_serializer(frozen, frozen_serialize, t, frozen_free);
         return frozen;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b) {
+        return a->st_ino != 0 && a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+const char *plan_file_digest(const Plan *plan, const struct stat *st) {
+        return plan && st && same_file(st, &plan->file) ? plan->file_digest : NULL;
+}
+
+void plan_remember_file(Plan *plan, const struct stat *st, const char *digest) {
+        if (!plan || !st || st->st_ino == 0 || strlen(digest) >= sizeof(plan->file_digest))
+                return;
+        plan->file = *st;
+        strcpy(plan->file_digest, digest);
 }
 
 json_object *plan_relocations_json(const Plan *plan) {

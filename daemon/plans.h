@@ -2,24 +2,30 @@
 /*
  * CO-RE plans per object against the BTF cache, with the minimal target
  * BTF ready in a memfd for libbpf's btf_custom_path. Plans are cached by
- * (object digest, cache generation, target).
+ * (plan key, cache generation, target): the plan key is the sha256 of the
+ * bytes the planner and libbpf read (loader_check_elf()), DWARF aside.
  */
 #pragma once
 
 #include <json-c/json.h>
+#include <sys/stat.h>
 
 #include "btf-cache.h"
 #include "failure.h"
 #include "planner.h"
 
 #define PLANS_CACHE_MAX 64u
+/* "sha256:<hex>/<generation>/<btf name>": a registered BTF's name is a file name (NAME_MAX). */
+#define PLAN_KEY_MAX (7 + 64 + 1 + 20 + 1 + 255 + 1)
 
 typedef struct Plan {
-        char key[160];
+        char key[PLAN_KEY_MAX];
         CorePlan *core;
         int min_btf_fd;     /* memfd with min_btf's raw bytes, -1 when none */
         char min_btf_path[64];
         json_object *relocations; /* relocations[] of design.md, rendered once (plan_relocations_json) */
+        struct stat file;         /* the last client file seen with this plan, and its sha256 */
+        char file_digest[7 + 64 + 1];
         unsigned refs;
         uint64_t plan_us;
 } Plan;
@@ -32,7 +38,7 @@ typedef struct Plans {
 } Plans;
 
 typedef struct PlanRequest {
-        const char *digest;
+        const char *plan_key; /* loader_check_elf()'s: objects that differ only in DWARF share a plan */
         const void *elf;
         size_t size;
         const char *btf_name;    /* a registered external BTF instead of the kernel's, or NULL */
@@ -48,6 +54,16 @@ void plans_flush(Plans *p);
 /* A plan for req: from the cache or made now. InvalidObject / InvalidParameter in f on failure. */
 int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f);
 Plan *plan_unref(Plan *plan);
+
+/*
+ * The whole file's sha256 costs as much as a load for a large -g object, and
+ * agents load the same file again and again. A plan remembers the last file
+ * it served (device, inode, size, mtime, ctime, read unchanged) with its
+ * digest; the plan key itself, over every byte libbpf reads, is computed on
+ * each load, so a hit can only be stale in DWARF, never in what is loaded.
+ */
+const char *plan_file_digest(const Plan *plan, const struct stat *st);
+void plan_remember_file(Plan *plan, const struct stat *st, const char *digest);
 
 /* relocations[] of design.md: a new reference to the plan's, for serializing only (it has no elements to
  * read back). */

@@ -66,8 +66,7 @@ static int add_path(const Words *w, json_object *o, const char *key, const char 
         return add(o, key, json_object_new_string(path));
 }
 
-/* An offset: decimal or 0x-hex, no sign. 0 when s is one, 1 when s is no number, -EINVAL when out of range. */
-static int parse_offset(const AttachType *t, const Words *w, const char *s, int64_t *ret) {
+int parse_u64(const char *s, uint64_t *ret) {
         unsigned long long v;
         int base = 10;
         char *end;
@@ -77,13 +76,26 @@ static int parse_offset(const AttachType *t, const Words *w, const char *s, int6
                 s += 2;
         }
         if (!(base == 16 ? isxdigit((unsigned char) s[0]) : isdigit((unsigned char) s[0])))
-                return 1;
+                return -EINVAL;
         errno = 0;
         v = strtoull(s, &end, base);
         if (*end)
+                return -EINVAL;
+        if (errno == ERANGE)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+/* A number up to INT64_MAX: 0 when s is one, 1 when s is no number, -EINVAL (said) when out of range. */
+static int parse_number(const AttachType *t, const Words *w, const char *s, int64_t *ret) {
+        uint64_t v;
+        int r = parse_u64(s, &v);
+
+        if (r == -EINVAL)
                 return 1;
-        if (errno == ERANGE || v > INT64_MAX)
-                return fail(w, "%s offset %s is out of range", t->name, s);
+        if (r < 0 || v > INT64_MAX)
+                return fail(w, "%s: %s is out of range", t->name, s);
         *ret = (int64_t) v;
         return 0;
 }
@@ -159,7 +171,7 @@ static int build_kprobe_multi(const AttachType *t, const Words *w, json_object *
 
 static int build_kprobe(const AttachType *t, const Words *w, json_object **ret) {
         _cleanup_(json_object_putp) json_object *spec = NULL;
-        int64_t offset;
+        int64_t offset = 0;
         int r;
 
         if (strpbrk(w->args[0], "*?[,"))
@@ -168,7 +180,7 @@ static int build_kprobe(const AttachType *t, const Words *w, json_object **ret) 
         if (!spec || add(spec, "function", json_object_new_string(w->args[0])) < 0)
                 return -ENOMEM;
         if (w->n > 1) {
-                r = parse_offset(t, w, w->args[1], &offset);
+                r = parse_number(t, w, w->args[1], &offset);
                 if (r < 0)
                         return r;
                 if (r > 0)
@@ -183,7 +195,7 @@ static int build_kprobe(const AttachType *t, const Words *w, json_object **ret) 
 /* SYMBOL|OFFSET: a number is a file offset, anything else a symbol. */
 static int build_uprobe(const AttachType *t, const Words *w, json_object **ret) {
         _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
-        int64_t offset;
+        int64_t offset = 0;
         int r;
 
         if (!spec)
@@ -191,7 +203,7 @@ static int build_uprobe(const AttachType *t, const Words *w, json_object **ret) 
         r = add_path(w, spec, "path", w->args[0]);
         if (r < 0)
                 return r;
-        r = parse_offset(t, w, w->args[1], &offset);
+        r = parse_number(t, w, w->args[1], &offset);
         if (r < 0)
                 return r;
         if (r == 0)
@@ -225,8 +237,14 @@ static int build_tc(const AttachType *t, const Words *w, json_object **ret) {
                 return fail(w, "tc: invalid direction '%s' (ingress or egress)", w->args[1]);
         if (w->n > 2 && !one_of(w->args[2], "tcx|clsact"))
                 return fail(w, "tc: invalid mode '%s' (tcx or clsact)", w->args[2]);
-        if (w->n > 3 && (strncmp(w->args[3], "prio=", 5) != 0 || parse_offset(t, w, w->args[3] + 5, &priority) != 0))
-                return fail(w, "tc: '%s' is not prio=N", w->args[3]);
+        if (w->n > 3) {
+                int r = strncmp(w->args[3], "prio=", 5) == 0 ? parse_number(t, w, w->args[3] + 5, &priority) : 1;
+
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return fail(w, "tc: '%s' is not prio=N", w->args[3]);
+        }
         if (!spec || add(spec, "interface", json_object_new_string(w->args[0])) < 0 ||
             add(spec, "direction", json_object_new_string(w->args[1])) < 0 ||
             (w->n > 2 && add(spec, "mode", json_object_new_string(w->args[2])) < 0) ||
@@ -257,13 +275,14 @@ static int build_perf_event(const AttachType *t, const Words *w, json_object **r
         static const struct {
                 const char *word, *field;
         } keys[] = { { "cpu", "cpu" }, { "pid", "pid" }, { "freq", "frequency" }, { "period", "period" } };
+        int r;
 
         if (!spec || add(spec, "event", json_object_new_string(w->args[0])) < 0)
                 return -ENOMEM;
         for (int i = 1; i < w->n; i++) {
                 const char *eq = strchr(w->args[i], '=');
                 const char *field = NULL;
-                int64_t v;
+                int64_t v = 0;
 
                 for (size_t k = 0; eq && k < ELEMENTSOF(keys) && !field; k++)
                         if (strlen(keys[k].word) == (size_t) (eq - w->args[i]) &&
@@ -271,7 +290,10 @@ static int build_perf_event(const AttachType *t, const Words *w, json_object **r
                                 field = keys[k].field;
                 if (!field)
                         return fail(w, "perf_event takes %s, not '%s'", t->target, w->args[i]);
-                if (parse_offset(t, w, eq + 1, &v) != 0)
+                r = parse_number(t, w, eq + 1, &v);
+                if (r < 0)
+                        return r;
+                if (r > 0)
                         return fail(w, "perf_event: '%s' is not a number", w->args[i]);
                 if (json_object_object_get_ex(spec, field, NULL))
                         return fail(w, "perf_event: %.*s is given twice", (int) (eq - w->args[i]), w->args[i]);

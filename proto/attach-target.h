@@ -19,3 +19,10 @@
  */
 int attach_target_parse(const char *type, char *const *args, int n, int64_t pid, const char *cwd,
                         const char **ret_type, json_object **ret_target, char **ret_error);
+
+/*
+ * Decimal or 0x-hex, no sign, no blanks (strtoull() alone would take all
+ * three): 0, -EINVAL when s is no such number, -ERANGE past UINT64_MAX. The
+ * numbers of TARGET words, and bpfcorectl's others.
+ */
+int parse_u64(const char *s, uint64_t *ret);

@@ -75,6 +75,7 @@ int daemon_start(TestDaemon *d) {
                         dup2(fd, STDOUT_FILENO);
                         dup2(fd, STDERR_FILENO);
                 }
+                /* Without a vmlinux copy, the list ends where --vmlinux-btf would stand. */
                 const char *args[] = { harness_env("BPFCORED"), "--socket", d->socket_path, "--bpffs-root",
                                        d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir,
                                        "--objects-dir", d->objects_dir, "--config", d->config,
@@ -205,6 +206,19 @@ const char *reply_error(const BpfcoreReply *r) {
                 return "";
         dot = strrchr(r->error, '.');
         return dot ? dot + 1 : r->error;
+}
+
+const char *unload_object(const TestDaemon *d, uint64_t id) {
+        static char error[128];
+        BpfcoreReply r = {};
+        json_object *p = json_object_new_object();
+
+        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
+        snprintf(error, sizeof(error), "%s",
+                 call(d, "io.bpfcored.Unload", p, NULL, 0, &r) < 0 ? "no reply" : reply_error(&r));
+        json_object_put(p);
+        bpfcore_reply_done(&r);
+        return error;
 }
 
 json_object *object_get(const BpfcoreReply *r, const char *key) {

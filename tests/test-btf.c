@@ -29,15 +29,6 @@ static void reply_free(BpfcoreReply *r) {
 }
 #define _cleanup_reply_ _cleanup_(reply_free)
 
-static void unload(uint64_t id) {
-        _cleanup_reply_ BpfcoreReply r = {};
-        json_object *p = json_object_new_object();
-
-        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
-        call(&d, "io.bpfcored.Unload", p, NULL, 0, &r);
-        json_object_put(p);
-}
-
 /* Byte offset of member name in struct sname of btf, -1 if none (top level, named members). */
 static int64_t member_offset(const struct btf *btf, const char *sname, const char *name) {
         int id = btf__find_by_name_kind(btf, sname, BTF_KIND_STRUCT);
@@ -146,9 +137,9 @@ TEST(relocation_report) {
         call(&d, "io.bpfcored.Status", NULL, NULL, 0, &s);
         json_object_object_get_ex(s.parameters, "counters", &counters);
         tap_ok(json_int(counters, "planned_loads") >= 1, "Status counts the load as planned");
-        tap_is_int(json_int(counters, "fallback_loads"), 0, "no fallback to plain libbpf");
+        tap_is_int(json_int(counters, "fallback_loads"), 0, "no fallback to the whole kernel BTF");
         if (object_int(&r, "id") > 0)
-                unload((uint64_t) object_int(&r, "id"));
+                (void) unload_object(&d, (uint64_t) object_int(&r, "id"));
 }
 
 static int check_object(const char *name, const char *btf, BpfcoreReply *ret) {
@@ -277,6 +268,29 @@ TEST(check_against_external_btf) {
         }
         check_object("tp_core", "fake-kernel", &missing);
         tap_is_str(reply_error(&missing), "InvalidParameter", "Check against an unknown BTF is InvalidParameter");
+
+        /* Long names that differ only at their end: each plan is its own BTF's, the plan cache keeps them
+         * apart. */
+        {
+                _cleanup_reply_ BpfcoreReply a = {}, b = {};
+                char name_a[128], name_b[128], long_path[512];
+
+                memset(name_a, 'l', 120);
+                memcpy(name_a + 120, "-a", 3);
+                memcpy(name_b, name_a, 123);
+                name_b[121] = 'b';
+                snprintf(long_path, sizeof(long_path), "%s/%s.btf", d.btf_dir, name_a);
+                tap_is_int(write_fake_kernel(long_path), 0, "external BTF with a 122-character name");
+                tap_ok(wait_listed(name_a, true), "registered");
+                check_object("tp_core", name_a, &a);
+                tap_is_str(reply_error(&a), "", "Check against it answers");
+                check_object("tp_core", name_b, &b);
+                tap_is_str(
+                        reply_error(&b), "InvalidParameter",
+                        "Check against a name that differs in its last character only is InvalidParameter");
+                unlink(long_path);
+                wait_listed(name_a, false);
+        }
 }
 
 /* The application's own struct, as its BTF (from a -g build) would describe it. */
@@ -321,7 +335,7 @@ TEST(user_btf) {
         call(&d, "io.bpfcored.Load", p, fds, 2, &loaded);
         tap_is_str(reply_error(&loaded), "", "the uprobe object loads with the merged target");
         if (object_int(&loaded, "id") > 0)
-                unload((uint64_t) object_int(&loaded, "id"));
+                (void) unload_object(&d, (uint64_t) object_int(&loaded, "id"));
 
         close(fds[1]);
         fds[1] = open("/etc/hostname", O_RDONLY | O_CLOEXEC);
@@ -416,7 +430,7 @@ static void differential(const char *name) {
         bpf_object__close(obj);
         rmdir(pin_root);
         if (object_int(&r, "id") > 0)
-                unload((uint64_t) object_int(&r, "id"));
+                (void) unload_object(&d, (uint64_t) object_int(&r, "id"));
 }
 
 TEST(differential) {
@@ -434,7 +448,7 @@ TEST(no_fallbacks) {
         /* tp_btf and ksyms included: attach targets and kfuncs came from the cache. */
         call(&d, "io.bpfcored.Status", NULL, NULL, 0, &s);
         json_object_object_get_ex(s.parameters, "counters", &counters);
-        tap_is_int(json_int(counters, "fallback_loads"), 0, "no load fell back to plain libbpf");
+        tap_is_int(json_int(counters, "fallback_loads"), 0, "no load fell back to the whole kernel BTF");
         tap_ok(json_int(counters, "plan_cache_hits") >= 1, "plans were served from the plan cache");
 }
 
@@ -470,15 +484,12 @@ TEST(kernel_btf_never_read) {
                 return;
         }
         for (size_t i = 0; i < ELEMENTSOF(objects); i++) {
-                _cleanup_reply_ BpfcoreReply r = {}, u = {};
-                json_object *p = json_object_new_object();
+                _cleanup_reply_ BpfcoreReply r = {};
 
                 load_object(&h, objects[i], NULL, &r);
                 if (!tap_is_str(reply_error(&r), "", "%s loads without kernel BTF readable", objects[i]))
                         tap_diag("%s", r.parameters ? json_object_to_json_string(r.parameters) : "no reply");
-                json_object_object_add(p, "id", json_object_new_int64(object_int(&r, "id")));
-                call(&h, "io.bpfcored.Unload", p, NULL, 0, &u);
-                json_object_put(p);
+                (void) unload_object(&h, (uint64_t) object_int(&r, "id"));
         }
         /* ksyms' kfuncs: libbpf asked for kernel BTF and was handed the cache's. */
         call(&h, "io.bpfcored.Status", NULL, NULL, 0, &status);

@@ -190,13 +190,7 @@ static int load(const char *extra_json, BpfcoreReply *r) {
 }
 
 static void unload(uint64_t id) {
-        _cleanup_reply_ BpfcoreReply r = {};
-        json_object *p = json_object_new_object();
-
-        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
-        call(&d, "io.bpfcored.Unload", p, NULL, 0, &r);
-        json_object_put(p);
-        tap_is_str(reply_error(&r), "", "unload of object %llu succeeds", (unsigned long long) id);
+        tap_is_str(unload_object(&d, id), "", "unload of object %llu succeeds", (unsigned long long) id);
 }
 
 /* Nothing of any object: not listed, no pins, no state file, no program of this test in the kernel. */

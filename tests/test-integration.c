@@ -62,13 +62,7 @@ static size_t count_pin_dirs(void) {
 }
 
 static void unload(uint64_t id) {
-        _cleanup_reply_ BpfcoreReply r = {};
-        json_object *p = json_object_new_object();
-
-        json_object_object_add(p, "id", json_object_new_int64((int64_t) id));
-        call(&d, "io.bpfcored.Unload", p, NULL, 0, &r);
-        json_object_put(p);
-        tap_is_str(reply_error(&r), "", "unload of object %llu succeeds", (unsigned long long) id);
+        tap_is_str(unload_object(&d, id), "", "unload of object %llu succeeds", (unsigned long long) id);
 }
 
 TEST(start) {
@@ -203,6 +197,61 @@ TEST(load_get_list_unload) {
         call(&d, "io.bpfcored.Get", p, NULL, 0, &again);
         tap_is_str(reply_error(&again), "NoSuchObject", "Get after Unload is NoSuchObject");
         json_object_put(p);
+}
+
+/* sha256sum's answer for path, as "sha256:<hex>". */
+static void file_sha256(const char *path, char ret[static 72]) {
+        char cmd[600], hex[80] = "";
+        FILE *f;
+
+        snprintf(cmd, sizeof(cmd), "sha256sum '%s'", path);
+        f = popen(cmd, "r");
+        if (!f || fscanf(f, "%64s", hex) != 1)
+                hex[0] = 0;
+        if (f)
+                pclose(f);
+        snprintf(ret, 72, "sha256:%s", hex);
+}
+
+/* The digest is the file's sha256, also when it is served from what the daemon remembers of the file. */
+static void load_digest(const char *path, char ret[static 80]) {
+        _cleanup_reply_ BpfcoreReply r = {};
+        json_object *p = json_object_new_object();
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        json_object_object_add(p, "fd", json_object_new_int(0));
+        call(&d, "io.bpfcored.Load", p, &fd, 1, &r);
+        json_object_put(p);
+        close(fd);
+        snprintf(ret, 80, "%s", object_get(&r, "digest") ? json_object_get_string(object_get(&r, "digest")) : "");
+        if (object_int(&r, "id") > 0)
+                unload((uint64_t) object_int(&r, "id"));
+}
+
+TEST(digest) {
+        _cleanup_free_ char *src = harness_object_path("tp_core");
+        _cleanup_free_ char *data = NULL;
+        char path[256], want[72], first[80], again[80], changed[80];
+        size_t size = 0;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/digest.bpf.o", d.tmpdir);
+        read_file(src, &data, &size);
+        f = fopen(path, "we");
+        tap_ok(f && fwrite(data, 1, size, f) == size && fclose(f) == 0, "a copy of tp_core (%zu bytes)", size);
+        file_sha256(path, want);
+        load_digest(path, first);
+        tap_is_str(first, want, "digest is the file's sha256");
+        load_digest(path, again);
+        tap_is_str(again, want, "the same file loaded again: the same digest");
+        /* A byte past the section headers: nothing libbpf reads, a different file. */
+        f = fopen(path, "ae");
+        tap_ok(f && fputc(0, f) == 0 && fclose(f) == 0, "one byte appended");
+        file_sha256(path, want);
+        load_digest(path, changed);
+        tap_is_str(changed, want, "the changed file's digest is its new sha256");
+        tap_ok(strcmp(changed, first) != 0, "and differs from the first");
+        unlink(path);
 }
 
 TEST(program_subset) {
@@ -1178,16 +1227,25 @@ TEST(objects_d) {
 /* objects.d's attach.PROGRAM lines: the target syntax of bpfcorectl attach, made as part of the load. */
 TEST(objects_d_attach) {
         _cleanup_free_ char *path = harness_object_path("globals"), *conf = NULL, *bad = NULL, *log = NULL;
-        _cleanup_reply_ BpfcoreReply l = {};
+        _cleanup_reply_ BpfcoreReply l = {}, l2 = {};
         json_object *o, *links, *objects;
         const char *skipped[] = { "badtarget.conf", "relative.conf", "noprog.conf", "notracepoint.conf" };
+        /* Longer than 160 bytes: what follows it must count too when the daemon tells whether the entry
+         * changed. */
+        static const char comment[] =
+                "# A counter of getpid() calls, attached at start by the line below; the test "
+                "changes only that line and expects SIGHUP to reload the entry, though the "
+                "first 200 bytes of the file stay the same.\n";
         char unlink_path[512];
         uint64_t before;
+        int64_t id;
         size_t size;
 
         tap_is_int(daemon_stop(&d), 0, "daemon stopped to add objects.d entries with attachments");
-        if (asprintf(&conf, "file = %s\nglobal.enabled = true\nglobal.target_pid = %d\n"
-                            "attach.count_getpid = tracepoint syscalls/sys_enter_getpid\n", path, getpid()) < 0)
+        if (asprintf(&conf,
+                     "%sfile = %s\nglobal.enabled = true\nglobal.target_pid = %d\n"
+                     "attach.count_getpid = tracepoint syscalls/sys_enter_getpid\n",
+                     comment, path, getpid()) < 0)
                 abort();
         write_conf("attached.conf", conf);
         write_conf("badtarget.conf", "file = /x.bpf.o\nattach.count_getpid = tracepoint nocategory\n");
@@ -1228,6 +1286,62 @@ TEST(objects_d_attach) {
                 snprintf(unlink_path, sizeof(unlink_path), "%s/%s", d.objects_dir, skipped[i]);
                 unlink(unlink_path);
         }
+
+        /* Only the attach line changes, past the first 200 bytes: SIGHUP reloads the entry with the new
+         * target. */
+        id = json_int(o, "id");
+        free(conf);
+        if (asprintf(&conf,
+                     "%sfile = %s\nglobal.enabled = true\nglobal.target_pid = %d\n"
+                     "attach.count_getpid = tracepoint syscalls/sys_enter_getppid\n",
+                     comment, path, getpid()) < 0)
+                abort();
+        write_conf("attached.conf", conf);
+        kill(d.pid, SIGHUP);
+        tap_ok(wait_object("attached", id, true) > id, "SIGHUP reloads an entry whose attach line changed");
+        links = json_object_object_get(
+                array_find_name(json_object_object_get(find_name(list_objects(&l2), "attached"), "programs"),
+                                "count_getpid"),
+                "links");
+        tap_is_str(json_str(json_object_array_get_idx(links, 0), "target"), "syscalls/sys_enter_getppid",
+                   "attached to the tracepoint the changed line names");
+
+        /* attach = yes makes a link, then the attach line fails: subscribers hear of the failed load only,
+         * not of a link that went with it. */
+        {
+                _cleanup_reply_ BpfcoreReply first = {}, ev = {};
+                struct timeval tv = {.tv_sec = 10};
+                BpfcoreClient *c = NULL;
+                const char *kind = "";
+                int attached = 0;
+
+                free(conf);
+                if (asprintf(&conf,
+                             "file = %s\nattach = yes\n"
+                             "attach.count_getpid = tracepoint syscalls/sys_enter_no_such_call\n",
+                             path) < 0)
+                        abort();
+                if (tap_ok(bpfcore_connect(d.socket_path, &c) >= 0 &&
+                                   bpfcore_call_more(c, "io.bpfcored.Subscribe", NULL, &first) == 0,
+                           "a subscriber")) {
+                        (void) setsockopt(bpfcore_client_fd(c), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+                        write_conf("partial.conf", conf);
+                        kill(d.pid, SIGHUP);
+                        for (int i = 0; i < 10 && strcmp(kind, "load_failed") != 0; i++) {
+                                kind = next_event(c, &ev);
+                                if (!*kind)
+                                        break;
+                                attached += strcmp(kind, "attached") == 0;
+                        }
+                        tap_is_str(kind, "load_failed",
+                                   "an entry whose second attachment fails is a failed load");
+                        tap_is_int(attached, 0, "and no attached event came for the link that went with it");
+                }
+                bpfcore_disconnect(c);
+                snprintf(unlink_path, sizeof(unlink_path), "%s/partial.conf", d.objects_dir);
+                unlink(unlink_path);
+        }
+
         snprintf(unlink_path, sizeof(unlink_path), "%s/attached.conf", d.objects_dir);
         unlink(unlink_path);
         kill(d.pid, SIGHUP);
