@@ -3,6 +3,7 @@
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <ctype.h>
+#include <fnmatch.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -31,6 +32,8 @@
 #define FUNCTION_NAME_MAX 512
 #define SYMBOL_NAME_MAX 1024
 #define ATTACH_TYPE_NAME_MAX 64
+/* Functions one kprobe_multi link may probe: each costs the kernel an ftrace entry and a lookup. */
+#define KPROBE_MULTI_MAX 4096
 
 typedef struct OptionalU64 {
         uint64_t value;
@@ -52,6 +55,9 @@ typedef struct Spec {
         OptionalU32 cpu;
         OptionalU64 frequency;
         OptionalU64 period;
+        OptionalU32 priority;
+        const char *pattern;
+        json_object *functions; /* array of strings, checked */
 } Spec;
 
 typedef struct AttachKind AttachKind;
@@ -63,9 +69,11 @@ typedef struct Attach {
         struct bpf_prog_info info;
         Spec spec;
         Failure *f;
-        /* Set by the kind's attach function on success only. */
+        /* Set by the kind's attach function on success only: a link, or a clsact filter. */
         int link_fd;
         char *target;
+        bool is_filter;
+        TcFilter filter;
 } Attach;
 
 struct AttachKind {
@@ -510,6 +518,179 @@ static int attach_btf(Attach *a) {
         return 0;
 }
 
+typedef struct Names {
+        char **v;
+        size_t n;
+} Names;
+
+static void names_done(Names *names) {
+        for (size_t i = 0; i < names->n; i++)
+                free(names->v[i]);
+        free(names->v);
+        *names = (Names) {};
+}
+
+static int names_add(Names *names, const char *name) {
+        char **v, *copy;
+
+        if (names->n >= KPROBE_MULTI_MAX)
+                return -E2BIG;
+        copy = strdup(name);
+        v = copy ? reallocarray(names->v, names->n + 1, sizeof(char *)) : NULL;
+        if (!v) {
+                free(copy);
+                return -ENOMEM;
+        }
+        names->v = v;
+        names->v[names->n++] = copy;
+        return 0;
+}
+
+static int strcmp_ptr(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+/* Sorted, each once: the kernel resolves every name, and one function probed twice is an error there. */
+static void names_sort_unique(Names *names) {
+        size_t k = 0;
+
+        if (names->n == 0)
+                return;
+        qsort(names->v, names->n, sizeof(char *), strcmp_ptr);
+        for (size_t i = 1; i < names->n; i++) {
+                if (strcmp(names->v[i], names->v[k]) == 0)
+                        free(names->v[i]);
+                else
+                        names->v[++k] = names->v[i];
+        }
+        names->n = k + 1;
+}
+
+/*
+ * The functions a glob matches, from tracefs's available_filter_functions: the functions ftrace can
+ * hook, which are the ones a kprobe_multi link can attach to (kallsyms also lists ones it cannot).
+ */
+static int functions_matching(Attach *a, const char *pattern, Names *ret) {
+        _cleanup_close_ int tracefs = -1, fd = -1;
+        _cleanup_free_ char *line = NULL;
+        size_t size = 0;
+        FILE *f;
+        int r = 0;
+
+        r = tracefs_open(&tracefs);
+        if (r < 0)
+                return attach_failed_errno(a->f, r, "fsopen", "tracefs is not mounted and cannot be mounted");
+        r = 0;
+        fd = openat(tracefs, "available_filter_functions", O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT)
+                return attach_failed(a, -EOPNOTSUPP,
+                                     "this kernel has no function tracer (no available_filter_functions in "
+                                     "tracefs): kprobe patterns cannot be resolved");
+        if (fd < 0)
+                return attach_failed_errno(a->f, negative_errno(), "open",
+                                           "reading available_filter_functions to resolve pattern %s (give "
+                                           "functions instead)", pattern);
+        f = fdopen(fd, "re");
+        if (!f)
+                return failure_system(a->f, negative_errno(), "reading available_filter_functions");
+        TAKE_FD(fd);
+        /* "name" or "name [module]" per line. */
+        while (r >= 0 && getline(&line, &size, f) > 0) {
+                line[strcspn(line, " \t\n")] = 0;
+                /* What ftrace lists for a function it found but could not place. */
+                if (strncmp(line, "__ftrace_invalid_address__", 26) == 0 || fnmatch(pattern, line, 0) != 0)
+                        continue;
+                r = names_add(ret, line);
+        }
+        fclose(f);
+        if (r == -E2BIG)
+                return attach_failed(a, r, "pattern %s matches more than %d functions: narrow it", pattern,
+                                     KPROBE_MULTI_MAX);
+        if (r < 0)
+                return oom(a);
+        if (ret->n == 0)
+                return attach_failed(a, -ENOENT, "no kernel function that can be probed matches %s", pattern);
+        return 0;
+}
+
+/*
+ * One kprobe_multi link on many functions (a pattern or a list): the kernel's fprobe, 5.18 on. The
+ * program must have been loaded for it (SEC("kprobe.multi/...") or "kretprobe.multi/...").
+ */
+static int attach_kprobe_multi(Attach *a) {
+        _cleanup_(names_done) Names names = {};
+        _cleanup_free_ char *target = NULL;
+        const Spec *s = &a->spec;
+        LIBBPF_OPTS(bpf_link_create_opts, opts);
+        int fd, r;
+
+        if (s->function || s->offset.set || (s->pattern && s->functions))
+                return spec_invalid(a, s->function ? "function" : s->offset.set ? "offset" : "functions",
+                                    "give one of function (and offset), pattern or functions");
+        if (s->pattern && !name_valid(s->pattern, FUNCTION_NAME_MAX, "_.*?[]!-"))
+                return spec_invalid(a, "pattern", "'%.64s' is not a glob of kernel function names", s->pattern);
+        if (s->functions) {
+                size_t n = json_object_array_length(s->functions);
+
+                if (n == 0 || n > KPROBE_MULTI_MAX)
+                        return spec_invalid(a, "functions", "give 1 to %d function names, not %zu",
+                                            KPROBE_MULTI_MAX, n);
+                for (size_t i = 0; i < n; i++) {
+                        const char *fn = json_object_get_string(json_object_array_get_idx(s->functions, i));
+
+                        if (!name_valid(fn, FUNCTION_NAME_MAX, "_."))
+                                return spec_invalid(a, "functions", "'%.64s' is not a kernel function name", fn);
+                        if (names_add(&names, fn) < 0)
+                                return oom(a);
+                }
+        }
+
+        /* Without fprobe the kernel says so before it looks at anything else: ask before reading tracefs. */
+        opts.kprobe_multi.flags = a->kind->retprobe ? BPF_F_KPROBE_MULTI_RETURN : 0;
+        fd = bpf_link_create(a->prog_fd, 0, BPF_TRACE_KPROBE_MULTI, &opts);
+        if (fd >= 0)
+                safe_close(fd); /* cannot be: no function given */
+        if (fd == -EOPNOTSUPP)
+                return attach_failed_errno(a->f, fd, "bpf_link_create",
+                                           "multi-kprobes are not available on this kernel (it needs fprobe, "
+                                           "5.18 and later)");
+
+        if (s->pattern) {
+                r = functions_matching(a, s->pattern, &names);
+                if (r < 0)
+                        return r;
+        }
+        names_sort_unique(&names);
+        if (s->pattern)
+                r = asprintf(&target, "%s (%zu function%s)", s->pattern, names.n, names.n == 1 ? "" : "s");
+        else
+                r = names.n == 1 ? asprintf(&target, "%s", names.v[0])
+                                 : asprintf(&target, "%s and %zu more", names.v[0], names.n - 1);
+        if (r < 0)
+                return oom(a);
+
+        opts.kprobe_multi.syms = (const char **) names.v;
+        opts.kprobe_multi.cnt = (__u32) names.n;
+        fd = bpf_link_create(a->prog_fd, 0, BPF_TRACE_KPROBE_MULTI, &opts);
+        if (fd == -EOPNOTSUPP)
+                return attach_failed_errno(a->f, fd, "bpf_link_create",
+                                           "multi-kprobes are not available on this kernel (it needs fprobe, "
+                                           "5.18 and later) for %s", target);
+        if (fd == -ESRCH || fd == -ENOENT)
+                return attach_failed_errno(a->f, fd, "bpf_link_create", "no kernel function that can be probed "
+                                           "for every name of %s", target);
+        if (fd == -EINVAL)
+                return attach_failed_errno(a->f, fd, "bpf_link_create",
+                                           "attaching %s as %s (was the program loaded as %s.multi, "
+                                           "SEC(\"%s.multi/...\")?)",
+                                           target, a->kind->name, a->kind->name, a->kind->name);
+        if (fd < 0)
+                return attach_failed_errno(a->f, fd, "bpf_link_create", "probing %s", target);
+        a->link_fd = fd;
+        a->target = TAKE_PTR(target);
+        return 0;
+}
+
 static int attach_kprobe(Attach *a) {
         _cleanup_close_ int pfd = -1;
         _cleanup_free_ char *target = NULL;
@@ -518,6 +699,10 @@ static int attach_kprobe(Attach *a) {
         uint64_t offset = a->spec.offset.set ? a->spec.offset.value : 0;
         int type, r;
 
+        if (a->spec.pattern || a->spec.functions)
+                return attach_kprobe_multi(a);
+        if (!fn)
+                return spec_invalid(a, "function", "missing: give function, pattern or functions");
         if (!name_valid(fn, FUNCTION_NAME_MAX, "_."))
                 return spec_invalid(a, "function", "'%.64s' is not a kernel function name", fn);
         if (a->kind->retprobe && offset != 0)
@@ -881,11 +1066,70 @@ static int attach_xdp(Attach *a) {
         return 0;
 }
 
+/*
+ * Does this kernel have tcx (6.6 on)? Asked once, by a query that changes nothing: before tcx the
+ * kernel refuses BPF_PROG_QUERY for the tcx attach types with EINVAL.
+ */
+static bool have_tcx(unsigned ifindex) {
+        static int known = -1;
+        __u32 count = 0;
+
+        if (known < 0)
+                known = bpf_prog_query((int) ifindex, BPF_TCX_INGRESS, 0, NULL, NULL, &count) != -EINVAL;
+        return known;
+}
+
+static int attach_clsact(Attach *a, unsigned ifindex, bool egress, char **target) {
+        const Spec *s = &a->spec;
+        TcFilter t = {
+                .ifindex = ifindex,
+                .egress = egress,
+                .handle = a->req->filter_id,
+                .priority = s->priority.set ? s->priority.value : CLSACT_PRIORITY_DEFAULT,
+        };
+        struct stat st;
+        char *with_mode = NULL;
+        int r;
+
+        if (a->req->filter_id < CLSACT_ID_MIN)
+                return attach_failed(a, -EOPNOTSUPP, "attaching tc to %s through clsact needs an id for the "
+                                     "filter, and this caller has none to give", *target);
+        if (stat("/proc/thread-self/ns/net", &st) < 0)
+                return failure_system(a->f, negative_errno(), "looking at the network namespace");
+        t.netns = (uint64_t) st.st_ino;
+        snprintf(t.interface, sizeof(t.interface), "%s", s->interface);
+        if (asprintf(&with_mode, "%s (clsact)", *target) < 0)
+                return oom(a);
+        free(*target);
+        *target = with_mode;
+
+        if (a->req->before_filter) {
+                r = a->req->before_filter(&t, a->req->userdata);
+                if (r < 0)
+                        return failure_system(a->f, r, "recording the tc filter on %s", *target);
+        }
+        r = clsact_attach(a->prog_fd, &t);
+        if (r == -EEXIST)
+                return attach_failed(a, r, "a tc filter with priority %u and handle 0x%x is on %s already",
+                                     t.priority, t.handle, *target);
+        if (r == -EINVAL)
+                return attach_failed_errno(a->f, r, "bpf_tc_attach",
+                                           "attaching a tc filter to %s at priority %u (is another kind of "
+                                           "filter, or one for another protocol, at that priority?)",
+                                           *target, t.priority);
+        if (r < 0)
+                return attach_failed_errno(a->f, r, "bpf_tc_attach", "attaching a tc filter to %s", *target);
+        a->is_filter = true;
+        a->filter = t;
+        return 0;
+}
+
 static int attach_tc(Attach *a) {
         _cleanup_(netns_leavep) int own_netns = -1;
         _cleanup_free_ char *target = NULL;
         const Spec *s = &a->spec;
         enum bpf_attach_type type;
+        bool clsact;
         unsigned ifindex = 0;
         int fd, r;
 
@@ -898,6 +1142,12 @@ static int attach_tc(Attach *a) {
         else
                 return spec_invalid(a, "direction", "direction is ingress or egress, not '%.64s'",
                                     s->direction);
+        if (s->mode && strcmp(s->mode, "tcx") != 0 && strcmp(s->mode, "clsact") != 0)
+                return spec_invalid(a, "mode", "mode is tcx or clsact, not '%.64s'", s->mode);
+        if (s->priority.set && (s->priority.value == 0 || s->priority.value > UINT16_MAX))
+                return spec_invalid(a, "priority", "priority is 1 to 65535, not %u", s->priority.value);
+        if (s->priority.set && s->mode && strcmp(s->mode, "tcx") == 0)
+                return spec_invalid(a, "priority", "priority is for clsact filters: tcx links have none");
         if (asprintf(&target, "%s %s", s->interface, s->direction) < 0)
                 return oom(a);
 
@@ -907,6 +1157,20 @@ static int attach_tc(Attach *a) {
         r = interface_index(a, s->interface, &ifindex);
         if (r < 0)
                 return r;
+        clsact = s->mode ? strcmp(s->mode, "clsact") == 0 : !have_tcx(ifindex);
+        if (!clsact && s->priority.set)
+                return spec_invalid(a, "priority",
+                                    "priority is for clsact filters, and this kernel has tcx: give mode clsact");
+        if (!clsact && !have_tcx(ifindex))
+                return attach_failed(a, -EOPNOTSUPP, "this kernel has no tcx (it came with 6.6): leave mode "
+                                     "out or give clsact");
+        if (clsact) {
+                r = attach_clsact(a, ifindex, type == BPF_TCX_EGRESS, &target);
+                if (r < 0)
+                        return r;
+                a->target = TAKE_PTR(target);
+                return 0;
+        }
         fd = bpf_link_create(a->prog_fd, (int) ifindex, type, NULL);
         if (fd < 0)
                 return attach_failed_errno(a->f, fd, "bpf_link_create", "attaching tcx to %s", target);
@@ -967,8 +1231,10 @@ static const ParamField spec_tracepoint[] = {
 };
 
 static const ParamField spec_kprobe[] = {
-        { "function", json_type_string, param_string, offsetof(Spec, function), true },
+        { "function", json_type_string, param_string, offsetof(Spec, function) },
         { "offset", json_type_int, param_optional_uint64, offsetof(Spec, offset) },
+        { "pattern", json_type_string, param_string, offsetof(Spec, pattern) },
+        { "functions", json_type_array, param_strv, offsetof(Spec, functions) },
         {}
 };
 
@@ -989,6 +1255,8 @@ static const ParamField spec_xdp[] = {
 static const ParamField spec_tc[] = {
         { "interface", json_type_string, param_string, offsetof(Spec, interface), true },
         { "direction", json_type_string, param_string, offsetof(Spec, direction), true },
+        { "mode", json_type_string, param_string, offsetof(Spec, mode) },
+        { "priority", json_type_int, param_optional_uint32, offsetof(Spec, priority) },
         {}
 };
 
@@ -1100,8 +1368,24 @@ int attach_program(int prog_fd, const AttachRequest *req, AttachResult *ret, Fai
         r = a.kind->attach(&a);
         if (r < 0)
                 return r;
-        link_fd = a.link_fd;
         target = a.target;
+        if (a.is_filter) {
+                type = strdup(a.kind->name);
+                if (!type) {
+                        (void) clsact_detach(&a.filter, a.info.id);
+                        return failure_system(f, -ENOMEM, "attaching as %s", a.kind->name);
+                }
+                *ret = (AttachResult) {
+                        .link_fd = -1,
+                        .link_id = a.filter.handle,
+                        .is_filter = true,
+                        .filter = a.filter,
+                        .type = TAKE_PTR(type),
+                        .target = TAKE_PTR(target),
+                };
+                return 0;
+        }
+        link_fd = a.link_fd;
 
         len = sizeof(link);
         r = bpf_link_get_info_by_fd(link_fd, &link, &len);
@@ -1132,6 +1416,7 @@ typedef enum SectionTarget {
         SECTION_TRACEPOINT, /* category/name */
         SECTION_RAW_TP,     /* name */
         SECTION_KPROBE,     /* function[+offset] */
+        SECTION_KPROBE_MULTI, /* pattern */
         SECTION_UPROBE,     /* /path:symbol */
 } SectionTarget;
 
@@ -1159,6 +1444,8 @@ int attach_spec_from_section(const char *section, const char **ret_type, json_ob
                 { "lsm.s/", "lsm", SECTION_NONE },
                 { "kprobe/", "kprobe", SECTION_KPROBE },
                 { "kretprobe/", "kretprobe", SECTION_KPROBE },
+                { "kprobe.multi/", "kprobe", SECTION_KPROBE_MULTI },
+                { "kretprobe.multi/", "kretprobe", SECTION_KPROBE_MULTI },
                 { "uprobe/", "uprobe", SECTION_UPROBE },
                 { "uprobe.s/", "uprobe", SECTION_UPROBE },
                 { "uretprobe/", "uretprobe", SECTION_UPROBE },
@@ -1211,6 +1498,9 @@ int attach_spec_from_section(const char *section, const char **ret_type, json_ob
                         json_object_object_add(spec, "offset", json_object_new_uint64(offset));
                 } else
                         json_object_object_add(spec, "function", json_object_new_string(rest));
+                break;
+        case SECTION_KPROBE_MULTI:
+                json_object_object_add(spec, "pattern", json_object_new_string(rest));
                 break;
         case SECTION_UPROBE:
                 sep = strchr(rest, ':');

@@ -18,7 +18,11 @@
  *                          caller in the daemon's pid namespace: pids are not translated)
  *   xdp                    {"interface": "veth0", "mode"?: "skb" | "drv" | "hw"}  (default: the
  *                          kernel picks)
- *   tc                     {"interface": "veth0", "direction": "ingress" | "egress"}  tcx link
+ *   tc                     {"interface": "veth0", "direction": "ingress" | "egress",
+ *                          "mode"?: "tcx" | "clsact", "priority"?: 1..65535}
+ *                          a tcx link where the kernel has tcx (6.6 on), else (or with mode clsact) a
+ *                          cls_bpf filter in direct-action mode under a clsact qdisc (clsact.h), at
+ *                          priority 1 unless given; such a filter has no link: its id is the daemon's
  *   cgroup                 {"path": "/sys/fs/cgroup/x", "attach_type": "cgroup_skb/egress"}
  *                          attach_type is libbpf's SEC() name of a cgroup attach type
  *                          (cgroup_skb/ingress, cgroup/sock_create, cgroup/connect4, sockops, ...)
@@ -33,6 +37,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clsact.h"
 #include "failure.h"
 
 typedef struct AttachRequest {
@@ -44,11 +49,18 @@ typedef struct AttachRequest {
                               mount namespace through /proc/<pid>/root; interfaces in its network
                               namespace (entered for the attach only when it differs from ours).
                               0: the daemon's own. */
+        uint32_t filter_id;  /* a clsact tc filter's id and handle (>= CLSACT_ID_MIN); 0: none allowed */
+        /* Called, when set, with where a clsact filter is about to go, in time to write that down: a
+           crash right after the filter is added must not leave it unknown. Failing aborts the attach. */
+        int (*before_filter)(const TcFilter *t, void *userdata);
+        void *userdata;
 } AttachRequest;
 
 typedef struct AttachResult {
-        int link_fd;      /* owned: take it with TAKE_FD() to keep the link */
-        uint32_t link_id; /* kernel link id */
+        int link_fd;      /* owned: take it with TAKE_FD() to keep the link; -1 for a clsact filter */
+        uint32_t link_id; /* kernel link id, or the clsact filter's id (req->filter_id) */
+        bool is_filter;   /* a clsact tc filter: nothing to pin, filter says where it is */
+        TcFilter filter;
         char *type;       /* e.g. "tracepoint" */
         char *target;     /* human-readable target: "syscalls/sys_enter_execve", "veth0 ingress",
                              "/bin/bash:readline", ... */

@@ -367,6 +367,19 @@ static bool attach_allowed(Manager *m, const Peer *peer, const char *type) {
         return rule && policy_allows(rule->attach_types, rule->n_attach_types, type);
 }
 
+typedef struct FilterIntent {
+        Manager *m;
+        const Object *o;
+        const ProgramInfo *p;
+} FilterIntent;
+
+/* A clsact filter is written down before it exists: the next start removes it if nothing lists it. */
+static int record_filter(const TcFilter *t, void *userdata) {
+        const FilterIntent *in = userdata;
+
+        return state_filter_record(in->m->state_dir, t->handle, in->o->id, in->p->id, t);
+}
+
 /*
  * Attaches program of o as req says, pins the link and records it in o. An
  * Attach call (standalone) also writes the state file and tells the journal
@@ -377,27 +390,41 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
                              const Peer *peer, bool standalone, LinkInfo *ret, Failure *f) {
         _cleanup_close_ int prog_fd = -1;
         AttachResult a = ATTACH_RESULT_NULL;
+        FilterIntent intent = { .m = m, .o = o, .p = p };
+        AttachRequest rq = *req;
         LinkInfo l = {};
         int r;
 
         prog_fd = registry_program_fd(o, p->name);
         if (prog_fd < 0)
                 return failure_system(f, prog_fd, "opening program %s", p->name);
-        r = attach_program(prog_fd, req, &a, f);
-        if (r < 0)
+        if (rq.type && strcmp(rq.type, "tc") == 0) {
+                rq.filter_id = registry_new_filter_id(m->registry);
+                rq.before_filter = record_filter;
+                rq.userdata = &intent;
+        }
+        r = attach_program(prog_fd, &rq, &a, f);
+        if (r < 0) {
+                if (rq.filter_id)
+                        state_filter_forget(m->state_dir, rq.filter_id);
                 return r;
+        }
         crash_point("attach-after-attach");
-        r = registry_pin_link(o, a.link_fd, a.link_id, f);
+        /* A clsact filter has no link to pin: its record (record_filter) stands in for the pin. */
+        r = a.is_filter ? 0 : registry_pin_link(o, a.link_fd, a.link_id, f);
         if (r < 0) {
                 attach_result_done(&a);
                 return r;
         }
         crash_point("attach-after-pin");
-        l = (LinkInfo) { .id = a.link_id, .type = TAKE_PTR(a.type), .target = TAKE_PTR(a.target) };
+        l = (LinkInfo) { .id = a.link_id, .type = TAKE_PTR(a.type), .target = TAKE_PTR(a.target),
+                         .is_filter = a.is_filter, .filter = a.filter };
         if (ret) {
                 ret->id = l.id;
                 ret->type = strdup(l.type ?: "");
                 ret->target = strdup(l.target ?: "");
+                ret->is_filter = l.is_filter;
+                ret->filter = l.filter;
         }
         r = program_add_link(p, &l);
         if (r >= 0 && standalone) {
@@ -408,7 +435,10 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
         if (r < 0) {
                 object_remove_link(o, a.link_id);
                 link_info_done(&l);
-                registry_unpin_link(o, a.link_id);
+                if (!a.is_filter)
+                        registry_unpin_link(o, a.link_id);
+                else if (clsact_detach(&a.filter, p->id) >= 0)
+                        state_filter_forget(m->state_dir, a.link_id);
         }
         attach_result_done(&a); /* closes our fd: the pin holds the link */
         if (r >= 0 && standalone) {
@@ -583,6 +613,8 @@ static int vl_method_attach(Call *call) {
         json_object_object_add(link, "id", json_object_new_int64(l.id));
         json_object_object_add(link, "type", json_object_new_string(l.type ?: ""));
         json_object_object_add(link, "target", json_object_new_string(l.target ?: ""));
+        if (l.is_filter)
+                json_object_object_add(link, "clsact", tc_filter_to_json(&l.filter));
         json_object_object_add(link, "object", json_object_new_uint64(o->id));
         json_object_object_add(link, "program", json_object_new_string(prog->name));
         link_info_done(&l);
@@ -622,7 +654,9 @@ static int vl_method_detach(Call *call) {
         for (size_t k = 0; k < prog->n_links; k++)
                 if (prog->links[k].id == p.link)
                         copy = (LinkInfo) { .id = p.link, .type = strdup(prog->links[k].type ?: ""),
-                                            .target = strdup(prog->links[k].target ?: "") };
+                                            .target = strdup(prog->links[k].target ?: ""),
+                                            .is_filter = prog->links[k].is_filter,
+                                            .filter = prog->links[k].filter };
         /* Record first, then unpin: after a crash in between, the start removes the unlisted pin. */
         object_remove_link(o, p.link);
         r = state_write(m->state_dir, o, &f);
@@ -633,7 +667,16 @@ static int vl_method_detach(Call *call) {
                 return r;
         }
         crash_point("detach-after-state");
-        registry_unpin_link(o, p.link);
+        if (!copy.is_filter)
+                registry_unpin_link(o, p.link);
+        else {
+                /* On failure the record stays: nothing lists the filter now, so the next start removes it. */
+                r = clsact_detach(&copy.filter, prog->id);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot remove tc filter %u (%s): %m", copy.id, copy.target);
+                else
+                        state_filter_forget(m->state_dir, copy.id);
+        }
         log_attach_event(o, prog->name, &copy, call->peer, MESSAGE_ID_DETACHED, "Detached");
         emit_link(m, "detached", o, prog->name, &copy);
         link_info_done(&copy);
@@ -857,6 +900,7 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
         }
         if (r < 0) {
                 m->counters.load_failures++;
+                state_detach_filters(m->state_dir, o);
                 registry_unpin(o);
                 if (!f->error)
                         failure_system(f, r, "loading the object");
@@ -1147,6 +1191,7 @@ static int vl_method_unload(Call *call) {
         if (r < 0)
                 return log_error_errno(r, "Cannot remove the state file of object %llu: %m", (unsigned long long) p.id);
         crash_point("unload-after-state");
+        state_detach_filters(m->state_dir, o);
         r = registry_unload(m->registry, p.id);
         if (r < 0)
                 return r;

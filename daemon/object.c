@@ -91,6 +91,8 @@ json_object *object_to_json(const Object *o) {
                         add_int(l, "id", p->links[k].id);
                         add_str(l, "type", p->links[k].type);
                         add_str(l, "target", p->links[k].target);
+                        if (p->links[k].is_filter)
+                                json_object_object_add(l, "clsact", tc_filter_to_json(&p->links[k].filter));
                         json_object_array_add(links, l);
                 }
                 json_object_object_add(e, "links", links);

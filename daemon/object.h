@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "clsact.h"
+
 typedef struct Owner {
         uid_t uid;
         gid_t gid;
@@ -16,9 +18,11 @@ typedef struct Owner {
 } Owner;
 
 typedef struct LinkInfo {
-        uint32_t id;    /* kernel link id; the pin is links/<id> */
+        uint32_t id;    /* kernel link id; the pin is links/<id>. A tc filter's: the daemon's (clsact.h) */
         char *type;     /* "tracepoint", "xdp", ... */
         char *target;   /* "syscalls/sys_enter_execve", "veth0 ingress", ... */
+        bool is_filter; /* a clsact tc filter, no bpf link: filter says where it is */
+        TcFilter filter;
 } LinkInfo;
 
 typedef struct ProgramInfo {

@@ -205,6 +205,8 @@ static int unload_object(Manager *m, uint64_t id) {
         if (r < 0)
                 return r;
         m->counters.unloads++;
+        if (registry_get(m->registry, id))
+                state_detach_filters(m->state_dir, registry_get(m->registry, id));
         return registry_unload(m->registry, id);
 }
 

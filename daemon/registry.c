@@ -88,6 +88,7 @@ int registry_new(const char *root, Registry **ret) {
                 return -ENOMEM;
         reg->root = strdup(root);
         reg->next_id = 1;
+        reg->next_filter_id = CLSACT_ID_MIN;
         if (!reg->root) {
                 registry_free(reg);
                 return -ENOMEM;
@@ -322,6 +323,16 @@ void registry_unpin_link(const Object *o, uint32_t link_id) {
         r = unpin_link_at(dfd, dir, name);
         if (r < 0 && r != -ENOENT)
                 log_warning_errno(r, "Cannot remove link pin %s/%s: %m", dir, name);
+}
+
+uint32_t registry_new_filter_id(Registry *r) {
+        for (;;) {
+                uint32_t id = r->next_filter_id;
+
+                r->next_filter_id = id == UINT32_MAX ? CLSACT_ID_MIN : id + 1;
+                if (!registry_find_link(r, id, NULL))
+                        return id;
+        }
 }
 
 Object *registry_find_link(Registry *r, uint32_t link_id, ProgramInfo **ret_program) {

@@ -16,6 +16,7 @@ typedef struct Registry {
         Object **objects; /* ordered by id */
         size_t n_objects;
         uint64_t next_id;
+        uint32_t next_filter_id; /* clsact filters' ids, from CLSACT_ID_MIN */
 } Registry;
 
 /* mkdir -p, the last component with mode. */
@@ -41,6 +42,8 @@ int registry_unload(Registry *r, uint64_t id);
 /* Link pins: <dir>/links/<kernel link id>. */
 int registry_pin_link(const Object *o, int link_fd, uint32_t link_id, Failure *f);
 void registry_unpin_link(const Object *o, uint32_t link_id);
+/* An id for a new clsact filter that no listed attachment has. */
+uint32_t registry_new_filter_id(Registry *r);
 Object *registry_find_link(Registry *r, uint32_t link_id, ProgramInfo **ret_program);
 /* A new fd of program name of o (the caller closes it). */
 int registry_program_fd(const Object *o, const char *name);

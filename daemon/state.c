@@ -15,6 +15,8 @@
 
 #define STATE_FILE_MAX (16u * 1024 * 1024)
 
+#define FILTERS_SUBDIR "filters"
+
 int state_setup(const char *state_dir) {
         return mkdir_p(state_dir, 0700);
 }
@@ -34,41 +36,51 @@ static int write_all(int fd, const char *p, size_t len) {
         return 0;
 }
 
-int state_write(const char *state_dir, const Object *o, Failure *f) {
+/* dir/name written atomically: temp file, fsync, rename, fsync of the directory. */
+static int write_json_atomic(const char *dir, const char *name, json_object *j) {
         char path[4096], tmp[4096];
         _cleanup_close_ int fd = -1, dfd = -1;
-        json_object *j;
         const char *text;
         size_t len;
         int r;
 
-        snprintf(path, sizeof(path), "%s/%llu.json", state_dir, (unsigned long long) o->id);
-        snprintf(tmp, sizeof(tmp), "%s/.%llu.json.tmp", state_dir, (unsigned long long) o->id);
-        j = object_to_json(o);
-        if (!j)
-                return -ENOMEM;
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
         text = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-
+        if (!text)
+                return -ENOMEM;
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-        if (fd < 0) {
-                r = failure_system(f, -errno, "writing state file %s", tmp);
-                json_object_put(j);
-                return r;
-        }
+        if (fd < 0)
+                return -errno;
         r = write_all(fd, text, len);
-        json_object_put(j);
         if (r >= 0 && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;
         if (r < 0) {
                 (void) unlink(tmp);
-                return failure_system(f, r, "writing state file %s", path);
+                return r;
         }
         /* The rename itself must survive a crash too. */
-        dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0)
                 (void) fsync(dfd);
+        return 0;
+}
+
+int state_write(const char *state_dir, const Object *o, Failure *f) {
+        char name[64];
+        json_object *j;
+        int r;
+
+        snprintf(name, sizeof(name), "%llu.json", (unsigned long long) o->id);
+        j = object_to_json(o);
+        if (!j)
+                return -ENOMEM;
+        r = write_json_atomic(state_dir, name, j);
+        json_object_put(j);
+        if (r < 0)
+                return failure_system(f, r, "writing state file %s/%s", state_dir, name);
         return 0;
 }
 
@@ -83,6 +95,55 @@ int state_remove(const char *state_dir, uint64_t id) {
         if (dfd >= 0)
                 (void) fsync(dfd);
         return 0;
+}
+
+int state_filter_record(const char *state_dir, uint32_t id, uint64_t object_id, uint32_t prog_id,
+                        const TcFilter *t) {
+        _cleanup_(json_object_putp) json_object *j = json_object_new_object();
+        char dir[4096], name[32];
+        json_object *filter = tc_filter_to_json(t);
+
+        if (!j || !filter) {
+                json_object_put(filter);
+                return -ENOMEM;
+        }
+        json_object_object_add(j, "id", json_object_new_int64(id));
+        json_object_object_add(j, "object", json_object_new_uint64(object_id));
+        json_object_object_add(j, "program_id", json_object_new_int64(prog_id));
+        json_object_object_add(j, "clsact", filter);
+        /* Made when first needed and removed when empty: most daemons never have a clsact filter. */
+        snprintf(dir, sizeof(dir), "%s/" FILTERS_SUBDIR, state_dir);
+        if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+                return -errno;
+        snprintf(name, sizeof(name), "%u.json", id);
+        return write_json_atomic(dir, name, j);
+}
+
+void state_filter_forget(const char *state_dir, uint32_t id) {
+        char path[4096];
+
+        snprintf(path, sizeof(path), "%s/" FILTERS_SUBDIR "/%u.json", state_dir, id);
+        if (unlink(path) < 0 && errno != ENOENT)
+                log_warning_errno(-errno, "Cannot remove %s: %m", path);
+        snprintf(path, sizeof(path), "%s/" FILTERS_SUBDIR, state_dir);
+        (void) rmdir(path); /* when it was the last */
+}
+
+void state_detach_filters(const char *state_dir, const Object *o) {
+        for (size_t i = 0; i < o->n_programs; i++)
+                for (size_t k = 0; k < o->programs[i].n_links; k++) {
+                        const LinkInfo *l = &o->programs[i].links[k];
+                        int r;
+
+                        if (!l->is_filter)
+                                continue;
+                        r = clsact_detach(&l->filter, o->programs[i].id);
+                        /* Kept on failure: the next start tries again, as nothing lists it any more. */
+                        if (r < 0)
+                                log_warning_errno(r, "Cannot remove tc filter %u (%s): %m", l->id, l->target);
+                        else
+                                state_filter_forget(state_dir, l->id);
+                }
 }
 
 static char *dup_str(json_object *o, const char *key) {
@@ -133,7 +194,44 @@ static bool pin_ok(const char *dir, const char *sub, const char *name, uint32_t 
         return ok;
 }
 
-static int links_from_state(json_object *prog, const char *pin_dir, ProgramInfo *p) {
+static void log_filter_dropped(uint64_t object_id, const LinkInfo *l, const char *why) {
+        LogFields lf = {};
+
+        log_field(&lf, "BPFCORED_OBJECT_ID", "%llu", (unsigned long long) object_id);
+        log_field(&lf, "BPFCORED_LINK_ID", "%u", l->id);
+        log_field(&lf, "BPFCORED_LINK_TARGET", "%s", l->target ?: "");
+        log_event(&lf, LOG_WARNING, MESSAGE_ID_RECOVERY, "Object %llu: dropped tc filter %u (%s): %s.",
+                  (unsigned long long) object_id, l->id, l->target ?: "", why);
+}
+
+/*
+ * A recorded clsact filter that is still there, running the program, stays; one that is gone (its
+ * interface, qdisc or namespace went, or someone removed it) is dropped from the object alone.
+ */
+static bool filter_still_there(uint64_t object_id, const ProgramInfo *p, LinkInfo *l, json_object *e) {
+        json_object *c = json_object_object_get(e, "clsact");
+        int r;
+
+        l->is_filter = true;
+        if (tc_filter_from_json(c, &l->filter) < 0 || !link_id_is_filter(l->id) || l->filter.handle != l->id) {
+                log_filter_dropped(object_id, l, "its record in the state file is unreadable");
+                return false;
+        }
+        r = clsact_check(&l->filter, p->id);
+        if (r < 0) {
+                /* Unknown is not gone: keep it, so that Detach and Unload still remove it. */
+                log_warning_errno(r, "Object %llu: cannot check tc filter %u (%s), kept: %m",
+                                  (unsigned long long) object_id, l->id, l->target);
+                return true;
+        }
+        if (r == 0)
+                log_filter_dropped(object_id, l, "it no longer runs the program (removed, or its interface, "
+                                                 "clsact qdisc or network namespace is gone)");
+        return r > 0;
+}
+
+static int links_from_state(json_object *prog, const char *pin_dir, uint64_t object_id, ProgramInfo *p,
+                            bool *dropped) {
         json_object *links;
 
         if (!json_object_object_get_ex(prog, "links", &links) || !json_object_is_type(links, json_type_array))
@@ -144,10 +242,22 @@ static int links_from_state(json_object *prog, const char *pin_dir, ProgramInfo 
                 char name[16];
                 int r;
 
-                snprintf(name, sizeof(name), "%u", l.id);
-                if (!l.type || !l.target || !pin_ok(pin_dir, "links", name, l.id, PIN_LINK)) {
+                if (!l.type || !l.target) {
                         link_info_done(&l);
-                        return -ENOENT;
+                        return -ENOMEM;
+                }
+                if (json_object_object_get_ex(e, "clsact", NULL)) {
+                        if (!filter_still_there(object_id, p, &l, e)) {
+                                link_info_done(&l);
+                                *dropped = true;
+                                continue;
+                        }
+                } else {
+                        snprintf(name, sizeof(name), "%u", l.id);
+                        if (!pin_ok(pin_dir, "links", name, l.id, PIN_LINK)) {
+                                link_info_done(&l);
+                                return -ENOENT;
+                        }
                 }
                 r = program_add_link(p, &l);
                 if (r < 0) {
@@ -159,7 +269,7 @@ static int links_from_state(json_object *prog, const char *pin_dir, ProgramInfo 
 }
 
 /* An Object from its state file, if its pins are all there and still name the same kernel objects. */
-static int object_from_state(json_object *j, const char *root, Object **ret) {
+static int object_from_state(json_object *j, const char *root, Object **ret, bool *ret_dropped) {
         _cleanup_(object_freep) Object *o = NULL;
         json_object *progs, *maps, *owner, *relos, *timings;
         const char *digest;
@@ -225,7 +335,7 @@ static int object_from_state(json_object *j, const char *root, Object **ret) {
                         return -ENOMEM;
                 if (!pin_ok(o->pin_dir, "programs", p->name, p->id, PIN_PROGRAM))
                         return -ENOENT;
-                r = links_from_state(e, o->pin_dir, p);
+                r = links_from_state(e, o->pin_dir, o->id, p, ret_dropped);
                 if (r < 0)
                         return r;
         }
@@ -297,6 +407,75 @@ static void log_removed(uint64_t id, const char *why) {
                   (unsigned long long) id, why);
 }
 
+/*
+ * Filter records against the recovered objects: a listed filter keeps its record; an unlisted one is
+ * what a crash inside an Attach, Detach, Load or Unload left, and is removed from the kernel.
+ */
+static void sweep_filter_records(const char *state_dir, Registry *reg) {
+        char path[4096];
+        DIR *d;
+        struct dirent *de;
+
+        /* Ids continue after those still attached. */
+        for (size_t i = 0; i < reg->n_objects; i++)
+                for (size_t k = 0; k < reg->objects[i]->n_programs; k++)
+                        for (size_t l = 0; l < reg->objects[i]->programs[k].n_links; l++) {
+                                uint32_t id = reg->objects[i]->programs[k].links[l].id;
+
+                                if (link_id_is_filter(id) && id >= reg->next_filter_id && id < UINT32_MAX)
+                                        reg->next_filter_id = id + 1;
+                        }
+
+        snprintf(path, sizeof(path), "%s/" FILTERS_SUBDIR, state_dir);
+        d = opendir(path);
+        while (d && (de = readdir(d))) {
+                json_object *j = NULL;
+                TcFilter t = {};
+                uint64_t id;
+                int64_t prog_id = 0, object_id = 0;
+                int r;
+
+                if (de->d_name[0] == '.' && strstr(de->d_name, ".json.tmp")) {
+                        (void) unlinkat(dirfd(d), de->d_name, 0);
+                        continue;
+                }
+                if (!parse_id(de->d_name, ".json", &id) || id < CLSACT_ID_MIN || id > UINT32_MAX)
+                        continue;
+                if (registry_find_link(reg, (uint32_t) id, NULL))
+                        continue;
+                snprintf(path, sizeof(path), "%s/" FILTERS_SUBDIR "/%s", state_dir, de->d_name);
+                j = json_object_from_file(path);
+                r = j && tc_filter_from_json(json_object_object_get(j, "clsact"), &t) >= 0 ? 0 : -EBADMSG;
+                if (r >= 0) {
+                        prog_id = get_int(j, "program_id");
+                        object_id = get_int(j, "object");
+                        r = clsact_detach(&t, (uint32_t) prog_id);
+                }
+                json_object_put(j);
+                if (r < 0 && r != -EBADMSG) {
+                        log_warning_errno(r, "Cannot remove the tc filter of %s, kept for the next start: %m", path);
+                        continue;
+                }
+                if (r == -EBADMSG)
+                        log_warning("Removed %s: not a record of a tc filter.", path);
+                (void) unlinkat(dirfd(d), de->d_name, 0);
+                if (r > 0) {
+                        LogFields lf = {};
+
+                        log_field(&lf, "BPFCORED_OBJECT_ID", "%lld", (long long) object_id);
+                        log_field(&lf, "BPFCORED_LINK_ID", "%llu", (unsigned long long) id);
+                        log_event(&lf, LOG_WARNING, MESSAGE_ID_RECOVERY,
+                                  "Removed tc filter %llu (%s %s, clsact) of object %lld that no state file lists.",
+                                  (unsigned long long) id, t.interface, t.egress ? "egress" : "ingress",
+                                  (long long) object_id);
+                }
+        }
+        if (d)
+                closedir(d);
+        snprintf(path, sizeof(path), "%s/" FILTERS_SUBDIR, state_dir);
+        (void) rmdir(path); /* when nothing is left in it */
+}
+
 int state_recover(const char *state_dir, Registry *reg) {
         DIR *d;
         struct dirent *de;
@@ -310,6 +489,7 @@ int state_recover(const char *state_dir, Registry *reg) {
                 Object *o = NULL;
                 json_object *j;
                 uint64_t id;
+                bool dropped = false;
                 int r;
 
                 if (de->d_name[0] == '.' && strstr(de->d_name, ".json.tmp")) {
@@ -320,7 +500,7 @@ int state_recover(const char *state_dir, Registry *reg) {
                         continue;
                 snprintf(path, sizeof(path), "%s/%s", state_dir, de->d_name);
                 j = json_object_from_file(path);
-                r = j ? object_from_state(j, reg->root, &o) : -EBADMSG;
+                r = j ? object_from_state(j, reg->root, &o, &dropped) : -EBADMSG;
                 json_object_put(j);
                 if (r >= 0 && o->id != id)
                         r = -EBADMSG;
@@ -336,6 +516,14 @@ int state_recover(const char *state_dir, Registry *reg) {
                         continue;
                 }
                 drop_unlisted_links(o);
+                if (dropped) {
+                        Failure f = {};
+
+                        /* The file says what is attached: a dropped filter must not come back next time. */
+                        if (state_write(state_dir, o, &f) < 0)
+                                log_warning("Object %llu: cannot rewrite its state file.", (unsigned long long) id);
+                        failure_done(&f);
+                }
                 if (registry_add(reg, o) < 0) {
                         object_free(o);
                         continue;
@@ -363,5 +551,6 @@ int state_recover(const char *state_dir, Registry *reg) {
         }
         if (d)
                 closedir(d);
+        sweep_filter_records(state_dir, reg);
         return recovered;
 }

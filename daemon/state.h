@@ -15,5 +15,16 @@
 int state_setup(const char *state_dir);
 int state_write(const char *state_dir, const Object *o, Failure *f);
 int state_remove(const char *state_dir, uint64_t id);
+/*
+ * Records of clsact tc filters (clsact.h), <state dir>/filters/<id>.json: written before the filter is
+ * added and removed once it is gone, as a link's pin would be. At start, a filter that no state file
+ * lists (a crash inside an Attach, Detach, Load or Unload) is removed, and a listed one that is no
+ * longer there is dropped from its object, each with a journal entry.
+ */
+int state_filter_record(const char *state_dir, uint32_t id, uint64_t object_id, uint32_t prog_id,
+                        const TcFilter *t);
+void state_filter_forget(const char *state_dir, uint32_t id);
+/* Removes every clsact filter of o from the kernel, then its record (Unload, a Load that failed). */
+void state_detach_filters(const char *state_dir, const Object *o);
 /* Recovers whole objects into the registry, cleans up half ones; returns how many came back. */
 int state_recover(const char *state_dir, Registry *reg);

@@ -134,11 +134,49 @@ static int build_none(const AttachType *t, const Words *w, json_object **ret) {
         return *ret ? 0 : -ENOMEM;
 }
 
+/* A multi-kprobe: FUNC with glob characters is a pattern, "f,g,h" a list; neither takes an offset. */
+static int build_kprobe_multi(const AttachType *t, const Words *w, json_object **ret) {
+        _cleanup_(json_object_putp) json_object *spec = json_object_new_object(), *list = NULL;
+        const char *s = w->args[0];
+
+        if (w->n > 1)
+                return fail(w, "%s: a pattern or a list of functions takes no offset", t->name);
+        if (!spec)
+                return -ENOMEM;
+        if (!strchr(s, ',')) {
+                if (add(spec, "pattern", json_object_new_string(s)) < 0)
+                        return -ENOMEM;
+                *ret = TAKE_PTR(spec);
+                return 0;
+        }
+        list = json_object_new_array();
+        if (!list)
+                return -ENOMEM;
+        for (const char *p = s;; p++) {
+                size_t n = strcspn(p, ",");
+
+                if (n == 0)
+                        return fail(w, "%s: empty function name in '%s'", t->name, s);
+                if (json_object_array_add(list, json_object_new_string_len(p, (int) n)) < 0)
+                        return -ENOMEM;
+                p += n;
+                if (!*p)
+                        break;
+        }
+        if (add(spec, "functions", TAKE_PTR(list)) < 0)
+                return -ENOMEM;
+        *ret = TAKE_PTR(spec);
+        return 0;
+}
+
 static int build_kprobe(const AttachType *t, const Words *w, json_object **ret) {
-        _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *spec = NULL;
         int64_t offset = 0;
         int r;
 
+        if (strpbrk(w->args[0], "*?[,"))
+                return build_kprobe_multi(t, w, ret);
+        spec = json_object_new_object();
         if (!spec || add(spec, "function", json_object_new_string(w->args[0])) < 0)
                 return -ENOMEM;
         if (w->n > 1) {
@@ -193,10 +231,24 @@ static int build_xdp(const AttachType *t, const Words *w, json_object **ret) {
 static int build_tc(const AttachType *t, const Words *w, json_object **ret) {
         _cleanup_(json_object_putp) json_object *spec = json_object_new_object();
 
+        int64_t priority = 0;
+
         if (!one_of(w->args[1], "ingress|egress"))
                 return fail(w, "tc: invalid direction '%s' (ingress or egress)", w->args[1]);
+        if (w->n > 2 && !one_of(w->args[2], "tcx|clsact"))
+                return fail(w, "tc: invalid mode '%s' (tcx or clsact)", w->args[2]);
+        if (w->n > 3) {
+                int r = strncmp(w->args[3], "prio=", 5) == 0 ? parse_number(t, w, w->args[3] + 5, &priority) : 1;
+
+                if (r < 0)
+                        return r;
+                if (r > 0)
+                        return fail(w, "tc: '%s' is not prio=N", w->args[3]);
+        }
         if (!spec || add(spec, "interface", json_object_new_string(w->args[0])) < 0 ||
-            add(spec, "direction", json_object_new_string(w->args[1])) < 0)
+            add(spec, "direction", json_object_new_string(w->args[1])) < 0 ||
+            (w->n > 2 && add(spec, "mode", json_object_new_string(w->args[2])) < 0) ||
+            (w->n > 3 && add(spec, "priority", json_object_new_int64(priority)) < 0))
                 return -ENOMEM;
         *ret = TAKE_PTR(spec);
         return 0;
@@ -260,12 +312,12 @@ static const AttachType attach_types[] = {
         { "fexit",      NULL,                       0, 0, build_none       },
         { "fmod_ret",   NULL,                       0, 0, build_none       },
         { "lsm",        NULL,                       0, 0, build_none       },
-        { "kprobe",     "FUNC [OFFSET]",            1, 2, build_kprobe     },
-        { "kretprobe",  "FUNC [OFFSET]",            1, 2, build_kprobe     },
+        { "kprobe",     "FUNC [OFFSET] | GLOB | F,G,...", 1, 2, build_kprobe },
+        { "kretprobe",  "FUNC [OFFSET] | GLOB | F,G,...", 1, 2, build_kprobe },
         { "uprobe",     "PATH SYMBOL|OFFSET",       2, 2, build_uprobe     },
         { "uretprobe",  "PATH SYMBOL|OFFSET",       2, 2, build_uprobe     },
         { "xdp",        "IFACE [skb|drv|hw]",       1, 2, build_xdp        },
-        { "tc",         "IFACE ingress|egress",     2, 2, build_tc         },
+        { "tc",         "IFACE ingress|egress [tcx|clsact [prio=N]]", 2, 4, build_tc },
         { "cgroup",     "PATH ATTACH_TYPE",         2, 2, build_cgroup     },
         { "perf_event", "EVENT cpu=N|pid=N [freq=HZ|period=N]", 2, 3, build_perf_event },
 };

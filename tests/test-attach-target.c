@@ -14,7 +14,7 @@
 
 typedef struct Case {
         const char *type;
-        const char *words[4]; /* NULL-terminated */
+        const char *words[5]; /* NULL-terminated */
         int64_t pid;
         const char *cwd;
         const char *want;  /* the target as plain JSON; NULL: refused */
@@ -47,6 +47,17 @@ static const Case cases[] = {
         {"xdp", {"eth0", "drv"}, 0, NULL, "{\"interface\":\"eth0\",\"mode\":\"drv\"}", NULL},
         {"xdp", {"eth0", "dr"}, 0, NULL, NULL, "xdp: invalid mode 'dr'"},
         {"tc", {"eth0", "up"}, 0, NULL, NULL, "tc: invalid direction 'up'"},
+        {"tc", {"eth0", "ingress", "clsact"}, 0, NULL,
+         "{\"interface\":\"eth0\",\"direction\":\"ingress\",\"mode\":\"clsact\"}", NULL},
+        {"tc", {"eth0", "egress", "clsact", "prio=5"}, 0, NULL,
+         "{\"interface\":\"eth0\",\"direction\":\"egress\",\"mode\":\"clsact\",\"priority\":5}", NULL},
+        {"tc", {"eth0", "egress", "qdisc"}, 0, NULL, NULL, "tc: invalid mode 'qdisc' (tcx or clsact)"},
+        {"tc", {"eth0", "egress", "clsact", "5"}, 0, NULL, NULL, "tc: '5' is not prio=N"},
+        {"kprobe", {"do_unlinka*"}, 0, NULL, "{\"pattern\":\"do_unlinka*\"}", NULL},
+        {"kretprobe", {"do_unlinkat,do_rmdir"}, 0, NULL, "{\"functions\":[\"do_unlinkat\",\"do_rmdir\"]}", NULL},
+        {"kprobe", {"do_unlinkat,,do_rmdir"}, 0, NULL, NULL, "kprobe: empty function name in 'do_unlinkat,,do_rmdir'"},
+        {"kprobe", {"do_unlinkat,"}, 0, NULL, NULL, "kprobe: empty function name"},
+        {"kprobe", {"do_*", "8"}, 0, NULL, NULL, "kprobe: a pattern or a list of functions takes no offset"},
         {"cgroup",
          {"/sys/fs/cgroup", "cgroup_skb/egress"},
          0,

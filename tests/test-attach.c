@@ -34,6 +34,7 @@
 
 #include "attach.h"
 #include "globals.h"
+#include "net-echo.h"
 #include "protocol.h"
 #include "tap.h"
 
@@ -43,7 +44,15 @@ extern char **environ;
 
 /* Slots of the test programs' counter maps (tests/bpf/attach_*.bpf.c). */
 enum { TRACE_TRACEPOINT, TRACE_RAW_TP, TRACE_TP_BTF };
-enum { PROBE_KPROBE, PROBE_KRETPROBE, PROBE_UPROBE, PROBE_URETPROBE, PROBE_URETURN_SUM };
+enum {
+        PROBE_KPROBE,
+        PROBE_KRETPROBE,
+        PROBE_UPROBE,
+        PROBE_URETPROBE,
+        PROBE_URETURN_SUM,
+        PROBE_KPROBE_MULTI,
+        PROBE_KRETPROBE_MULTI
+};
 enum { NET_XDP_ECHO, NET_XDP_REPLY, NET_TC_ECHO, NET_CGROUP_EGRESS };
 
 static const char *objects_dir, *uprobe_target, *cgroup_root;
@@ -241,6 +250,13 @@ static int load_object(const char *name, const char *globals, struct bpf_object 
         return 0;
 }
 
+static uint32_t prog_id_of(int fd) {
+        struct bpf_prog_info info = {};
+        __u32 len = sizeof(info);
+
+        return bpf_prog_get_info_by_fd(fd, &info, &len) == 0 ? info.id : 0;
+}
+
 static int prog_fd(struct bpf_object *obj, const char *name) {
         struct bpf_program *prog = obj ? bpf_object__find_program_by_name(obj, name) : NULL;
 
@@ -270,9 +286,49 @@ static int attach(int fd, const char *type, const char *spec_json, pid_t caller,
 
         r = attach_program(fd, &req, ret, f);
         json_object_put(spec);
-        if (r >= 0 && n_link_ids < ELEMENTSOF(link_ids))
+        if (r >= 0 && !ret->is_filter && n_link_ids < ELEMENTSOF(link_ids))
                 link_ids[n_link_ids++] = ret->link_id;
         return r;
+}
+
+/* What attach_program() announced before adding a clsact filter, and what the announcement answers. */
+static TcFilter announced;
+static int n_announced, announce_answer;
+
+static int announce(const TcFilter *t, void *userdata) {
+        announced = *t;
+        n_announced++;
+        return announce_answer;
+}
+
+/* A clsact filter with id (and handle) id, announced to announce(). */
+static int attach_filter(int fd, const char *spec_json, pid_t caller, uint32_t id, AttachResult *ret, Failure *f) {
+        json_object *spec = json_tokener_parse(spec_json);
+        AttachRequest req = { .type = "tc", .spec = spec, .caller_pid = caller, .filter_id = id,
+                              .before_filter = announce };
+        int r;
+
+        n_announced = 0;
+        r = attach_program(fd, &req, ret, f);
+        json_object_put(spec);
+        return r;
+}
+
+/* `tc filter show dev IFACE DIRECTION` (in the namespace ns when not NULL) mentions needle. */
+static bool tc_shows(const char *ns, const char *iface, const char *direction, const char *needle) {
+        char cmd[256], line[512];
+        bool found = false;
+        FILE *p;
+
+        snprintf(cmd, sizeof(cmd), "tc %s%s filter show dev %s %s 2>/dev/null", ns ? "-n " : "", ns ?: "", iface,
+                 direction);
+        p = popen(cmd, "re");
+        while (p && fgets(line, sizeof(line), p))
+                if (strstr(line, needle))
+                        found = true;
+        if (p)
+                pclose(p);
+        return found;
 }
 
 /* An attach that must work; says why when it did not. */
@@ -400,6 +456,8 @@ TEST(sections) {
                 { "kprobe/do_unlinkat+0x10", 0, "kprobe",
                   "{ \"function\": \"do_unlinkat\", \"offset\": 16 }" },
                 { "kretprobe/do_unlinkat", 0, "kretprobe", "{ \"function\": \"do_unlinkat\" }" },
+                { "kprobe.multi/do_unlinkat*", 0, "kprobe", "{ \"pattern\": \"do_unlinkat*\" }" },
+                { "kretprobe.multi/vfs_*", 0, "kretprobe", "{ \"pattern\": \"vfs_*\" }" },
                 { "uprobe//bin/bash:readline", 0, "uprobe",
                   "{ \"path\": \"\\/bin\\/bash\", \"symbol\": \"readline\" }" },
                 { "uretprobe//usr/lib/libc.so.6:malloc", 0, "uretprobe",
@@ -415,7 +473,7 @@ TEST(sections) {
                 { "socket", -ENOTSUP },
                 { "kprobe", -ENOTSUP },
                 { "uprobe", -ENOTSUP },
-                { "kprobe.multi/do_*", -ENOTSUP },
+                { "kprobe.multi", -ENOTSUP },
                 { "ksyscall/execve", -ENOTSUP },
                 { "usdt/libc.so.6:libc:setjmp", -ENOTSUP },
                 { "uprobe/libc.so.6:malloc", -ENOTSUP },
@@ -770,6 +828,81 @@ TEST(kprobe) {
         }
 }
 
+/* Multi-kprobes need fprobe (CONFIG_FPROBE): its registration function is in kallsyms when it is there. */
+static bool have_fprobe(void) {
+        char line[512];
+        bool found = false;
+        FILE *f = fopen("/proc/kallsyms", "re");
+
+        while (f && !found && fgets(line, sizeof(line), f))
+                found = strstr(line, " register_fprobe_ips\n") != NULL;
+        if (f)
+                fclose(f);
+        return found;
+}
+
+TEST(kprobe_multi) {
+        static const struct {
+                const char *type, *program, *spec, *target;
+                int slot;
+        } probes[] = {
+                { "kprobe", "kprobe_multi_hit", "{\"pattern\":\"do_unlinka*\"}", "do_unlinka* (", PROBE_KPROBE_MULTI },
+                { "kretprobe", "kretprobe_multi_hit", "{\"functions\":[\"do_unlinkat\",\"do_rmdir\",\"do_unlinkat\"]}",
+                  "do_rmdir and 1 more", PROBE_KRETPROBE_MULTI },
+        };
+        static const struct {
+                const char *spec, *word;
+        } patterns[] = {
+                { "{\"pattern\":\"bpfcored_nope_*\"}", "no kernel function that can be probed matches" },
+                { "{\"pattern\":\"*\"}", "matches more than 4096 functions" },
+        };
+        bool fprobe = have_fprobe();
+
+        setup();
+        for (size_t i = 0; i < ELEMENTSOF(probes); i++) {
+                AttachResult a = ATTACH_RESULT_NULL;
+                Failure f = {};
+                uint64_t before;
+                int r;
+
+                r = attach(prog_fd(probe_obj, probes[i].program), probes[i].type, probes[i].spec, getpid(), &a,
+                           &f);
+                if (!fprobe) {
+                        tap_ok(r < 0 && f.error && strcmp(f.error, VL_ERROR_ATTACH_FAILED) == 0 &&
+                                       strstr(failure_field(&f, "message"), "multi-kprobes are not available"),
+                               "%s %s on a kernel without fprobe: AttachFailed \"%s\"", probes[i].type,
+                               probes[i].spec, failure_field(&f, "message"));
+                        tap_skip("this kernel has no fprobe (CONFIG_FPROBE)", "%s %s counts real calls",
+                                 probes[i].type, probes[i].spec);
+                } else if (tap_attached(r, &f, "attach %s %s", probes[i].type, probes[i].spec)) {
+                        tap_ok(strncmp(a.target, probes[i].target, strlen(probes[i].target)) == 0,
+                               "target %s", a.target);
+                        before = counter(probe_map, probes[i].slot);
+                        unlink_three();
+                        tap_is_int(counter(probe_map, probes[i].slot) - before, 3, "%s counted 3 unlink calls",
+                                   probes[i].type);
+                        attach_result_done(&a);
+                }
+                failure_done(&f);
+        }
+        for (size_t i = 0; i < ELEMENTSOF(patterns); i++) {
+                AttachResult a = ATTACH_RESULT_NULL;
+                Failure f = {};
+                int r;
+
+                if (!fprobe) {
+                        tap_skip("this kernel has no fprobe (CONFIG_FPROBE)", "pattern %s: AttachFailed \"%s\"",
+                                 patterns[i].spec, patterns[i].word);
+                        continue;
+                }
+                r = attach(prog_fd(probe_obj, "kprobe_multi_hit"), "kprobe", patterns[i].spec, getpid(), &a, &f);
+                tap_ok(r < 0 && f.error && strcmp(f.error, VL_ERROR_ATTACH_FAILED) == 0 &&
+                               strstr(failure_field(&f, "message"), patterns[i].word),
+                       "pattern %s: AttachFailed \"%s\"", patterns[i].spec, failure_field(&f, "message"));
+                failure_done(&f);
+        }
+}
+
 TEST(fentry) {
         struct bpf_object *obj = NULL;
         AttachResult a = ATTACH_RESULT_NULL;
@@ -819,61 +952,6 @@ static void enter_test_netns(void) {
         close(fd);
 }
 
-static uint16_t inet_checksum(const void *data, size_t len) {
-        const uint16_t *p = data;
-        uint32_t sum = 0;
-
-        for (; len > 1; len -= 2)
-                sum += *p++;
-        if (len)
-                sum += *(const uint8_t *) p;
-        while (sum >> 16)
-                sum = (sum & 0xffff) + (sum >> 16);
-        return (uint16_t) ~sum;
-}
-
-/* ICMP echo requests to host_ip on a raw socket, each awaited for a second; how many were answered. */
-static int echo(int n) {
-        struct sockaddr_in to = { .sin_family = AF_INET };
-        struct timeval tv = { .tv_sec = 1 };
-        uint16_t id = htons((uint16_t) getpid());
-        int s, answered = 0;
-
-        s = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
-        if (s < 0 || setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-            inet_pton(AF_INET, host_ip, &to.sin_addr) != 1)
-                return -1;
-        for (int seq = 1; seq <= n; seq++) {
-                struct icmphdr req = { .type = ICMP_ECHO,
-                                       .un.echo = { .id = id, .sequence = htons((uint16_t) seq) } };
-
-                req.checksum = inet_checksum(&req, sizeof(req));
-                if (sendto(s, &req, sizeof(req), 0, (struct sockaddr *) &to, sizeof(to)) != sizeof(req))
-                        break;
-                /* A raw socket sees all ICMP of the namespace: wait for our own reply. */
-                for (;;) {
-                        uint8_t buf[256];
-                        ssize_t len = recv(s, buf, sizeof(buf), 0);
-                        size_t ihl;
-                        const struct icmphdr *reply;
-
-                        if (len < 0)
-                                break;
-                        ihl = (size_t) (buf[0] & 0xf) * 4;
-                        if ((size_t) len < ihl + sizeof(*reply))
-                                continue;
-                        reply = (const struct icmphdr *) (buf + ihl);
-                        if (reply->type == ICMP_ECHOREPLY && reply->un.echo.id == id &&
-                            reply->un.echo.sequence == req.un.echo.sequence) {
-                                answered++;
-                                break;
-                        }
-                }
-        }
-        close(s);
-        return answered;
-}
-
 /* ping -c 3 host_ip from inside the test namespace; 0 when all three were answered. */
 static int ping(void) {
         pid_t pid;
@@ -883,66 +961,11 @@ static int ping(void) {
         pid = fork();
         if (pid == 0) {
                 enter_test_netns();
-                _exit(echo(3) == 3 ? 0 : 1);
+                _exit(echo(host_ip, 3) == 3 ? 0 : 1);
         }
         if (pid < 0 || waitpid(pid, &status, 0) < 0)
                 return -1;
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-
-/* Does a/mask_a overlap b/mask_b (network order)? */
-static bool overlaps(uint32_t a, uint32_t mask_a, uint32_t b, uint32_t mask_b) {
-        uint32_t m = mask_a & mask_b;
-
-        return (a & m) == (b & m);
-}
-
-/*
- * A /30 for the veth pair that this host does not use: no route but the default covers it, and no
- * address of ours lies in it. Reserved test ranges first (RFC 2544, then the TEST-NETs); some hosts
- * use one of those for their own network, and our connected route would shadow theirs.
- */
-static bool pick_subnet(void) {
-        static const char *const candidates[] = {
-                "198.18.251.0", "198.19.251.0", "198.51.100.252", "203.0.113.252", "192.0.2.252",
-        };
-        const uint32_t mask = htonl(0xfffffffc);
-
-        for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
-                struct ifaddrs *ifa = NULL;
-                struct in_addr net, a;
-                bool used = false;
-                char line[256];
-                FILE *routes;
-
-                inet_pton(AF_INET, candidates[i], &net);
-                routes = fopen("/proc/net/route", "re");
-                while (routes && fgets(line, sizeof(line), routes)) {
-                        unsigned dest, route_mask;
-
-                        if (sscanf(line, "%*s %x %*x %*x %*d %*d %*d %x", &dest, &route_mask) == 2 &&
-                            route_mask != 0 && overlaps(dest, route_mask, net.s_addr, mask))
-                                used = true;
-                }
-                if (routes)
-                        fclose(routes);
-                if (getifaddrs(&ifa) == 0) {
-                        for (struct ifaddrs *p = ifa; p; p = p->ifa_next)
-                                if (p->ifa_addr && p->ifa_addr->sa_family == AF_INET &&
-                                    overlaps(((struct sockaddr_in *) p->ifa_addr)->sin_addr.s_addr,
-                                             0xffffffff, net.s_addr, mask))
-                                        used = true;
-                        freeifaddrs(ifa);
-                }
-                if (used)
-                        continue;
-                a.s_addr = htonl(ntohl(net.s_addr) + 1);
-                inet_ntop(AF_INET, &a, host_ip, sizeof(host_ip));
-                a.s_addr = htonl(ntohl(net.s_addr) + 2);
-                inet_ntop(AF_INET, &a, ns_ip, sizeof(ns_ip));
-                return true;
-        }
-        return false;
 }
 
 static bool netns_inode(ino_t *ret) {
@@ -978,7 +1001,7 @@ TEST(xdp_tc) {
                 tap_skip("iproute2 (ip) is not installed", "XDP and tcx on a veth pair");
                 return;
         }
-        if (!pick_subnet()) {
+        if (!pick_subnet(host_ip, ns_ip)) {
                 tap_skip("every candidate test subnet is in use here", "XDP and tcx on a veth pair");
                 return;
         }
@@ -1010,6 +1033,85 @@ TEST(xdp_tc) {
                 tap_is_int(counter(net_map, cases[i].slot) - before, 3, "%s on %s counted 3 echo requests",
                            cases[i].type, want);
                 attach_result_done(&a);
+        }
+
+        /* clsact, asked for by mode (this kernel has tcx): a cls_bpf filter of ours, found by handle. */
+        {
+                uint32_t id = CLSACT_ID_MIN + (uint32_t) getpid(), tc_prog = prog_id_of(prog_fd(net_obj, "tc_icmp"));
+                char handle[32];
+
+                snprintf(spec, sizeof(spec),
+                         "{\"interface\":\"%s\",\"direction\":\"ingress\",\"mode\":\"clsact\",\"priority\":7}",
+                         veth_host);
+                snprintf(handle, sizeof(handle), "handle 0x%x", id);
+                announce_answer = -EIO;
+                r = attach_filter(prog_fd(net_obj, "tc_icmp"), spec, getpid(), id, &a, &f);
+                tap_ok(r < 0 && n_announced == 1 && !tc_shows(NULL, veth_host, "ingress", handle),
+                       "a filter that cannot be recorded first is not added: %s", failure_field(&f, "message"));
+                failure_done(&f);
+                announce_answer = 0;
+                r = attach_filter(prog_fd(net_obj, "tc_icmp"), spec, getpid(), id, &a, &f);
+                if (tap_attached(r, &f, "attach tc %s", spec)) {
+                        snprintf(want, sizeof(want), "%s ingress (clsact)", veth_host);
+                        tap_is_str(a.target, want, "target");
+                        tap_ok(a.is_filter && a.link_fd < 0 && a.link_id == id,
+                               "no link: the filter's id is the one given (%u)", a.link_id);
+                        tap_ok(n_announced == 1 && announced.handle == id && announced.priority == 7 &&
+                                       announced.ifindex == if_nametoindex(veth_host) && !announced.egress &&
+                                       netns_inode(&before_ns) && announced.netns == before_ns &&
+                                       strcmp(announced.interface, veth_host) == 0,
+                               "announced before it was added: ifindex %u, handle 0x%x, priority %u, netns %llu",
+                               announced.ifindex, announced.handle, announced.priority,
+                               (unsigned long long) announced.netns);
+                        tap_ok(tc_shows(NULL, veth_host, "ingress", handle) &&
+                                       tc_shows(NULL, veth_host, "ingress", "direct-action"),
+                               "tc filter show lists it (%s, direct-action)", handle);
+                        tap_is_int(clsact_check(&a.filter, tc_prog), 1, "clsact_check finds it running tc_icmp");
+                        before = counter(net_map, NET_TC_ECHO);
+                        tap_is_int(ping(), 0, "ping from the namespace");
+                        tap_is_int(counter(net_map, NET_TC_ECHO) - before, 3, "the clsact filter counted 3 echo requests");
+                        r = attach_filter(prog_fd(net_obj, "tc_icmp"), spec, getpid(), id, &a, &f);
+                        tap_ok(r < 0 && strstr(failure_field(&f, "message"), "already"),
+                               "the same handle and priority twice: %s", failure_field(&f, "message"));
+                        failure_done(&f);
+                        tap_is_int(clsact_detach(&a.filter, tc_prog + 1), 0, "not removed for another program");
+                        tap_is_int(clsact_detach(&a.filter, tc_prog), 1, "clsact_detach removes it");
+                        tap_ok(!tc_shows(NULL, veth_host, "ingress", handle), "tc filter show no longer lists it");
+                        tap_is_int(clsact_check(&a.filter, tc_prog), 0, "clsact_check: gone");
+                        before = counter(net_map, NET_TC_ECHO);
+                        tap_is_int(ping(), 0, "ping from the namespace");
+                        tap_is_int(counter(net_map, NET_TC_ECHO) - before, 0, "nothing counted after the detach");
+                        tap_is_int(clsact_detach(&a.filter, tc_prog), 0, "detaching again: already gone");
+                        attach_result_done(&a);
+                }
+                failure_done(&f);
+
+                /* In the caller's namespace, found again from ours by its inode. */
+                child = child_in(enter_test_netns);
+                if (tap_ok(child > 0, "a child in %s", netns)) {
+                        struct stat st;
+
+                        snprintf(spec, sizeof(spec),
+                                 "{\"interface\":\"%s\",\"direction\":\"egress\",\"mode\":\"clsact\"}", veth_ns);
+                        r = attach_filter(prog_fd(net_obj, "tc_icmp"), spec, child, id + 1, &a, &f);
+                        if (tap_attached(r, &f, "attach tc to %s egress as the child in %s sees it", veth_ns,
+                                         netns)) {
+                                tap_ok(stat(netns_path, &st) == 0 && a.filter.netns == (uint64_t) st.st_ino &&
+                                               a.filter.egress && a.filter.priority == CLSACT_PRIORITY_DEFAULT,
+                                       "recorded in %s's namespace (inode %llu), egress, priority 1", netns,
+                                       (unsigned long long) a.filter.netns);
+                                before = counter(net_map, NET_TC_ECHO);
+                                tap_is_int(ping(), 0, "ping from the namespace");
+                                tap_is_int(counter(net_map, NET_TC_ECHO) - before, 3,
+                                           "the filter on %s egress counted 3 echo requests", veth_ns);
+                                tap_is_int(clsact_detach(&a.filter, tc_prog), 1, "removed from our own namespace");
+                                tap_ok(!tc_shows(netns, veth_ns, "egress", "tc_icmp"), "tc -n %s filter show: gone",
+                                       netns);
+                                attach_result_done(&a);
+                        }
+                        failure_done(&f);
+                        end_child(child);
+                }
         }
 
         /* The caller's network namespace: the other end exists only there. */
@@ -1285,6 +1387,17 @@ static const ErrorCase error_cases[] = {
           "kretprobe.offset", "entry" },
         { "kprobe function with a space", "kprobe_hit", "kprobe", "{\"function\":\"do unlinkat\"}", NULL,
           VL_ERROR_INVALID_PARAMETER, "kprobe.function", "not a kernel function name" },
+        { "kprobe without a function", "kprobe_hit", "kprobe", "{}", NULL, VL_ERROR_INVALID_PARAMETER,
+          "kprobe.function", "give function, pattern or functions" },
+        { "kprobe pattern and function", "kprobe_multi_hit", "kprobe",
+          "{\"function\":\"do_unlinkat\",\"pattern\":\"do_*\"}", NULL, VL_ERROR_INVALID_PARAMETER,
+          "kprobe.function", "one of function" },
+        { "kprobe pattern with a slash", "kprobe_multi_hit", "kprobe", "{\"pattern\":\"../do_*\"}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "kprobe.pattern", "not a glob" },
+        { "kprobe empty function list", "kprobe_multi_hit", "kprobe", "{\"functions\":[]}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "kprobe.functions", "1 to 4096" },
+        { "kprobe function list with a number", "kprobe_multi_hit", "kprobe", "{\"functions\":[\"a\",7]}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "kprobe.functions", "array of strings" },
         { "interface name too long", "xdp_icmp", "xdp", "{\"interface\":\"bpfcored-much-too-long\"}", NULL,
           VL_ERROR_INVALID_PARAMETER, "xdp.interface", "not an interface name" },
         { "interface with a slash", "xdp_icmp", "xdp", "{\"interface\":\"../lo\"}", NULL,
@@ -1295,6 +1408,17 @@ static const ErrorCase error_cases[] = {
           VL_ERROR_INVALID_PARAMETER, "tc.direction", "ingress or egress" },
         { "tc without direction", "tc_icmp", "tc", "{\"interface\":\"lo\"}", NULL,
           VL_ERROR_INVALID_PARAMETER, "tc.direction", "missing" },
+        { "tc mode", "tc_icmp", "tc", "{\"interface\":\"lo\",\"direction\":\"ingress\",\"mode\":\"qdisc\"}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "tc.mode", "tcx or clsact" },
+        { "tc priority out of range", "tc_icmp", "tc",
+          "{\"interface\":\"lo\",\"direction\":\"ingress\",\"mode\":\"clsact\",\"priority\":65536}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "tc.priority", "1 to 65535" },
+        { "tc priority for tcx", "tc_icmp", "tc",
+          "{\"interface\":\"lo\",\"direction\":\"ingress\",\"mode\":\"tcx\",\"priority\":3}", NULL,
+          VL_ERROR_INVALID_PARAMETER, "tc.priority", "clsact" },
+        { "tc clsact without an id to give it", "tc_icmp", "tc",
+          "{\"interface\":\"lo\",\"direction\":\"ingress\",\"mode\":\"clsact\"}", NULL,
+          VL_ERROR_ATTACH_FAILED, NULL, "needs an id" },
         { "cgroup attach type that is not one", "cgroup_egress", "cgroup",
           "{\"path\":\"%s\",\"attach_type\":\"xdp\"}", &nowhere, VL_ERROR_INVALID_PARAMETER,
           "cgroup.attach_type", "not a cgroup attach type" },

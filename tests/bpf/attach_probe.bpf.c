@@ -3,7 +3,8 @@
  * Probes for the attach tests: a kprobe/kretprobe pair for kernel functions
  * and a uprobe/uretprobe pair for tests/uprobe-target.c's probed function,
  * each counting hits in its own slot; the uretprobe also sums what the
- * function returned, to show it saw the real return value.
+ * function returned, to show it saw the real return value. The multi-kprobe
+ * pair has no target in its section: attached by pattern or list.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -14,7 +15,16 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set before load: kernel probes count only this process. */
 const volatile u32 target_tgid;
 
-enum { SLOT_KPROBE, SLOT_KRETPROBE, SLOT_UPROBE, SLOT_URETPROBE, SLOT_URETURN_SUM, SLOTS };
+enum {
+	SLOT_KPROBE,
+	SLOT_KRETPROBE,
+	SLOT_UPROBE,
+	SLOT_URETPROBE,
+	SLOT_URETURN_SUM,
+	SLOT_KPROBE_MULTI,
+	SLOT_KRETPROBE_MULTI,
+	SLOTS
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -64,5 +74,21 @@ int BPF_KRETPROBE(uretprobe_hit, int ret)
 {
 	add(SLOT_URETPROBE, 1);
 	add(SLOT_URETURN_SUM, (u64)ret);
+	return 0;
+}
+
+SEC("kprobe.multi")
+int BPF_KPROBE(kprobe_multi_hit)
+{
+	if (ours())
+		add(SLOT_KPROBE_MULTI, 1);
+	return 0;
+}
+
+SEC("kretprobe.multi")
+int BPF_KRETPROBE(kretprobe_multi_hit)
+{
+	if (ours())
+		add(SLOT_KRETPROBE_MULTI, 1);
 	return 0;
 }

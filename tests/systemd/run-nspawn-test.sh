@@ -534,6 +534,17 @@ pobj=$(json 'd["object"]["id"]' <<<"$out")
 out=$(inside bpfcorectl attach "$pobj" uprobe_hit uprobe $objects/uprobe-target bpfcored_probe_me 2>&1)
 check $? "it attaches a uprobe to a binary opened through the caller's root (openat2, CAP_SYS_PTRACE)" "$out"
 
+# tc through clsact (a kernel without tcx would take this path): netlink to the kernel's tc, which
+# wants CAP_NET_ADMIN; the filter is seen from the container's network namespace and goes with the object.
+out=$(inside bpfcorectl --json load $objects/attach_net.bpf.o 2>&1)
+nobj=$(json 'd["object"]["id"]' <<<"$out")
+out=$(inside bpfcorectl --json attach "$nobj" tc_icmp tc lo ingress clsact 2>&1)
+flink=$(json 'd["link"]["id"]' <<<"$out")
+[ -n "$flink" ] && [ "$flink" -ge 2147483648 ] && nsenter -t "$leader" -n tc filter show dev lo ingress | grep -q tc_icmp
+check $? "the sandboxed daemon adds a clsact tc filter (netlink, CAP_NET_ADMIN): id ${flink:-?}" "$out"
+out=$(inside bpfcorectl unload "$nobj" 2>&1) && ! nsenter -t "$leader" -n tc filter show dev lo ingress | grep -q tc_icmp
+check $? "and the unload removes the filter" "$out"
+
 out=$(inside bpfcorectl detach "$link" 2>&1) && [ -n "$(journal MESSAGE_ID=$msgid_detached BPFCORED_LINK_ID="$link")" ]
 check $? "a detach is in the journal with MESSAGE_ID=$msgid_detached" "$out"
 out=$(inside bpfcorectl --json attach "$obj" handle_exec tracepoint syscalls/sys_enter_execve 2>&1)

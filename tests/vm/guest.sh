@@ -76,7 +76,25 @@ for spec in tp_core:a globals:a xdp_pass:- pinned:a many_core:a tp_btf:a attach_
 		;;
 	attach_net)
 		run "attach-$o-xdp" bpfcorectl --json attach "$id" xdp_icmp xdp lo skb
+		# clsact's qdisc and cls_bpf are modules in Debian's kernels; the kernel would load them itself
+		# through /sbin/modprobe, which this initramfs has only as /bin/modprobe.
+		run tc-modprobe modprobe -a sch_ingress cls_bpf
+		# tc as the kernel has it: a tcx link on 6.6 and later, a clsact filter before.
 		run "attach-$o-tc" bpfcorectl --json attach "$id" tc_icmp tc lo ingress
+		# Real traffic: each ping to 127.0.0.1 crosses lo's egress and ingress once.
+		ip link set lo up
+		counts=$(map_id "$id" attach_net_counts)
+		run "tc-ping1" ping -c 3 -W 1 127.0.0.1
+		run "tc-counts1" bpfcorectl --json map dump "$counts"
+		# clsact asked for on any kernel (on lo's egress), then detached: the count goes back to one per ping.
+		run tc-clsact bpfcorectl --json attach "$id" tc_icmp tc lo egress clsact
+		run "tc-ping2" ping -c 3 -W 1 127.0.0.1
+		run "tc-counts2" bpfcorectl --json map dump "$counts"
+		run tc-filters bpftool -j net show dev lo
+		run tc-detach bpfcorectl detach "$(grep -m1 -o '"id":[0-9]*' "$out/tc-clsact.out" | cut -d: -f2)"
+		run tc-filters-after bpftool -j net show dev lo
+		run "tc-ping3" ping -c 3 -W 1 127.0.0.1
+		run "tc-counts3" bpfcorectl --json map dump "$counts"
 		;;
 	esac
 	run "show-$o" bpfcorectl --json show "$id"
@@ -119,6 +137,13 @@ run probe-load bpfcorectl --json load $objs/attach_probe.bpf.o --global target_t
 pid_probe=$(object_id probe-load)
 run probe-attach-kprobe bpfcorectl --json attach "$pid_probe" kprobe_hit kprobe do_unlinkat
 run probe-attach-kretprobe bpfcorectl --json attach "$pid_probe" kretprobe_hit kretprobe do_unlinkat
+# Multi-kprobes: one link for every function a glob matches, and one for a list (on a kernel built
+# with fprobe; the host reads the kernel's config).
+run probe-attach-kprobe-multi bpfcorectl --json attach "$pid_probe" kprobe_multi_hit kprobe 'do_unlinka*'
+run probe-attach-kretprobe-multi bpfcorectl --json attach "$pid_probe" kretprobe_multi_hit kretprobe \
+	do_unlinkat,do_rmdir
+run probe-multi-nomatch bpfcorectl attach "$pid_probe" kprobe_multi_hit kprobe 'bpfcored_nope_*'
+run probe-multi-notmulti bpfcorectl attach "$pid_probe" kprobe_hit kprobe 'do_unlinka*'
 run fentry-load bpfcorectl --json load $objs/attach_fentry.bpf.o --global target_tgid="$victim" --attach
 pid_fentry=$(object_id fentry-load)
 echo go >/tmp/go

@@ -41,7 +41,7 @@ KERNELS = [('debian-6.1', 'bookworm', '6.1.'), ('debian-6.12', 'bookworm-backpor
 # Objects loaded on every kernel, in guest.sh's order; the links each should end with.
 OBJECTS = {'tp_core': 2, 'globals': 1, 'xdp_pass': 1, 'pinned': 1, 'many_core': 48, 'tp_btf': 1,
            'attach_trace': 3, 'attach_probe': 0, 'attach_fentry': 2, 'attach_net': 2, 'ringbuf': 1}
-MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'veth']
+MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'veth', 'sch_ingress', 'cls_bpf']
 # Objects relocating or attaching against a module's BTF: veth (loaded by the test), 9pnet.
 MODULE_OBJECTS = ['module_core', 'module_fentry', 'module_tp_btf']
 
@@ -150,6 +150,20 @@ def fetch_kernel(cache, label, suite, prefix):
         if os.path.dirname(old) != tree:
             shutil.rmtree(os.path.dirname(old), ignore_errors=True)
     return finish_tree(tree)
+
+
+def kernel_config(tree, release):
+    """{CONFIG_X: value} from the kernel package's /boot/config-RELEASE ({} when it has none)."""
+    config = {}
+    try:
+        with open(os.path.join(tree, 'boot', 'config-' + release)) as f:
+            for line in f:
+                key, eq, value = line.strip().partition('=')
+                if eq and key.startswith('CONFIG_'):
+                    config[key] = value
+    except OSError:
+        pass
+    return config
 
 
 def finish_tree(tree):
@@ -445,14 +459,55 @@ def test_kernel(label, g, kbtf, matrix):
         explicit = [a for a in ('xdp', 'tc') if g.rc('attach-%s-%s' % (o, a)) is not None]
         if links:
             why = '\n'.join(g.why('attach-%s-%s' % (o, a)) for a in explicit if g.rc('attach-%s-%s' % (o, a)))
-            # tcx came with 6.6; older kernels would need a clsact qdisc and a netlink filter.
-            unsupported = 'no tcx before 6.6, and no clsact fallback yet' if 'tc' in explicit and \
-                kernel_before(g, (6, 6)) else None
-            check(have == links, '%s: %s: %d of %d links attached' % (label, o, have, links), why or None, unsupported)
-            row['attach'] = '%d/%d' % (have, links) + (' (no tcx)' if unsupported and have != links else '')
+            check(have == links, '%s: %s: %d of %d links attached' % (label, o, have, links), why or None)
+            row['attach'] = '%d/%d' % (have, links)
+        if o == 'attach_net':
+            row['attach'] += test_tc(label, g)
         differential(label, g, o, obj)
         check(g.rc('unload-' + o) == 0, '%s: %s unloads' % (label, o), g.why('unload-' + o))
     return objs
+
+
+def tc_echo(g, name):
+    return map_values(g.json(name)).get(2)  # SLOT_TC_ECHO of tests/bpf/attach_net.bpf.c
+
+
+def test_tc(label, g):
+    """tc on lo counting pings: tcx on 6.6 and later, a clsact filter before; clsact asked for on any
+    kernel, then detached. Returns the matrix's words for it."""
+    tcx = not kernel_before(g, (6, 6))
+    link = (g.json('attach-attach_net-tc') or {}).get('link', {})
+    check(g.rc('attach-attach_net-tc') == 0 and ('clsact' in link) != tcx,
+          '%s: tc attaches as %s (%s)' % (label, 'a tcx link' if tcx else 'a clsact filter: no tcx before 6.6',
+                                           link.get('target')), g.why('attach-attach_net-tc') + json.dumps(link))
+    c1, c2, c3 = tc_echo(g, 'tc-counts1'), tc_echo(g, 'tc-counts2'), tc_echo(g, 'tc-counts3')
+    check(g.rc('tc-ping1') == 0 and c1 == 3, '%s: ... and counts 3 pings on lo (got %s)' % (label, c1),
+          g.why('tc-ping1') + (g.text('tc-counts1') or ''))
+    filt = (g.json('tc-clsact') or {}).get('link', {})
+    check(g.rc('tc-clsact') == 0 and filt.get('clsact', {}).get('direction') == 'egress' and
+          filt.get('id', 0) >= 0x80000000,
+          '%s: tc ... clsact asked for: a filter with an id of the daemon\'s (%s)' % (label, filt.get('id')),
+          g.why('tc-clsact'))
+    prog = next((p.get('id') for p in ((g.json('load-attach_net') or {}).get('object') or {}).get('programs', [])
+                 if p.get('name') == 'tc_icmp'), None)
+
+    def clsact_egress(name):
+        """Whether bpftool net show lists tc_icmp under lo's clsact egress."""
+        shown = g.json(name) or [{}]
+        return any(f.get('kind') == 'clsact/egress' and f.get('id') == prog
+                   for f in (shown[0] if isinstance(shown, list) and shown else {}).get('tc', []))
+    check(clsact_egress('tc-filters'), '%s: ... bpftool net show lists it under clsact/egress, running tc_icmp (%s)'
+          % (label, prog), g.text('tc-filters'))
+    two = c1 is not None and c2 is not None and c2 - c1 == 6
+    check(g.rc('tc-ping2') == 0 and two, '%s: ... both count the next 3 pings (got %s)' %
+          (label, c2 - c1 if c1 is not None and c2 is not None else None), g.text('tc-counts2'))
+    gone = g.json('tc-filters-after') is not None and not clsact_egress('tc-filters-after')
+    one = c2 is not None and c3 is not None and c3 - c2 == 3
+    check(g.rc('tc-detach') == 0 and gone and one,
+          '%s: ... detached: gone from bpftool net show, and only the first counts (%s)' %
+          (label, c3 - c2 if c2 is not None and c3 is not None else None),
+          g.why('tc-detach') + (g.text('tc-filters-after') or ''))
+    return ', %s %s/3 hits' % ('tcx' if tcx else 'clsact', c1)
 
 
 def test_probes(label, g, matrix):
@@ -464,6 +519,30 @@ def test_probes(label, g, matrix):
         hits = counts.get(slot)
         check(ok and hits == 3, '%s: %s counted 3 unlink calls of one process (got %s)' % (label, kind, hits),
               g.text('probe-counts'))
+    # Multi-kprobes (fprobe, 5.18 on, where the kernel is built with it): a glob and a list, one link each.
+    fprobe = g.config.get('CONFIG_FPROBE') == 'y'
+    nofprobe = 'this kernel is built without fprobe (CONFIG_FPROBE is not set in its config)'
+    for kind, slot, what in (('kprobe', 5, "'do_unlinka*'"), ('kretprobe', 6, 'do_unlinkat,do_rmdir')):
+        name = 'probe-attach-%s-multi' % kind
+        link = (g.json(name) or {}).get('link', {})
+        if not fprobe:
+            err = g.text(name, '.err') or ''
+            check(g.rc(name) not in (None, 0) and 'AttachFailed' in err and 'multi-kprobes are not available' in err,
+                  '%s: %s %s fails cleanly without fprobe: AttachFailed' % (label, kind, what), g.why(name))
+            skip('%s: %s %s counts 3 unlink calls of one process' % (label, kind, what), nofprobe)
+            continue
+        ok = g.rc(name) == 0 and link.get('type') == kind
+        check(ok, '%s: %s %s attaches as one multi-kprobe link (%s)' % (label, kind, what, link.get('target')),
+              g.why(name))
+        hits = counts.get(slot)
+        check(ok and hits == 3, '%s: ... and counted 3 unlink calls of one process (got %s)' % (label, hits),
+              g.text('probe-counts'))
+    for name, word in (('probe-multi-nomatch', 'no kernel function that can be probed matches bpfcored_nope_*'),
+                       ('probe-multi-notmulti', 'was the program loaded as kprobe.multi')):
+        err = g.text(name, '.err') or ''
+        word = word if fprobe else 'multi-kprobes are not available'
+        check(g.rc(name) not in (None, 0) and 'AttachFailed' in err and word in err,
+              '%s: %s: AttachFailed, "%s"' % (label, name, word), g.why(name))
     check(g.rc('fentry-load') == 0, '%s: attach_fentry loads and attaches fentry and fexit' % label,
           g.why('fentry-load'))
     bss = g.json('fentry-counts')
@@ -474,8 +553,10 @@ def test_probes(label, g, matrix):
     check(g.text('victim', '.rc') is not None and g.text('victim', '.rc').strip() == '0',
           '%s: the probed process removed its three files' % label)
     row = matrix[label]['attach_probe']
-    row['attach'] = '%d/2, k/kret %s/%s hits' % (sum(g.rc('probe-attach-' + k) == 0 for k in ('kprobe', 'kretprobe')),
-                                                  counts.get(0), counts.get(1))
+    kinds = ('kprobe', 'kretprobe') + (('kprobe-multi', 'kretprobe-multi') if fprobe else ())
+    row['attach'] = '%d/%d, k/kret %s/%s, ' % (sum(g.rc('probe-attach-' + k) == 0 for k in kinds), len(kinds),
+                                               counts.get(0), counts.get(1)) + \
+        ('multi %s/%s' % (counts.get(5), counts.get(6)) if fprobe else 'no fprobe')
     matrix[label]['attach_fentry']['attach'] += ', %s/%s hits' % (datasec(bss, 'fentry_hits'),
                                                                   datasec(bss, 'fexit_hits'))
 
@@ -643,9 +724,9 @@ def test_preflight(build, work, booted):
 
 def print_matrix(matrix, kernels):
     """The kernel x object table, as the README shows it."""
-    cell = '%-4s %-19s %-22s'
+    cell = '%-4s %-19s %-27s'
     print('#')
-    print(('# ' + '%-14s' % '' + ''.join('  %-47s' % ('%s (%s)' % (l, kernels[l]['release'])) for l in matrix))
+    print(('# ' + '%-14s' % '' + ''.join('  %-52s' % ('%s (%s)' % (l, kernels[l]['release'])) for l in matrix))
           .rstrip())
     print(('# ' + '%-14s' % 'object' + ''.join('  ' + cell % ('load', 'relocations', 'links') for _ in matrix))
           .rstrip())
@@ -659,7 +740,8 @@ def print_matrix(matrix, kernels):
     print('# relocations: targets equal to what tests/vm/btf.py reads from that kernel\'s BTF / all, and how')
     print('# many differ from the build host\'s (%s) offsets; links: attached / expected, with real hits'
           % os.uname().release)
-    print('# counted where the test triggers them (k/kret: kprobe/kretprobe, fentry/fexit).')
+    print('# counted where the test triggers them (k/kret: kprobe/kretprobe, multi: the multi-kprobe pair,')
+    print('# fentry/fexit; tcx or clsact: how tc attached, pings on lo counted).')
     for l, k in kernels.items():
         d = summary.get(l, {})
         print('# %s: differential, %d/%d programs byte-identical with plain libbpf\'s; pre-flight `check --btf %s`'
@@ -724,6 +806,7 @@ def main():
             diag('%s: initramfs modules %s (%.1fs)' % (label, ' '.join(names), time.monotonic() - t0))
             share, seconds, console, rc = boot(work, label, tree, release, [common, mods], timeout)
             g = Guest(share)
+            g.config = kernel_config(tree, release)
             up = (g.text('uptime', '.end') or '').split()[:1]
             start = (g.text('uptime', '.start') or '').split()[:1]
             diag('%s: boot and tests %.1fs wall (guest up at %ss, tests done at %ss), qemu %s'
