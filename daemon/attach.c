@@ -831,6 +831,21 @@ static int same_pid_namespace(Attach *a) {
         return own.st_dev == theirs.st_dev && own.st_ino == theirs.st_ino;
 }
 
+/* A pid filter (uprobe, perf_event): a process id, from the daemon's own pid namespace. Translating
+ * between pid namespaces is not done: the number would name another process. */
+static int check_pid(Attach *a, uint32_t pid) {
+        int r;
+
+        if (pid == 0 || pid > INT_MAX)
+                return spec_invalid(a, "pid", "pid %u is not a process id", pid);
+        r = same_pid_namespace(a);
+        if (r < 0)
+                return attach_failed_errno(a->f, r, "stat", "comparing the caller's pid namespace with ours");
+        if (r == 0)
+                return spec_invalid(a, "pid", "a pid filter is only possible from the daemon's pid namespace");
+        return 0;
+}
+
 static int attach_uprobe(Attach *a) {
         _cleanup_close_ int file = -1, pfd = -1;
         _cleanup_free_ char *target = NULL;
@@ -849,16 +864,9 @@ static int attach_uprobe(Attach *a) {
         if (s->symbol && !symbol_valid(s->symbol, SYMBOL_NAME_MAX))
                 return spec_invalid(a, "symbol", "'%.64s' is not a symbol name", s->symbol);
         if (s->pid.set) {
-                if (s->pid.value == 0 || s->pid.value > INT_MAX)
-                        return spec_invalid(a, "pid", "pid %u is not a process id", s->pid.value);
-                r = same_pid_namespace(a);
+                r = check_pid(a, s->pid.value);
                 if (r < 0)
-                        return attach_failed_errno(a->f, r, "stat",
-                                                   "comparing the caller's pid namespace with ours");
-                /* Translating between pid namespaces is not done: the number would name another process. */
-                if (r == 0)
-                        return spec_invalid(a, "pid",
-                                            "a pid filter is only possible from the daemon's pid namespace");
+                        return r;
         }
 
         r = open_as_caller(a, s->path, O_PATH, "file", &file);
@@ -985,14 +993,9 @@ static int attach_perf_event(Attach *a) {
                 attr.sample_freq = s->frequency.set ? s->frequency.value : 99;
         }
         if (s->pid.set) {
-                if (s->pid.value == 0 || s->pid.value > INT_MAX)
-                        return spec_invalid(a, "pid", "pid %u is not a process id", s->pid.value);
-                r = same_pid_namespace(a);
+                r = check_pid(a, s->pid.value);
                 if (r < 0)
-                        return attach_failed_errno(a->f, r, "stat",
-                                                   "comparing the caller's pid namespace with ours");
-                if (r == 0)
-                        return spec_invalid(a, "pid", "a pid is only possible from the daemon's pid namespace");
+                        return r;
         }
 
         r = asprintf(&target, "%s %s %u %s %llu%s", event, s->cpu.set ? "cpu" : "pid",
