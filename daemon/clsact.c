@@ -124,12 +124,13 @@ static int query(const TcFilter *t, uint32_t *ret_prog_id) {
         return 0;
 }
 
-int clsact_check(const TcFilter *t, uint32_t prog_id) {
-        _cleanup_(netns_returnp) int own = -1;
+/* Enters the filter's namespace (*own: ours, to return to) and tells whether the filter is there and runs
+ * prog_id: 1 yes, 0 no (or the namespace is gone). */
+static int enter_and_match(const TcFilter *t, uint32_t prog_id, int *own) {
         uint32_t id = 0;
         int r;
 
-        r = netns_enter_inode(t->netns, &own);
+        r = netns_enter_inode(t->netns, own);
         if (r == -ENOENT)
                 return 0;
         if (r < 0)
@@ -137,7 +138,14 @@ int clsact_check(const TcFilter *t, uint32_t prog_id) {
         r = query(t, &id);
         if (r < 0)
                 return r;
+        /* 0 also for someone else's filter reusing the handle in a namespace that reused the inode. */
         return id != 0 && id == prog_id;
+}
+
+int clsact_check(const TcFilter *t, uint32_t prog_id) {
+        _cleanup_(netns_returnp) int own = -1;
+
+        return enter_and_match(t, prog_id, &own);
 }
 
 int clsact_detach(const TcFilter *t, uint32_t prog_id) {
@@ -145,20 +153,11 @@ int clsact_detach(const TcFilter *t, uint32_t prog_id) {
         LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = (int) t->ifindex,
                     .attach_point = t->egress ? BPF_TC_EGRESS : BPF_TC_INGRESS);
         LIBBPF_OPTS(bpf_tc_opts, opts, .handle = t->handle, .priority = t->priority);
-        uint32_t id = 0;
         int r;
 
-        r = netns_enter_inode(t->netns, &own);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
+        r = enter_and_match(t, prog_id, &own);
+        if (r <= 0)
                 return r;
-        r = query(t, &id);
-        if (r < 0)
-                return r;
-        /* Gone, or someone else's filter reusing the handle in a namespace that reused the inode. */
-        if (id == 0 || id != prog_id)
-                return 0;
         r = bpf_tc_detach(&hook, &opts);
         if (r < 0)
                 return r == -ENOENT ? 0 : r;
