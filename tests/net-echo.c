@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
+#include <sched.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <netinet/ip_icmp.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -120,3 +125,42 @@ bool pick_subnet(char host_ip[INET_ADDRSTRLEN], char ns_ip[INET_ADDRSTRLEN]) {
         return false;
 }
 
+
+int run(const char *const argv[]) {
+        posix_spawn_file_actions_t fa;
+        pid_t pid;
+        int status, r;
+
+        posix_spawn_file_actions_init(&fa);
+        posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+        r = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *) argv, environ);
+        posix_spawn_file_actions_destroy(&fa);
+        if (r != 0)
+                return -r;
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void enter_netns(const char *netns_path) {
+        int fd = open(netns_path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
+                _exit(120);
+        close(fd);
+}
+
+int ping_from_netns(const char *netns_path, const char *host_ip) {
+        pid_t pid;
+        int status;
+
+        fflush(stdout);
+        pid = fork();
+        if (pid == 0) {
+                enter_netns(netns_path);
+                _exit(echo(host_ip, 3) == 3 ? 0 : 1);
+        }
+        if (pid < 0 || waitpid(pid, &status, 0) < 0)
+                return -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Real traffic for the network attach tests: ICMP echo on a raw socket, and a subnet for a veth pair. */
+/* Real traffic for the network attach tests: ICMP echo on a raw socket, a subnet for a veth pair, the
+ * test namespace, and the commands (ip, tc) that set it up. */
 #pragma once
 
 #include <netinet/in.h>
@@ -13,3 +14,13 @@ int echo(const char *host_ip, int n);
  * address of ours lies in it. Fills the two ends; false when every candidate is taken.
  */
 bool pick_subnet(char host_ip[INET_ADDRSTRLEN], char ns_ip[INET_ADDRSTRLEN]);
+
+/* Runs a command with its stdout on our stderr (stdout is TAP); its exit status, or 128+signal. */
+int run(const char *const argv[]);
+#define RUN(...) run((const char *const[]) { __VA_ARGS__, NULL })
+
+/* setns() into the network namespace at netns_path, or _exit(120): for forked children only. */
+void enter_netns(const char *netns_path);
+
+/* Three echo requests from inside the namespace at netns_path to host_ip; 0 when all were answered. */
+int ping_from_netns(const char *netns_path, const char *host_ip);

@@ -81,23 +81,6 @@ static int count_fds(void) {
         return n;
 }
 
-/* Runs a command with its stdout on our stderr (stdout is TAP); its exit status, or 128+signal. */
-static int run(const char *const argv[]) {
-        posix_spawn_file_actions_t fa;
-        pid_t pid;
-        int status, r;
-
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-        r = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *) argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (r != 0)
-                return -r;
-        if (waitpid(pid, &status, 0) < 0)
-                return -errno;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-#define RUN(...) run((const char *const[]) { __VA_ARGS__, NULL })
 
 static void remember_child(pid_t pid) {
         for (size_t i = 0; i < ELEMENTSOF(children); i++)
@@ -122,6 +105,11 @@ static void end_child(pid_t pid) {
 }
 
 /* A child that enters setup(), tells us through a pipe, and waits to be killed. */
+/* child_in()'s setup for a child living in the test namespace. */
+static void enter_test_netns(void) {
+        enter_netns(netns_path);
+}
+
 static pid_t child_in(void (*setup)(void)) {
         int p[2];
         pid_t pid;
@@ -944,29 +932,6 @@ TEST(fentry) {
         bpf_object__close(obj);
 }
 
-static void enter_test_netns(void) {
-        int fd = open(netns_path, O_RDONLY | O_CLOEXEC);
-
-        if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
-                _exit(1);
-        close(fd);
-}
-
-/* ping -c 3 host_ip from inside the test namespace; 0 when all three were answered. */
-static int ping(void) {
-        pid_t pid;
-        int status;
-
-        fflush(stdout);
-        pid = fork();
-        if (pid == 0) {
-                enter_test_netns();
-                _exit(echo(host_ip, 3) == 3 ? 0 : 1);
-        }
-        if (pid < 0 || waitpid(pid, &status, 0) < 0)
-                return -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 static bool netns_inode(ino_t *ret) {
         struct stat st;
@@ -1019,7 +984,7 @@ TEST(xdp_tc) {
                         netns, ns_prefix))
                 return;
         /* Carrier and ARP settle before anything is counted. */
-        tap_is_int(ping(), 0, "ping across the pair");
+        tap_is_int(ping_from_netns(netns_path, host_ip), 0, "ping across the pair");
 
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 snprintf(spec, sizeof(spec), cases[i].spec_fmt, veth_host);
@@ -1029,7 +994,7 @@ TEST(xdp_tc) {
                 snprintf(want, sizeof(want), cases[i].target_fmt, veth_host);
                 tap_is_str(a.target, want, "target");
                 before = counter(net_map, cases[i].slot);
-                tap_is_int(ping(), 0, "ping from the namespace");
+                tap_is_int(ping_from_netns(netns_path, host_ip), 0, "ping from the namespace");
                 tap_is_int(counter(net_map, cases[i].slot) - before, 3, "%s on %s counted 3 echo requests",
                            cases[i].type, want);
                 attach_result_done(&a);
@@ -1068,7 +1033,7 @@ TEST(xdp_tc) {
                                "tc filter show lists it (%s, direct-action)", handle);
                         tap_is_int(clsact_check(&a.filter, tc_prog), 1, "clsact_check finds it running tc_icmp");
                         before = counter(net_map, NET_TC_ECHO);
-                        tap_is_int(ping(), 0, "ping from the namespace");
+                        tap_is_int(ping_from_netns(netns_path, host_ip), 0, "ping from the namespace");
                         tap_is_int(counter(net_map, NET_TC_ECHO) - before, 3, "the clsact filter counted 3 echo requests");
                         r = attach_filter(prog_fd(net_obj, "tc_icmp"), spec, getpid(), id, &a, &f);
                         tap_ok(r < 0 && strstr(failure_field(&f, "message"), "already"),
@@ -1079,7 +1044,7 @@ TEST(xdp_tc) {
                         tap_ok(!tc_shows(NULL, veth_host, "ingress", handle), "tc filter show no longer lists it");
                         tap_is_int(clsact_check(&a.filter, tc_prog), 0, "clsact_check: gone");
                         before = counter(net_map, NET_TC_ECHO);
-                        tap_is_int(ping(), 0, "ping from the namespace");
+                        tap_is_int(ping_from_netns(netns_path, host_ip), 0, "ping from the namespace");
                         tap_is_int(counter(net_map, NET_TC_ECHO) - before, 0, "nothing counted after the detach");
                         tap_is_int(clsact_detach(&a.filter, tc_prog), 0, "detaching again: already gone");
                         attach_result_done(&a);
@@ -1101,7 +1066,7 @@ TEST(xdp_tc) {
                                        "recorded in %s's namespace (inode %llu), egress, priority 1", netns,
                                        (unsigned long long) a.filter.netns);
                                 before = counter(net_map, NET_TC_ECHO);
-                                tap_is_int(ping(), 0, "ping from the namespace");
+                                tap_is_int(ping_from_netns(netns_path, host_ip), 0, "ping from the namespace");
                                 tap_is_int(counter(net_map, NET_TC_ECHO) - before, 3,
                                            "the filter on %s egress counted 3 echo requests", veth_ns);
                                 tap_is_int(clsact_detach(&a.filter, tc_prog), 1, "removed from our own namespace");
@@ -1125,7 +1090,7 @@ TEST(xdp_tc) {
         if (tap_attached(r, &f, "attach xdp to %s as the child in %s sees it", veth_ns, netns)) {
                 tap_is_str(a.target, veth_ns, "target");
                 before = counter(net_map, NET_XDP_REPLY);
-                tap_is_int(ping(), 0, "ping from the namespace");
+                tap_is_int(ping_from_netns(netns_path, host_ip), 0, "ping from the namespace");
                 tap_is_int(counter(net_map, NET_XDP_REPLY) - before, 3,
                            "XDP on %s counted the 3 echo replies", veth_ns);
                 attach_result_done(&a);

@@ -48,47 +48,7 @@ static void reply_free(BpfcoreReply *r) {
 }
 #define _cleanup_reply_ _cleanup_(reply_free)
 
-/* Runs a command, its output on our stderr (stdout is TAP); its exit status. */
-static int run(const char *const argv[]) {
-        posix_spawn_file_actions_t fa;
-        pid_t pid;
-        int status, r;
 
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-        r = posix_spawnp(&pid, argv[0], &fa, NULL, (char *const *) argv, environ);
-        posix_spawn_file_actions_destroy(&fa);
-        if (r != 0)
-                return -r;
-        if (waitpid(pid, &status, 0) < 0)
-                return -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
-#define RUN(...) run((const char *const[]){__VA_ARGS__, NULL})
-
-static void enter_netns(void) {
-        int fd = open(netns_path, O_RDONLY | O_CLOEXEC);
-
-        if (fd < 0 || setns(fd, CLONE_NEWNET) < 0)
-                _exit(120);
-        close(fd);
-}
-
-/* Three pings from inside the namespace to our end; 0 when all were answered. */
-static int ping3(void) {
-        pid_t pid;
-        int status;
-
-        fflush(stdout);
-        pid = fork();
-        if (pid == 0) {
-                enter_netns();
-                _exit(echo(host_ip, 3) == 3 ? 0 : 1);
-        }
-        if (pid < 0 || waitpid(pid, &status, 0) < 0)
-                return -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 static uint64_t echo_count(void) {
         uint32_t slot = SLOT_TC_ECHO;
@@ -102,7 +62,7 @@ static uint64_t echo_count(void) {
 static int64_t counted(void) {
         uint64_t before = echo_count();
 
-        if (ping3() != 0)
+        if (ping_from_netns(netns_path, host_ip) != 0)
                 return -1;
         return (int64_t) (echo_count() - before);
 }
@@ -179,7 +139,7 @@ static int64_t ctl_attach(bool in_ns, const char *iface, const char *direction, 
                 fflush(stdout);
                 pid = fork();
                 if (pid == 0) {
-                        enter_netns();
+                        enter_netns(netns_path);
                         dup2(pipefd[1], STDOUT_FILENO);
                         execl(harness_env("BPFCORECTL"), "bpfcorectl", "--socket", d.socket_path, "--json",
                               "attach", id, "tc_icmp", "tc", iface, direction, "clsact", NULL);
@@ -263,7 +223,7 @@ TEST(start) {
         if (!tap_is_int(rc, 0, "veth pair %s (here, %s) and %s (in %s, %s)", veth_host, host_ip, veth_ns,
                         netns, ns_ip))
                 return;
-        tap_is_int(ping3(), 0, "ping across the pair");
+        tap_is_int(ping_from_netns(netns_path, host_ip), 0, "ping across the pair");
 
         if (!tap_is_int(daemon_start(&d), 0, "daemon starts")) {
                 daemon_dump_log(&d);
