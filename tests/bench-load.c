@@ -67,7 +67,11 @@ static int64_t libbpf_load(const char *path, const char *btf_path) {
         return r < 0 ? r : (int64_t) t;
 }
 
-static int64_t daemon_load(const char *path, int64_t *ret_relos, int64_t *ret_progs) {
+/* Where (c) goes, from the Load reply's timings: the daemon's stages and the rest (IPC, state file, reply). */
+enum { ST_RECEIVE, ST_PLAN, ST_OPEN, ST_LOAD, ST_PIN, ST_OUTSIDE, _ST_MAX };
+static const char *const stage_names[_ST_MAX] = { "receive", "plan", "open", "load", "pin", "outside" };
+
+static int64_t daemon_load(const char *path, int64_t *ret_relos, int64_t *ret_progs, uint64_t stages[_ST_MAX]) {
         BpfcoreReply r = {};
         json_object *p = json_object_new_object(), *u;
         uint64_t t0 = now_usec(), t;
@@ -83,6 +87,16 @@ static int64_t daemon_load(const char *path, int64_t *ret_relos, int64_t *ret_pr
                 fprintf(stderr, "daemon load of %s failed: %s\n", path, r.error ?: strerror(-rc));
                 bpfcore_reply_done(&r);
                 return -EIO;
+        }
+        {
+                json_object *obj = NULL, *tm = NULL;
+
+                if (json_object_object_get_ex(r.parameters, "object", &obj) &&
+                    json_object_object_get_ex(obj, "timings_us", &tm)) {
+                        for (int i = 0; i < ST_OUTSIDE; i++)
+                                stages[i] = (uint64_t) json_int(tm, stage_names[i]);
+                        stages[ST_OUTSIDE] = t - MIN(t, (uint64_t) json_int(tm, "total"));
+                }
         }
         *ret_relos = object_get(&r, "relocations") ? (int64_t) json_object_array_length(object_get(&r, "relocations")) : 0;
         *ret_progs = object_get(&r, "programs") ? (int64_t) json_object_array_length(object_get(&r, "programs")) : 0;
@@ -213,7 +227,10 @@ int main(int argc, char **argv) {
         printf("%d iterations per cell, medians in microseconds\n\n", iterations);
         printf("%-10s %5s %6s %12s %12s %12s %12s %8s %8s %8s\n", "object", "progs", "relos", "(a) libbpf",
                "(a1) fresh", "(b) min-btf", "(c) daemon", "a/c", "a1/c", "c/b");
+        uint64_t stage_medians[ELEMENTSOF(objects)][_ST_MAX] = {};
+
         for (size_t k = 0; k < ELEMENTSOF(objects); k++) {
+                uint64_t *stages = calloc((size_t) iterations * _ST_MAX, 8), *column = calloc((size_t) iterations, 8);
                 _cleanup_free_ char *path = harness_object_path(objects[k]);
                 char min_btf[256], cmd[1024];
                 uint64_t *a = calloc((size_t) iterations, 8), *a1 = calloc((size_t) iterations, 8),
@@ -236,7 +253,7 @@ int main(int argc, char **argv) {
                         a1[i] = (uint64_t) v;
                         ok = ok && (v = libbpf_load(path, min_btf)) >= 0;
                         b[i] = (uint64_t) v;
-                        ok = ok && (v = daemon_load(path, &relos, &progs)) >= 0;
+                        ok = ok && (v = daemon_load(path, &relos, &progs, stages + (size_t) i * _ST_MAX)) >= 0;
                         c[i] = (uint64_t) v;
                 }
                 if (ok) {
@@ -246,13 +263,31 @@ int main(int argc, char **argv) {
                                (long long) progs, (long long) relos, (unsigned long long) ma, (unsigned long long) ma1,
                                (unsigned long long) mb, (unsigned long long) mc, (double) ma / (double) mc,
                                (double) ma1 / (double) mc, (double) mc / (double) mb);
+                        for (int st = 0; st < _ST_MAX; st++) {
+                                for (int i = 0; i < iterations; i++)
+                                        column[i] = stages[(size_t) i * _ST_MAX + (size_t) st];
+                                stage_medians[k][st] = median(column, (size_t) iterations);
+                        }
                 } else
                         printf("%-10s failed\n", objects[k]);
+                free(stages);
+                free(column);
                 unlink(min_btf);
                 free(a);
                 free(a1);
                 free(b);
                 free(c);
+        }
+
+        printf("\n(c) by stage, from the Load reply's timings (medians; outside = IPC, state file, reply):\n%-10s", "object");
+        for (int st = 0; st < _ST_MAX; st++)
+                printf(" %9s", stage_names[st]);
+        printf("\n");
+        for (size_t k = 0; k < ELEMENTSOF(objects); k++) {
+                printf("%-10s", objects[k]);
+                for (int st = 0; st < _ST_MAX; st++)
+                        printf(" %9llu", (unsigned long long) stage_medians[k][st]);
+                printf("\n");
         }
 
         bpfcore_call(client, "io.bpfcored.Status", NULL, NULL, 0, &status);
