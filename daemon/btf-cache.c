@@ -93,6 +93,7 @@ static bool indexable(const struct btf_type *t) {
         case BTF_KIND_INT:
         case BTF_KIND_FLOAT:
         case BTF_KIND_FUNC:
+        case BTF_KIND_VAR: /* typed ksyms, looked up by libbpf (btf-targets.c) */
                 return t->name_off != 0;
         default:
                 return false;

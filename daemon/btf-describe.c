@@ -138,6 +138,14 @@ json_object *btf_describe_type(const struct btf *btf, uint32_t id, const char *b
                 json_object_object_add(j, "signed", json_object_new_boolean(btf_int_encoding(t) & BTF_INT_SIGNED));
                 json_object_object_add(j, "bits", json_object_new_int64(btf_int_bits(t)));
                 fprintf(c, "%s; /* %u bytes */\n", name, t->size);
+        } else if (btf_is_var(t)) {
+                /* A kernel variable (what a typed ksym refers to): its type, its declaration. */
+                _cleanup_free_ char *target = type_decl(d, &f, &buf, &size, t->type, NULL);
+
+                decl = type_decl(d, &f, &buf, &size, t->type, name);
+                json_object_object_add(j, "type", json_object_new_string(target ?: ""));
+                json_object_object_add(j, "size", json_object_new_int64(btf__resolve_size(btf, t->type)));
+                fprintf(c, "extern %s;\n", decl ?: "");
         } else {
                 /* A function is its prototype with its name; anything else its declaration. */
                 decl = btf_is_func(t) ? type_decl(d, &f, &buf, &size, t->type, name)

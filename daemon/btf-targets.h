@@ -15,6 +15,8 @@ int btf_targets_setup(void);
 
 /* How many times libbpf asked for kernel BTF during a load and got the cache's (btf__load_vmlinux_btf). */
 unsigned btf_targets_served(void);
+/* Name lookups libbpf made on the cached vmlinux that the cache's index answered. */
+unsigned btf_targets_lookups(void);
 
 /* The cache the handlers resolve against during the current load; NULL after it. */
 void btf_targets_begin(BtfCache *cache);

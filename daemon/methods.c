@@ -1254,6 +1254,7 @@ static int vl_method_status(Call *call) {
         json_object_object_add(counters, "fallback_loads", json_object_new_uint64(m->counters.fallbacks));
         /* libbpf asked for kernel BTF (ksyms, kfuncs, lsm/iter/struct_ops targets) and got the cache's. */
         json_object_object_add(counters, "kernel_btf_served", json_object_new_uint64(btf_targets_served()));
+        json_object_object_add(counters, "kernel_btf_lookups", json_object_new_uint64(btf_targets_lookups()));
         json_object_object_add(counters, "plan_cache_hits", json_object_new_uint64(m->plans.hits));
         json_object_object_add(counters, "plan_cache_misses", json_object_new_uint64(m->plans.misses));
         json_object_object_add(reply, "counters", counters);

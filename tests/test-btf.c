@@ -496,6 +496,9 @@ TEST(kernel_btf_never_read) {
         json_object_object_get_ex(status.parameters, "counters", &counters);
         tap_ok(json_int(counters, "kernel_btf_served") >= 1, "libbpf got kernel BTF from the cache (%lld times)",
                (long long) json_int(counters, "kernel_btf_served"));
+        /* and found its four kfuncs in the cache's index, not by walking vmlinux's types */
+        tap_ok(json_int(counters, "kernel_btf_lookups") >= 4, "libbpf's kfunc lookups answered by the index (%lld)",
+               (long long) json_int(counters, "kernel_btf_lookups"));
         daemon_cleanup(&h);
 }
 

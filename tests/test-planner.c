@@ -14,6 +14,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "btf-cache.h"
+#include "btf-targets.h"
 #include "macro.h"
 #include "planner.h"
 #include "tap.h"
@@ -1114,6 +1116,85 @@ TEST(lookup_error) {
                    "a lookup's error is core_plan()'s");
         tap_ok(!plan, "and no plan");
         object_done(&obj);
+}
+
+/* What libbpf's own btf__find_by_name_kind() answers: the first id of that name and kind, walking all types. */
+static int32_t linear_find(const struct btf *btf, const char *name, uint32_t kind) {
+        if (kind == BTF_KIND_UNKN || strcmp(name, "void") == 0)
+                return 0;
+        for (uint32_t id = 1; id < btf__type_cnt(btf); id++) {
+                const struct btf_type *t = btf__type_by_id(btf, id);
+
+                if (btf_kind(t) == kind && strcmp(btf__name_by_offset(btf, t->name_off) ?: "", name) == 0)
+                        return (int32_t) id;
+        }
+        return -ENOENT;
+}
+
+/*
+ * During a load, libbpf's name lookups on the cached vmlinux (kfuncs, typed
+ * ksyms) are answered from the cache's index (daemon/btf-targets.c): the
+ * answers must be the linear walk's, for every kind, for names that are
+ * missing, flavored or of another kind.
+ */
+TEST(kernel_name_lookups) {
+        static const uint32_t kinds[] = { BTF_KIND_STRUCT, BTF_KIND_UNION, BTF_KIND_ENUM, BTF_KIND_ENUM64,
+                                          BTF_KIND_FWD, BTF_KIND_TYPEDEF, BTF_KIND_INT, BTF_KIND_FLOAT,
+                                          BTF_KIND_FUNC, BTF_KIND_VAR };
+        BtfCache *cache = NULL;
+        struct btf *served, *other;
+        size_t asked = 0, wrong = 0, found = 0;
+        unsigned before;
+
+        if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
+                tap_skip("this kernel has no /sys/kernel/btf/vmlinux", "kernel name lookups");
+                return;
+        }
+        if (!tap_is_int(btf_cache_new("/sys/kernel/btf/vmlinux", "/nonexistent", NULL, &cache), 0,
+                        "BTF cache of this kernel"))
+                return;
+        btf_targets_begin(cache);
+        served = btf__load_vmlinux_btf();
+        before = btf_targets_lookups();
+        tap_ok(served && btf__base_btf(served) == btf_cache_vmlinux(cache)->btf, "vmlinux served from the cache");
+        for (uint32_t id = 1; served && id < btf__type_cnt(served); id += 211) {
+                const struct btf_type *t = btf__type_by_id(served, id);
+                const char *name = btf__name_by_offset(served, t->name_off);
+                char flavored[512];
+
+                if (!name || !name[0])
+                        continue;
+                snprintf(flavored, sizeof(flavored), "%s___v2", name);
+                /* The type's own kind, and a kind it may not have; the flavored name never exists. */
+                for (size_t k = 0; k < 3; k++) {
+                        uint32_t kind = k == 0 ? btf_kind(t) : kinds[(id + k) % ELEMENTSOF(kinds)];
+                        const char *n = k == 2 ? flavored : name;
+                        int32_t got = btf__find_by_name_kind(served, n, kind), want = linear_find(served, n, kind);
+
+                        asked++;
+                        found += got > 0;
+                        if (got != want && wrong++ < 5)
+                                tap_diag("%s (kind %u): index %d, linear walk %d", n, kind, got, want);
+                }
+        }
+        tap_is_int(wrong, 0, "%zu lookups (%zu found) agree with the linear walk", asked, found);
+        tap_is_int(btf__find_by_name_kind(served, "no_such_type_anywhere", BTF_KIND_STRUCT), -ENOENT,
+                   "a missing name is -ENOENT");
+        tap_is_int(btf__find_by_name_kind(served, "void", BTF_KIND_TYPEDEF), 0, "void is 0");
+        tap_ok(btf_targets_lookups() - before >= asked - asked / 3, "the index answered them (%u)",
+               btf_targets_lookups() - before);
+
+        /* Any other BTF, or outside a load: libbpf's own search. */
+        other = btf__new_empty();
+        btf__add_int(other, "task_struct", 4, 0);
+        before = btf_targets_lookups();
+        tap_is_int(btf__find_by_name_kind(other, "task_struct", BTF_KIND_INT), 1, "another BTF is searched by libbpf");
+        btf_targets_end();
+        tap_ok(btf__find_by_name_kind(served, "task_struct", BTF_KIND_STRUCT) > 0, "outside a load too");
+        tap_is_int(btf_targets_lookups() - before, 0, "neither through the index");
+        btf__free(other);
+        btf__free(served);
+        btf_cache_free(cache);
 }
 
 static int run(int argc, char **argv) {
