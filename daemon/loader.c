@@ -134,6 +134,235 @@ static bool is_dwarf(const char *name) {
         return strncmp(name, ".debug_", 7) == 0 || strncmp(name, ".rel.debug_", 11) == 0;
 }
 
+/* Reads len bytes at off; fewer only at the end of the file. */
+static ssize_t pread_full(int fd, char *buf, size_t len, uint64_t off) {
+        size_t done = 0;
+
+        while (done < len) {
+                ssize_t n = pread(fd, buf + done, len - done, (off_t) (off + done));
+
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return -errno;
+                if (n == 0)
+                        break;
+                done += (size_t) n;
+        }
+        return (ssize_t) done;
+}
+
+/* Below this, reading the whole object costs less than finding its sections. */
+#define SPARSE_MIN (128u * 1024)
+/* Ranges closer than this are read as one: a syscall costs more than a few KiB of copying. */
+#define SPARSE_GAP (16u * 1024)
+
+static int cmp_hole(const void *a, const void *b) {
+        const ObjectHole *x = a, *y = b;
+
+        return x->off < y->off ? -1 : x->off > y->off;
+}
+
+/*
+ * The byte ranges a sparse read needs, from the headers already in o->data:
+ * 0 with *ret filled, or -EINVAL when the headers are not a plain 64-bit
+ * little-endian ELF within the file (the whole file is read then, and
+ * loader_check_elf() says what is wrong).
+ */
+static int needed_ranges(const ObjectBytes *o, ObjectHole **ret, size_t *ret_n) {
+        const Elf64_Ehdr *eh = (const Elf64_Ehdr *) o->data;
+        const Elf64_Shdr *sh = (const Elf64_Shdr *) (o->data + eh->e_shoff);
+        const Elf64_Shdr *names = &sh[eh->e_shstrndx];
+        ObjectHole *r;
+        size_t n = 0;
+
+        r = calloc((size_t) eh->e_shnum + 1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r[n++] = (ObjectHole) { 0, sizeof(Elf64_Ehdr) };
+        r[n++] = (ObjectHole) { eh->e_shoff, (uint64_t) eh->e_shnum * sizeof(Elf64_Shdr) };
+        for (size_t i = 1; i < eh->e_shnum; i++) {
+                if (sh[i].sh_type == SHT_NOBITS || sh[i].sh_size == 0)
+                        continue;
+                if (sh[i].sh_offset > o->size || sh[i].sh_size > o->size - sh[i].sh_offset ||
+                    sh[i].sh_name >= names->sh_size) {
+                        free(r);
+                        return -EINVAL;
+                }
+                /* The names section itself is in the list: holes never cover a byte read before. */
+                if (!is_dwarf(o->data + names->sh_offset + sh[i].sh_name))
+                        r[n++] = (ObjectHole) { sh[i].sh_offset, sh[i].sh_size };
+        }
+        qsort(r, n, sizeof(*r), cmp_hole);
+        *ret = r;
+        *ret_n = n;
+        return 0;
+}
+
+/* Reads [off, off + len) into place; -EIO when the file ended before it (it shrank). */
+static int read_range(int fd, ObjectBytes *o, uint64_t off, uint64_t len) {
+        ssize_t n = pread_full(fd, o->data + off, len, off);
+
+        if (n < 0)
+                return (int) n;
+        return (uint64_t) n == len ? 0 : -EIO;
+}
+
+/* Reads what of [off, end) is not in done[] (read already: never read a byte twice). */
+static int read_new(int fd, ObjectBytes *o, uint64_t off, uint64_t end, const ObjectHole *done, size_t n_done) {
+        while (off < end) {
+                uint64_t stop = end;
+                bool inside = false;
+                int r;
+
+                for (size_t i = 0; i < n_done; i++) {
+                        if (off >= done[i].off && off < done[i].off + done[i].len) {
+                                off = done[i].off + done[i].len;
+                                inside = true;
+                        } else if (done[i].off > off && done[i].off < stop)
+                                stop = done[i].off;
+                }
+                if (inside)
+                        continue;
+                r = read_range(fd, o, off, stop - off);
+                if (r < 0)
+                        return r;
+                off = stop;
+        }
+        return 0;
+}
+
+static bool overlap(const ObjectHole *a, const ObjectHole *b) {
+        return a->off < b->off + b->len && b->off < a->off + a->len;
+}
+
+/* The headers, the section names, then every needed range, merged where close; holes are the rest. */
+static int read_sparse(int fd, ObjectBytes *o) {
+        const Elf64_Ehdr *eh = (const Elf64_Ehdr *) o->data;
+        _cleanup_free_ ObjectHole *want = NULL;
+        const Elf64_Shdr *names;
+        ObjectHole done[3];
+        uint64_t at = 0;
+        size_t n_want = 0;
+        int r;
+
+        r = read_range(fd, o, 0, sizeof(Elf64_Ehdr));
+        if (r < 0)
+                return r;
+        if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+            eh->e_ident[EI_DATA] != ELFDATA2LSB || eh->e_shentsize != sizeof(Elf64_Shdr) || eh->e_shnum == 0 ||
+            eh->e_shstrndx == SHN_UNDEF || eh->e_shstrndx >= eh->e_shnum || eh->e_shoff > o->size ||
+            (uint64_t) eh->e_shnum * sizeof(Elf64_Shdr) > o->size - eh->e_shoff)
+                return -EINVAL;
+        done[0] = (ObjectHole) { 0, sizeof(Elf64_Ehdr) };
+        done[1] = (ObjectHole) { eh->e_shoff, (uint64_t) eh->e_shnum * sizeof(Elf64_Shdr) };
+        if (overlap(&done[0], &done[1]))
+                return -EINVAL;
+        r = read_range(fd, o, done[1].off, done[1].len);
+        if (r < 0)
+                return r;
+        names = (const Elf64_Shdr *) (o->data + eh->e_shoff) + eh->e_shstrndx;
+        if (names->sh_type == SHT_NOBITS || names->sh_offset > o->size || names->sh_size > o->size - names->sh_offset ||
+            names->sh_size == 0)
+                return -EINVAL;
+        done[2] = (ObjectHole) { names->sh_offset, names->sh_size };
+        /* Headers are never read twice: a file changing under us cannot change what was decided on. */
+        if (overlap(&done[2], &done[0]) || overlap(&done[2], &done[1]))
+                return -EINVAL;
+        r = read_range(fd, o, done[2].off, done[2].len);
+        if (r < 0)
+                return r;
+        if (o->data[names->sh_offset + names->sh_size - 1] != 0)
+                return -EINVAL; /* names must end inside their section */
+        r = needed_ranges(o, &want, &n_want);
+        if (r < 0)
+                return r;
+        o->holes = calloc(n_want + 1, sizeof(ObjectHole));
+        if (!o->holes)
+                return -ENOMEM;
+        for (size_t i = 0; i < n_want;) {
+                uint64_t start = MAX(want[i].off, at), end = want[i].off + want[i].len;
+
+                /* Take in the following ranges while the gap to them is small. */
+                for (i++; i < n_want && want[i].off <= end + SPARSE_GAP; i++)
+                        end = MAX(end, want[i].off + want[i].len);
+                if (end <= at)
+                        continue;
+                if (start - at <= SPARSE_GAP)
+                        start = at;
+                else {
+                        o->holes[o->n_holes++] = (ObjectHole) { at, start - at };
+                        o->hole_bytes += start - at;
+                }
+                r = read_new(fd, o, start, end, done, ELEMENTSOF(done));
+                if (r < 0)
+                        return r;
+                at = end;
+        }
+        if (at < o->size) {
+                o->holes[o->n_holes++] = (ObjectHole) { at, o->size - at };
+                o->hole_bytes += o->size - at;
+        }
+        return 0;
+}
+
+int loader_read_whole(int fd, size_t size, ObjectBytes *o) {
+        ssize_t n;
+
+        *o = (ObjectBytes) { .data = malloc(size + 1) };
+        if (!o->data)
+                return -ENOMEM;
+        n = pread_full(fd, o->data, size, 0);
+        if (n < 0)
+                return (int) n;
+        o->size = (size_t) n; /* shrank meanwhile: what we have is the object */
+        o->data[o->size] = 0;
+        return 0;
+}
+
+int loader_read(int fd, size_t size, ObjectBytes *o) {
+        int r;
+
+        if (size < SPARSE_MIN)
+                return loader_read_whole(fd, size, o);
+        *o = (ObjectBytes) { .size = size };
+        o->data = mmap(NULL, size + 1, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (o->data == MAP_FAILED) {
+                o->data = NULL;
+                return -ENOMEM;
+        }
+        o->mapped = size + 1;
+        r = read_sparse(fd, o);
+        if (r != -EINVAL && r != -EIO)
+                return r;
+        /* Not an ELF we can read in parts, or it shrank: all of it, as it is now. */
+        loader_read_done(o);
+        return loader_read_whole(fd, size, o);
+}
+
+int loader_read_holes(int fd, ObjectBytes *o) {
+        for (size_t i = 0; i < o->n_holes; i++) {
+                int r = read_range(fd, o, o->holes[i].off, o->holes[i].len);
+
+                /* Shrunk meanwhile: the digest covers what there is (zeros past the end). */
+                if (r < 0 && r != -EIO)
+                        return r;
+        }
+        free(o->holes);
+        o->holes = NULL;
+        o->n_holes = 0;
+        return 0;
+}
+
+void loader_read_done(ObjectBytes *o) {
+        if (o->mapped)
+                munmap(o->data, o->mapped);
+        else
+                free(o->data);
+        free(o->holes);
+        *o = (ObjectBytes) {};
+}
+
 int loader_check_elf(const void *data, size_t size, char ret_plan_key[LOADER_DIGEST_MAX], Failure *f) {
         EVP_MD_CTX *key = NULL;
         Elf *elf;

@@ -50,6 +50,35 @@ int loader_setup(void);
  * section but DWARF (.debug_*, .rel.debug_*), which is most of a -g object. */
 int loader_check_elf(const void *data, size_t size, char ret_plan_key[LOADER_DIGEST_MAX], Failure *f);
 
+/*
+ * An object read from a caller's file. Large objects are read sparsely: the
+ * ELF and section headers and every section but DWARF (what the planner,
+ * the plan key and libbpf read); the rest (DWARF, padding) stays zero in
+ * data and is listed in holes, read only when the whole file's digest is
+ * needed. Bytes once read are never read again (the file may change
+ * meanwhile: what was checked is what libbpf gets).
+ */
+typedef struct ObjectHole {
+        uint64_t off, len;
+} ObjectHole;
+
+typedef struct ObjectBytes {
+        char *data;    /* size bytes and a NUL */
+        size_t size;
+        size_t mapped; /* data is mmap()ed with this length, else malloc()ed */
+        ObjectHole *holes;
+        size_t n_holes;
+        uint64_t hole_bytes;
+} ObjectBytes;
+
+/* Reads size bytes of fd (fewer if it shrinks meanwhile: o->size says). -errno from pread. */
+int loader_read(int fd, size_t size, ObjectBytes *o);
+/* The same, all of it. */
+int loader_read_whole(int fd, size_t size, ObjectBytes *o);
+/* Reads what loader_read() left out, so that data is the whole file. */
+int loader_read_holes(int fd, ObjectBytes *o);
+void loader_read_done(ObjectBytes *o);
+
 /* Loads into the kernel; fills o->bpf, programs, maps and timings.open/load. */
 int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f);
 

@@ -228,13 +228,11 @@ static int read_file_bounded(const char *path, void **ret, size_t *ret_size) {
         return 0;
 }
 
-/* Reads the whole object from the caller's fd; the file may change under us, so never mmap it. *ret_st
- * (if given) is the file as it was read, or all zero if it changed meanwhile. */
-static int read_object(Call *call, int fd, const char *param, void **ret_data, size_t *ret_size,
-                       struct stat *ret_st) {
-        _cleanup_free_ char *data = NULL;
+/* Reads the object from the caller's fd (a large one sparsely: loader_read()); the file may change under
+ * us, so never mmap it. *ret_st (if given) is the file as it was read, or all zero if it changed meanwhile. */
+static int read_object(Call *call, int fd, const char *param, bool sparse, ObjectBytes *ret, struct stat *ret_st) {
         struct stat st, after;
-        size_t size, done = 0;
+        int r;
 
         if (fstat(fd, &st) < 0)
                 return reply_invalid_parameter(call, param, "the passed file descriptor cannot be examined");
@@ -252,32 +250,19 @@ static int read_object(Call *call, int fd, const char *param, void **ret_data, s
                 json_object_object_add(p, "message", json_object_new_string(msg));
                 return vl_error(call, VL_ERROR_TOO_LARGE, p);
         }
-        size = (size_t) st.st_size;
-        data = malloc(size + 1);
-        if (!data)
-                return -ENOMEM;
-        while (done < size) {
-                ssize_t n = pread(fd, data + done, size - done, (off_t) done);
-
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return reply_invalid_parameter(call, param, errno == EBADF ? "the passed fd is not open for reading"
-                                                                                   : "reading the passed fd failed");
-                }
-                if (n == 0)
-                        break; /* shrank meanwhile: what we have is the object */
-                done += (size_t) n;
-        }
+        r = sparse ? loader_read(fd, (size_t) st.st_size, ret) : loader_read_whole(fd, (size_t) st.st_size, ret);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return reply_invalid_parameter(call, param, r == -EBADF ? "the passed fd is not open for reading"
+                                                                        : "reading the passed fd failed");
         if (ret_st) {
-                bool same = fstat(fd, &after) == 0 && after.st_size == st.st_size && (size_t) st.st_size == done &&
+                bool same = fstat(fd, &after) == 0 && after.st_size == st.st_size && (size_t) st.st_size == ret->size &&
                             after.st_mtim.tv_sec == st.st_mtim.tv_sec && after.st_mtim.tv_nsec == st.st_mtim.tv_nsec &&
                             after.st_ctim.tv_sec == st.st_ctim.tv_sec && after.st_ctim.tv_nsec == st.st_ctim.tv_nsec;
 
                 *ret_st = same ? st : (struct stat) {};
         }
-        *ret_data = TAKE_PTR(data);
-        *ret_size = done;
         return 1;
 }
 
@@ -709,10 +694,9 @@ static int call_fd(Call *call, const char *param, uint32_t index, int *ret) {
 
 /* What Load and Check share: the object (and extra BTF) read, checked and planned. */
 typedef struct Intake {
-        void *data;
-        size_t size;
-        void *user_btf;
-        size_t user_btf_size;
+        ObjectBytes obj;
+        int fd;           /* the caller's file, while the call lasts (-1: objects.d, read whole) */
+        ObjectBytes user_btf;
         struct stat st;   /* the client's file as read (st_ino 0: unknown or changed meanwhile) */
         DigestJob digest; /* sha256 of the whole object, computed while it loads */
         char plan_key[LOADER_DIGEST_MAX];
@@ -723,9 +707,9 @@ typedef struct Intake {
 static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure *f);
 
 static void intake_done(Intake *in) {
-        (void) loader_digest_wait(&in->digest); /* the thread reads in->data */
-        free(in->data);
-        free(in->user_btf);
+        (void) loader_digest_wait(&in->digest); /* the thread reads in->obj */
+        loader_read_done(&in->obj);
+        loader_read_done(&in->user_btf);
         plan_unref(in->plan);
 }
 
@@ -737,16 +721,17 @@ static int intake(Call *call, const LoadParameters *p, Intake *in, Failure *f) {
         r = call_fd(call, "fd", p->fd, &fd);
         if (r <= 0)
                 return r;
-        r = read_object(call, fd, "fd", &in->data, &in->size, &in->st);
+        r = read_object(call, fd, "fd", true, &in->obj, &in->st);
         if (r <= 0)
                 return r;
+        in->fd = fd;
         if (p->btf_fd.set) {
                 int bfd = -1;
 
                 r = call_fd(call, "btf_fd", p->btf_fd.value, &bfd);
                 if (r <= 0)
                         return r;
-                r = read_object(call, bfd, "btf_fd", &in->user_btf, &in->user_btf_size, NULL);
+                r = read_object(call, bfd, "btf_fd", false, &in->user_btf, NULL);
                 if (r <= 0)
                         return r;
         }
@@ -760,18 +745,18 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
         uint64_t t0;
         int r;
 
-        r = loader_check_elf(in->data, in->size, in->plan_key, f);
+        r = loader_check_elf(in->obj.data, in->obj.size, in->plan_key, f);
         if (r < 0)
                 return r;
 
         t0 = now_usec(CLOCK_MONOTONIC);
         PlanRequest req = {
                 .plan_key = in->plan_key,
-                .elf = in->data,
-                .size = in->size,
+                .elf = in->obj.data,
+                .size = in->obj.size,
                 .btf_name = p->btf,
-                .user_btf = in->user_btf,
-                .user_btf_size = in->user_btf_size,
+                .user_btf = in->user_btf.data,
+                .user_btf_size = in->user_btf.size,
         };
         r = plans_get(&m->plans, &req, &in->plan, f);
         in->plan_us = now_usec(CLOCK_MONOTONIC) - t0;
@@ -781,9 +766,23 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
                 const char *known = plan_file_digest(in->plan, &in->st);
 
                 if (known)
-                        loader_digest_known(&in->digest, in->data, in->size, known);
-                else
-                        loader_digest_start(&in->digest, in->data, in->size);
+                        loader_digest_known(&in->digest, in->obj.data, in->obj.size, known);
+                else {
+                        /* A file not seen before: its DWARF too, for the digest of the whole file. */
+                        if (in->obj.n_holes > 0) {
+                                struct stat after;
+
+                                r = loader_read_holes(in->fd, &in->obj);
+                                if (r < 0)
+                                        return failure_system(f, r, "reading the object");
+                                if (fstat(in->fd, &after) < 0 || after.st_mtim.tv_sec != in->st.st_mtim.tv_sec ||
+                                    after.st_mtim.tv_nsec != in->st.st_mtim.tv_nsec ||
+                                    after.st_ctim.tv_sec != in->st.st_ctim.tv_sec ||
+                                    after.st_ctim.tv_nsec != in->st.st_ctim.tv_nsec || after.st_size != in->st.st_size)
+                                        in->st = (struct stat) {}; /* changed meanwhile: not to be remembered */
+                        }
+                        loader_digest_start(&in->digest, in->obj.data, in->obj.size);
+                }
         }
         if (in->plan->core->failed) {
                 json_object *params = json_object_new_object();
@@ -851,7 +850,7 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                         m->counters.fallbacks++;
                 } else if (s.btf_custom_path)
                         m->counters.planned++;
-                r = loader_load(in->data, in->size, &s, o, f);
+                r = loader_load(in->obj.data, in->obj.size, &s, o, f);
         }
         {
                 int k = loader_digest_wait(&in->digest);
@@ -1058,10 +1057,11 @@ int methods_load_file(Manager *m, const char *name, const char *path, json_objec
                 return r;
         if (attachments && json_object_array_length(attachments) > 0)
                 p.attachments = attachments;
-        r = read_file_bounded(path, &in.data, &size);
+        r = read_file_bounded(path, (void **) &in.obj.data, &size);
         if (r < 0)
                 return failure_system(f, r, "reading %s", path);
-        in.size = size;
+        in.obj.size = size;
+        in.fd = -1;
         r = intake_plan(m, &p, &in, f);
         if (r < 0)
                 return r;

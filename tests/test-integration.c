@@ -6,6 +6,7 @@
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -251,6 +252,25 @@ TEST(digest) {
         load_digest(path, changed);
         tap_is_str(changed, want, "the changed file's digest is its new sha256");
         tap_ok(strcmp(changed, first) != 0, "and differs from the first");
+        /* A byte of DWARF changed in place (the daemon reads DWARF only for a file it has not hashed). */
+        {
+                const Elf64_Ehdr *eh = (const Elf64_Ehdr *) data;
+                const Elf64_Shdr *sh = (const Elf64_Shdr *) (data + eh->e_shoff);
+                uint64_t at = 0;
+                char dwarf[80];
+                int fd;
+
+                for (size_t i = 1; i < eh->e_shnum && !at; i++)
+                        if (strcmp(data + sh[eh->e_shstrndx].sh_offset + sh[i].sh_name, ".debug_str") == 0)
+                                at = sh[i].sh_offset + sh[i].sh_size / 2;
+                fd = open(path, O_WRONLY | O_CLOEXEC);
+                tap_ok(at && fd >= 0 && pwrite(fd, "~", 1, (off_t) at) == 1, "a byte of .debug_str changed");
+                if (fd >= 0)
+                        close(fd);
+                file_sha256(path, want);
+                load_digest(path, dwarf);
+                tap_is_str(dwarf, want, "the digest is the file's new sha256");
+        }
         unlink(path);
 }
 

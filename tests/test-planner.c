@@ -16,6 +16,7 @@
 
 #include "btf-cache.h"
 #include "btf-targets.h"
+#include "loader.h"
 #include "macro.h"
 #include "planner.h"
 #include "tap.h"
@@ -517,21 +518,21 @@ static const Scenario scenarios[] = {
 
 /* ---- helpers ---- */
 
-typedef struct Object {
+typedef struct TestObject {
         char *path;
         uint8_t *data;
         size_t size;
-} Object;
+} TestObject;
 
 static const char *objects_dir(void) {
         return getenv("PLANNER_OBJECTS_DIR");
 }
 
-static bool object_read(const char *name, Object *ret) {
+static bool object_read(const char *name, TestObject *ret) {
         FILE *f;
         long size;
 
-        *ret = (Object) {};
+        *ret = (TestObject) {};
         if (asprintf(&ret->path, "%s/planner-%s.bpf.o", objects_dir(), name) < 0)
                 return false;
         f = fopen(ret->path, "re");
@@ -546,7 +547,7 @@ static bool object_read(const char *name, Object *ret) {
         return ret->size > 0;
 }
 
-static void object_done(Object *o) {
+static void object_done(TestObject *o) {
         free(o->path);
         free(o->data);
 }
@@ -641,7 +642,7 @@ static void outcome_add(Outcome **o, size_t *n, const char *prog, int relo, Stat
 
 /* Opens and loads obj with btf as libbpf's CO-RE target and collects what it did to each relocation.
  * Returns false if libbpf never got to CO-RE relocation (no bpf() here). */
-static bool libbpf_relocate(const Object *obj, const struct btf *btf, Outcome **ret, size_t *ret_n) {
+static bool libbpf_relocate(const TestObject *obj, const struct btf *btf, Outcome **ret, size_t *ret_n) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *log = NULL;
         char path[64];
@@ -759,7 +760,7 @@ TEST(relocations) {
                 struct btf *local;
                 const void *raw;
                 uint32_t raw_size = 0;
-                Object obj;
+                TestObject obj;
                 int r;
 
                 if (!object_read(sc->object, &obj))
@@ -815,7 +816,7 @@ TEST(relocations) {
 TEST(minimal_btf_contents) {
         _cleanup_(core_plan_freep) CorePlan *plan = NULL;
         Targets ts = {};
-        Object obj;
+        TestObject obj;
         const struct btf *m;
         int id;
 
@@ -862,7 +863,7 @@ TEST(libbpf_agrees) {
                 _cleanup_free_ Outcome *full = NULL, *min = NULL;
                 size_t n_full = 0, n_min = 0;
                 Targets ts = {};
-                Object obj;
+                TestObject obj;
 
                 if (!object_read(sc->object, &obj))
                         tap_bail("cannot read %s", obj.path);
@@ -1014,7 +1015,7 @@ TEST(malformed) {
                 { ".BTF.ext magic", bad_magic, "magic" },
                 { "typedef referring to itself", bad_typedef_loop, "loop" },
         };
-        Object obj;
+        TestObject obj;
 
         if (!object_read("bad", &obj))
                 tap_bail("cannot read %s", obj.path);
@@ -1062,7 +1063,7 @@ TEST(malformed) {
 TEST(instruction_checks) {
         _cleanup_(core_plan_freep) CorePlan *plan = NULL;
         Targets ts = {};
-        Object obj;
+        TestObject obj;
         Layout l;
 
         if (!object_read("bad", &obj))
@@ -1087,7 +1088,7 @@ TEST(instruction_checks) {
 TEST(no_core) {
         _cleanup_(core_plan_freep) CorePlan *plan = NULL;
         Targets ts = {};
-        Object obj;
+        TestObject obj;
         Layout l;
 
         if (!object_read("bad", &obj))
@@ -1108,7 +1109,7 @@ static int failing_lookup(void *userdata, const char *name, size_t len, const Co
 
 TEST(lookup_error) {
         _cleanup_(core_plan_freep) CorePlan *plan = NULL;
-        Object obj;
+        TestObject obj;
 
         if (!object_read("bad", &obj))
                 tap_bail("cannot read %s", obj.path);
@@ -1195,6 +1196,140 @@ TEST(kernel_name_lookups) {
         btf__free(other);
         btf__free(served);
         btf_cache_free(cache);
+}
+
+static void patch_shoff_past_end(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t size) {
+        e->e_shoff = size - 8;
+}
+
+static void patch_section_past_end(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t size) {
+        s[1].sh_offset = size - 4;
+        s[1].sh_size = 64;
+        s[1].sh_type = SHT_PROGBITS;
+}
+
+static void patch_names_overlap(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t size) {
+        /* The names section made to start inside the section header table. */
+        s[e->e_shstrndx].sh_offset = e->e_shoff + 8;
+        s[e->e_shstrndx].sh_size = 16;
+}
+
+static void patch_not_elf(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t size) {
+        memset(d, 'x', 16);
+}
+
+/* A memfd holding data: what a client passes. */
+static int memfd_with(const void *data, size_t size) {
+        int fd = memfd_create("object", MFD_CLOEXEC);
+
+        if (fd >= 0 && write(fd, data, size) != (ssize_t) size) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static bool section_is_dwarf(const uint8_t *data, const Elf64_Shdr *sh, const Elf64_Shdr *names) {
+        const char *n = (const char *) data + names->sh_offset + sh->sh_name;
+
+        return strncmp(n, ".debug_", 7) == 0 || strncmp(n, ".rel.debug_", 11) == 0;
+}
+
+/*
+ * Large objects are read sparsely (daemon/loader.c): every byte the plan key
+ * and libbpf read is the file's, DWARF is left out until the digest needs it,
+ * and then the buffer is the whole file. Headers that do not describe a plain
+ * ELF within the file make it read whole, so the ELF check says what is wrong.
+ */
+TEST(sparse_read) {
+        static const char *const names[] = { "tp_core", "many_core" };
+
+        for (size_t k = 0; k < ELEMENTSOF(names); k++) {
+                _cleanup_free_ char *path = NULL;
+                char key_sparse[LOADER_DIGEST_MAX] = "", key_whole[LOADER_DIGEST_MAX] = "";
+                const Elf64_Ehdr *eh;
+                const Elf64_Shdr *sh;
+                ObjectBytes o = {};
+                TestObject whole = {};
+                size_t differ = 0, dwarf = 0;
+                Failure f = {};
+                FILE *in;
+                int fd;
+
+                if (asprintf(&path, "%s/bpf/%s.bpf.o", objects_dir(), names[k]) < 0)
+                        tap_bail("out of memory");
+                in = fopen(path, "re");
+                if (!in) {
+                        tap_ok(false, "%s is built", path);
+                        continue;
+                }
+                whole.data = malloc(4 << 20);
+                whole.size = fread(whole.data, 1, 4 << 20, in);
+                fclose(in);
+                eh = (const Elf64_Ehdr *) whole.data;
+                sh = (const Elf64_Shdr *) (whole.data + eh->e_shoff);
+                fd = memfd_with(whole.data, whole.size);
+                tap_is_int(loader_read(fd, whole.size, &o), 0, "%s (%zu bytes) read", names[k], whole.size);
+                tap_ok(o.n_holes > 0 && o.hole_bytes > whole.size / 2, "sparsely: %llu bytes in %zu holes left out",
+                       (unsigned long long) o.hole_bytes, o.n_holes);
+                for (size_t i = 1; i < eh->e_shnum; i++) {
+                        if (sh[i].sh_type == SHT_NOBITS)
+                                continue;
+                        if (section_is_dwarf(whole.data, &sh[i], &sh[eh->e_shstrndx]))
+                                dwarf += sh[i].sh_size;
+                        else
+                                differ += memcmp(o.data + sh[i].sh_offset, whole.data + sh[i].sh_offset,
+                                                 sh[i].sh_size) != 0;
+                }
+                tap_is_int(differ, 0, "every non-DWARF section is the file's (DWARF: %zu bytes)", dwarf);
+                tap_ok(o.hole_bytes <= dwarf + whole.size / 16, "what is left out is DWARF (and small gaps)");
+                tap_is_int(loader_check_elf(o.data, o.size, key_sparse, &f), 0, "the ELF check passes");
+                tap_is_int(loader_check_elf(whole.data, whole.size, key_whole, &f), 0, "on the whole file too");
+                tap_is_str(key_sparse, key_whole, "the plan key is the whole file's");
+                tap_is_int(loader_read_holes(fd, &o), 0, "the rest read");
+                tap_ok(o.n_holes == 0 && o.size == whole.size && memcmp(o.data, whole.data, whole.size) == 0,
+                       "then the buffer is the whole file");
+                loader_read_done(&o);
+                failure_done(&f);
+
+                /* Headers that lie: each is read whole, and the check names the problem. */
+                {
+                        uint8_t *bad = malloc(whole.size);
+                        Elf64_Ehdr *beh = (Elf64_Ehdr *) bad;
+                        Elf64_Shdr *bsh;
+                        const struct {
+                                const char *what;
+                                void (*patch)(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t size);
+                                bool invalid; /* overlapping sections are valid ELF, only not read in parts */
+                        } cases[] = {
+                                { "section headers past the end", patch_shoff_past_end, true },
+                                { "a section past the end", patch_section_past_end, true },
+                                { "names overlapping the section headers", patch_names_overlap, false },
+                                { "not ELF", patch_not_elf, true },
+                        };
+
+                        for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
+                                int bfd;
+
+                                memcpy(bad, whole.data, whole.size);
+                                bsh = (Elf64_Shdr *) (bad + beh->e_shoff);
+                                cases[c].patch(bad, beh, bsh, whole.size);
+                                bfd = memfd_with(bad, whole.size);
+                                tap_ok(loader_read(bfd, whole.size, &o) == 0 && o.n_holes == 0 &&
+                                               memcmp(o.data, bad, whole.size) == 0,
+                                       "%s: %s is read whole", names[k], cases[c].what);
+                                if (cases[c].invalid)
+                                        tap_ok(loader_check_elf(o.data, o.size, NULL, &f) < 0 && f.error,
+                                               "and the check refuses it");
+                                loader_read_done(&o);
+                                failure_done(&f);
+                                close(bfd);
+                        }
+                        free(bad);
+                }
+                close(fd);
+                free(whole.data);
+        }
 }
 
 static int run(int argc, char **argv) {
