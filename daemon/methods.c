@@ -413,7 +413,7 @@ static int attach_and_record(Manager *m, Object *o, ProgramInfo *p, const Attach
         }
         r = program_add_link(p, &l);
         if (r >= 0 && standalone) {
-                r = state_write(m->state_dir, o, f);
+                r = state_write(m->state_dir, o, NULL, f);
                 if (r >= 0)
                         crash_point("attach-after-state");
         }
@@ -644,7 +644,7 @@ static int vl_method_detach(Call *call) {
                                             .filter = prog->links[k].filter };
         /* Record first, then unpin: after a crash in between, the start removes the unlisted pin. */
         object_remove_link(o, p.link);
-        r = state_write(m->state_dir, o, &f);
+        r = state_write(m->state_dir, o, NULL, &f);
         if (r < 0) {
                 link_info_done(&copy);
                 r = reply_failure(call, &f);
@@ -699,6 +699,7 @@ typedef struct Intake {
         ObjectBytes user_btf;
         struct stat st;   /* the client's file as read (st_ino 0: unknown or changed meanwhile) */
         DigestJob digest; /* sha256 of the whole object, computed while it loads */
+        json_object *object_json; /* the loaded object as its state file has it: the reply */
         char plan_key[LOADER_DIGEST_MAX];
         Plan *plan;
         uint64_t receive_us, plan_us;
@@ -710,6 +711,7 @@ static void intake_done(Intake *in) {
         (void) loader_digest_wait(&in->digest); /* the thread reads in->obj */
         loader_read_done(&in->obj);
         loader_read_done(&in->user_btf);
+        json_object_put(in->object_json);
         plan_unref(in->plan);
 }
 
@@ -889,7 +891,8 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
          * next start removes; after it, the next start recovers the object as the reply would describe it. */
         if (r >= 0) {
                 o->timings.total = now_usec(CLOCK_MONOTONIC) - t0;
-                r = state_write(m->state_dir, o, f);
+                o->loaded_at_usec = now_usec(CLOCK_REALTIME); /* in the state file too, for after a restart */
+                r = state_write(m->state_dir, o, &in->object_json, f);
         }
         if (r >= 0) {
                 crash_point("load-after-state");
@@ -913,7 +916,6 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                 emit_load_failed(m, peer, o->name, f);
                 return r;
         }
-        o->loaded_at_usec = now_usec(CLOCK_REALTIME);
         m->counters.loads++;
         /* The links made within the load, now that they stay. */
         for (size_t i = 0; i < o->n_programs; i++)
@@ -1036,7 +1038,8 @@ static int vl_method_load(Call *call) {
                 return r;
         }
         reply = json_object_new_object();
-        json_object_object_add(reply, "object", object_to_json(TAKE_PTR(o))); /* the registry has it */
+        json_object_object_add(reply, "object", in.object_json ? json_object_get(in.object_json) : object_to_json(o));
+        TAKE_PTR(o); /* the registry has it */
         return vl_reply(call, reply, NULL, 0);
 }
 

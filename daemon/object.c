@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <json-c/printbuf.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -173,4 +176,51 @@ bool object_remove_link(Object *o, uint32_t id) {
                 }
         }
         return false;
+}
+
+typedef struct FrozenText {
+        size_t len;
+        char text[];
+} FrozenText;
+
+static int frozen_serialize(json_object *jso, struct printbuf *pb, int level, int flags) {
+        const FrozenText *t = json_object_get_userdata(jso);
+
+        return printbuf_memappend(pb, t->text, (int) t->len);
+}
+
+static void frozen_free(json_object *jso, void *userdata) {
+        free(userdata);
+}
+
+json_object *json_frozen_text(json_type type, const char *text, size_t len) {
+        FrozenText *t = len < INT_MAX ? malloc(sizeof(FrozenText) + len + 1) : NULL;
+        json_object *frozen = NULL;
+
+        if (t)
+                frozen = type == json_type_array ? json_object_new_array() : json_object_new_object();
+        if (!frozen) {
+                free(t);
+                return NULL;
+        }
+        t->len = len;
+        memcpy(t->text, text, len);
+        t->text[len] = 0;
+        json_object_set_serializer(frozen, frozen_serialize, t, frozen_free);
+        return frozen;
+}
+
+json_object *json_freeze(json_object *tree) {
+        json_object *frozen;
+        const char *text;
+        size_t len = 0;
+
+        text = tree ? json_object_to_json_string_length(tree, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                        &len)
+                    : NULL;
+        frozen = text ? json_frozen_text(json_object_get_type(tree), text, len) : NULL;
+        if (!frozen)
+                return tree; /* the plain tree serializes the same, only slower */
+        json_object_put(tree);
+        return frozen;
 }

@@ -74,6 +74,17 @@ void owner_done(Owner *o);
 
 json_object *object_to_json(const Object *o);
 
+/*
+ * A JSON value that serializes to text rendered once: a report of hundreds
+ * of relocations is thousands of JSON objects, and every Load reply, state
+ * file and Get would walk them again. The value holds no elements (nothing
+ * in the daemon reads them back) and is shared by reference; its text is
+ * json-c's PLAIN | NOSLASHESCAPE rendering, the flags the daemon writes with.
+ * json_freeze() takes tree (and returns it as it is if out of memory).
+ */
+json_object *json_freeze(json_object *tree);
+json_object *json_frozen_text(json_type type, const char *text, size_t len);
+
 ProgramInfo *object_find_program(Object *o, const char *name);
 /* Adds a link (its strings taken) to a program. */
 int program_add_link(ProgramInfo *p, LinkInfo *link);

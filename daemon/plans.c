@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
 #include <gelf.h>
-#include <json-c/printbuf.h>
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,6 +9,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "object.h"
 #include "plans.h"
 #include "worker.h"
 #include "protocol.h"
@@ -310,49 +310,9 @@ static json_object *relocations_tree(const Plan *plan) {
         return a;
 }
 
-/*
- * A plan's relocations[] as a value that serializes to text made once per
- * plan: a report of hundreds of relocations is thousands of JSON objects,
- * and every Load reply, state file and Get would walk them again. The value
- * holds no elements (nothing in the daemon reads them back) and is shared by
- * reference; its text is json-c's own PLAIN | NOSLASHESCAPE rendering, the
- * flags the daemon writes with, whatever flags it is later written with.
- */
-typedef struct FrozenText {
-        size_t len;
-        char text[];
-} FrozenText;
-
-static int frozen_serialize(json_object *jso, struct printbuf *pb, int level, int flags) {
-        const FrozenText *t = json_object_get_userdata(jso);
-
-        return printbuf_memappend(pb, t->text, (int) t->len);
-}
-
-static void frozen_free(json_object *jso, void *userdata) {
-        free(userdata);
-}
-
+/* A plan's relocations[] as text made once per plan (json_freeze()). */
 static json_object *relocations_frozen(const Plan *plan) {
-        json_object *tree = relocations_tree(plan), *frozen;
-        const char *text;
-        size_t len = 0;
-        FrozenText *t;
-
-        text = tree ? json_object_to_json_string_length(tree, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-                                                        &len)
-                    : NULL;
-        t = text && len < INT_MAX ? malloc(sizeof(FrozenText) + len + 1) : NULL;
-        frozen = t ? json_object_new_array() : NULL;
-        if (!frozen) {
-                free(t);
-                return tree; /* the plain tree serializes the same, only slower */
-        }
-        t->len = len;
-        memcpy(t->text, text, len + 1);
-        json_object_put(tree);
-        json_object_set_serializer(frozen, frozen_serialize, t, frozen_free);
-        return frozen;
+        return json_freeze(relocations_tree(plan));
 }
 
 static bool same_file(const struct stat *a, const struct stat *b) {

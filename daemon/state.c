@@ -5,7 +5,9 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <time.h>
 
 #include "log.h"
@@ -17,8 +19,17 @@
 
 #define FILTERS_SUBDIR "filters"
 
+/* The state directory is in memory (tmpfs, as /run is): fsync() does nothing there, so it is not called. */
+static bool state_in_memory;
+
 int state_setup(const char *state_dir) {
-        return mkdir_p(state_dir, 0700);
+        struct statfs sfs;
+        int r = mkdir_p(state_dir, 0700);
+
+        if (r >= 0)
+                state_in_memory = statfs(state_dir, &sfs) == 0 &&
+                                  (sfs.f_type == TMPFS_MAGIC || sfs.f_type == RAMFS_MAGIC);
+        return r;
 }
 
 static int write_all(int fd, const char *p, size_t len) {
@@ -37,23 +48,18 @@ static int write_all(int fd, const char *p, size_t len) {
 }
 
 /* dir/name written atomically: temp file, fsync, rename, fsync of the directory. */
-static int write_json_atomic(const char *dir, const char *name, json_object *j) {
+static int write_text_atomic(const char *dir, const char *name, const char *text, size_t len) {
         char path[4096], tmp[4096];
         _cleanup_close_ int fd = -1, dfd = -1;
-        const char *text;
-        size_t len;
         int r;
 
         snprintf(path, sizeof(path), "%s/%s", dir, name);
         snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);
-        text = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-        if (!text)
-                return -ENOMEM;
         fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0)
                 return -errno;
         r = write_all(fd, text, len);
-        if (r >= 0 && fsync(fd) < 0)
+        if (r >= 0 && !state_in_memory && fsync(fd) < 0)
                 r = -errno;
         if (r >= 0 && rename(tmp, path) < 0)
                 r = -errno;
@@ -62,22 +68,43 @@ static int write_json_atomic(const char *dir, const char *name, json_object *j) 
                 return r;
         }
         /* The rename itself must survive a crash too. */
-        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0)
-                (void) fsync(dfd);
+        if (!state_in_memory) {
+                dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd >= 0)
+                        (void) fsync(dfd);
+        }
         return 0;
 }
 
-int state_write(const char *state_dir, const Object *o, Failure *f) {
+static int write_json_atomic(const char *dir, const char *name, json_object *j) {
+        const char *text;
+        size_t len;
+
+        text = json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
+        if (!text)
+                return -ENOMEM;
+        return write_text_atomic(dir, name, text, len);
+}
+
+int state_write(const char *state_dir, const Object *o, json_object **ret_object, Failure *f) {
         char name[64];
         json_object *j;
+        const char *text;
+        size_t len;
         int r;
 
         snprintf(name, sizeof(name), "%llu.json", (unsigned long long) o->id);
         j = object_to_json(o);
-        if (!j)
+        text = j ? json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len)
+                 : NULL;
+        if (!text) {
+                json_object_put(j);
                 return -ENOMEM;
-        r = write_json_atomic(state_dir, name, j);
+        }
+        r = write_text_atomic(state_dir, name, text, len);
+        /* What was written is the object as a reply describes it: the caller may send the same text. */
+        if (r >= 0 && ret_object)
+                *ret_object = json_frozen_text(json_type_object, text, len);
         json_object_put(j);
         if (r < 0)
                 return failure_system(f, r, "writing state file %s/%s", state_dir, name);
@@ -91,9 +118,11 @@ int state_remove(const char *state_dir, uint64_t id) {
         snprintf(path, sizeof(path), "%s/%llu.json", state_dir, (unsigned long long) id);
         if (unlink(path) < 0 && errno != ENOENT)
                 return -errno;
-        dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0)
-                (void) fsync(dfd);
+        if (!state_in_memory) {
+                dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                if (dfd >= 0)
+                        (void) fsync(dfd);
+        }
         return 0;
 }
 
@@ -520,7 +549,7 @@ int state_recover(const char *state_dir, Registry *reg) {
                         Failure f = {};
 
                         /* The file says what is attached: a dropped filter must not come back next time. */
-                        if (state_write(state_dir, o, &f) < 0)
+                        if (state_write(state_dir, o, NULL, &f) < 0)
                                 log_warning("Object %llu: cannot rewrite its state file.", (unsigned long long) id);
                         failure_done(&f);
                 }

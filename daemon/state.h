@@ -13,7 +13,8 @@
 #include "registry.h"
 
 int state_setup(const char *state_dir);
-int state_write(const char *state_dir, const Object *o, Failure *f);
+/* <state dir>/<id>.json, atomically. ret_object (if given): the same JSON, for a reply (json_frozen_text()). */
+int state_write(const char *state_dir, const Object *o, json_object **ret_object, Failure *f);
 int state_remove(const char *state_dir, uint64_t id);
 /*
  * Records of clsact tc filters (clsact.h), <state dir>/filters/<id>.json: written before the filter is

@@ -785,6 +785,10 @@ TEST(survives_client_and_daemon) {
         tap_is_int(json_int(array_find_name(json_object_object_get(back, "programs"), "handle_exec"), "id"), prog,
                    "with the same kernel program id");
         tap_is_int(json_int(json_object_object_get(back, "owner"), "uid"), 0, "and its owner");
+        tap_is_str(json_str(back, "loaded_at"), json_object_get_string(object_get(&r, "loaded_at")),
+                   "and when it was loaded, as the Load reply said");
+        tap_ok(strncmp(json_str(back, "loaded_at") ?: "", "1970", 4) != 0, "(not the epoch: %s)",
+               json_str(back, "loaded_at") ?: "none");
         load_object(&d, "xdp_pass", NULL, &after);
         tap_ok(object_int(&after, "id") > (int64_t) id, "ids continue after those recovered");
         if (object_int(&after, "id") > 0)
