@@ -917,10 +917,21 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                 return r;
         }
         m->counters.loads++;
+        return 0;
+}
+
+/* The journal entries and events of a load that stays; after the reply, which need not wait for them. */
+static void announce_loaded(Manager *m, void *userdata) {
+        Object *o = registry_get(m->registry, (uint64_t) (uintptr_t) userdata);
+        Peer owner;
+
+        if (!o)
+                return;
+        owner = (Peer) { .cred = { .pid = o->owner.pid, .uid = o->owner.uid, .gid = o->owner.gid } };
         /* The links made within the load, now that they stay. */
         for (size_t i = 0; i < o->n_programs; i++)
                 for (size_t k = 0; k < o->programs[i].n_links; k++) {
-                        log_attach_event(o, o->programs[i].name, &o->programs[i].links[k], peer,
+                        log_attach_event(o, o->programs[i].name, &o->programs[i].links[k], &owner,
                                          MESSAGE_ID_ATTACHED, "Attached");
                         emit_link(m, "attached", o, o->programs[i].name, &o->programs[i].links[k]);
                 }
@@ -932,7 +943,6 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                 json_object_object_add(e, "maps", json_object_new_uint64(o->n_maps));
                 event_emit(m, e);
         }
-        return 0;
 }
 
 /*
@@ -1039,7 +1049,8 @@ static int vl_method_load(Call *call) {
         }
         reply = json_object_new_object();
         json_object_object_add(reply, "object", in.object_json ? json_object_get(in.object_json) : object_to_json(o));
-        TAKE_PTR(o); /* the registry has it */
+        call->after_reply = announce_loaded;
+        call->after_reply_data = (void *) (uintptr_t) TAKE_PTR(o)->id; /* the registry has it */
         return vl_reply(call, reply, NULL, 0);
 }
 
@@ -1077,7 +1088,7 @@ int methods_load_file(Manager *m, const char *name, const char *path, json_objec
         r = load_planned(m, &p, &in, o, &self, NULL, t0, f);
         if (r < 0)
                 return r;
-        TAKE_PTR(o); /* the registry has it */
+        announce_loaded(m, (void *) (uintptr_t) TAKE_PTR(o)->id); /* the registry has it */
         return 0;
 }
 

@@ -248,8 +248,13 @@ static bool call_is_slow(json_object *msg) {
         return m && m->slow;
 }
 
-/* Serves one parsed call (msg is taken). */
-static int dispatch(Connection *c, json_object *msg, int *fds, size_t n_fds) {
+typedef struct AfterReply {
+        void (*fn)(Manager *m, void *userdata);
+        void *userdata;
+} AfterReply;
+
+/* Serves one parsed call (msg is taken); *ret_after is what to do once the reply is sent. */
+static int dispatch(Connection *c, json_object *msg, int *fds, size_t n_fds, AfterReply *ret_after) {
         json_object *v, *params = NULL;
         const Method *method;
         Call call = {
@@ -305,6 +310,7 @@ static int dispatch(Connection *c, json_object *msg, int *fds, size_t n_fds) {
         }
         json_object_put(params);
         json_object_put(msg);
+        *ret_after = (AfterReply) { call.after_reply, call.after_reply_data };
         /* A handler's error is the caller's answer; only a reply we could not queue ends the connection. */
         return c->failed;
 }
@@ -403,8 +409,12 @@ static int connection_process(Connection *c) {
                                 hold_slow_call(c, msg, TAKE_PTR(fds), n_fds);
                                 break;
                         }
-                        r = dispatch(c, msg, fds, n_fds);
+                        AfterReply after = {};
+
+                        r = dispatch(c, msg, fds, n_fds, &after);
                         close_many(fds, n_fds);
+                        if (after.fn)
+                                after.fn(c->manager, after.userdata);
                         quick_call_served(c->manager);
                         if (len > BIG_MESSAGE) {
                                 /* Its copy and parse are freed: hand the memory back, not to the heap's slack. */
@@ -465,6 +475,7 @@ static int on_connection_io(sd_event_source *s, int fd, uint32_t revents, void *
 static int on_slow_turn(sd_event_source *s, void *userdata) {
         Manager *m = userdata;
         Connection *c = m->slow_head;
+        AfterReply after = {};
         _cleanup_free_ int *fds = NULL;
         size_t n_fds;
         int r;
@@ -484,11 +495,13 @@ static int on_slow_turn(sd_event_source *s, void *userdata) {
         fds = TAKE_PTR(c->held_fds);
         n_fds = c->held_n_fds;
         c->held_n_fds = 0;
-        r = dispatch(c, TAKE_PTR(c->held), fds, n_fds);
+        r = dispatch(c, TAKE_PTR(c->held), fds, n_fds, &after);
         close_many(fds, n_fds);
         (void) sd_event_source_set_enabled(c->io, SD_EVENT_ON);
-        if (r < 0 || connection_process(c) < 0)
+        if (r < 0 || connection_process(c) < 0) /* sends the reply */
                 connection_free(c);
+        if (after.fn)
+                after.fn(m, after.userdata);
         return 0;
 }
 

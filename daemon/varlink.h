@@ -29,6 +29,9 @@ typedef struct Call {
         size_t n_fds;
         bool more, oneway;
         bool replied;
+        /* Run once the reply is on its way (what the caller need not wait for: journal entries, events). */
+        void (*after_reply)(Manager *m, void *userdata);
+        void *after_reply_data;
 } Call;
 
 typedef int (*MethodHandler)(Call *call);
