@@ -41,6 +41,8 @@ typedef struct LoadSettings {
 
 /* libbpf's logging, libelf, and the cache-backed SEC() handlers. */
 int loader_setup(void);
+/* libbpf's "can BPF be loaded at all" probe programs answered with the one kept (bpf_prog_load() above). */
+unsigned loader_probes_answered(void);
 
 /* "sha256:" and 64 hex digits, NUL-terminated. */
 #define LOADER_DIGEST_MAX (7 + 64 + 1)

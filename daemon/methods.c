@@ -1269,6 +1269,7 @@ static int vl_method_status(Call *call) {
         /* libbpf asked for kernel BTF (ksyms, kfuncs, lsm/iter/struct_ops targets) and got the cache's. */
         json_object_object_add(counters, "kernel_btf_served", json_object_new_uint64(btf_targets_served()));
         json_object_object_add(counters, "kernel_btf_lookups", json_object_new_uint64(btf_targets_lookups()));
+        json_object_object_add(counters, "load_probes_skipped", json_object_new_uint64(loader_probes_answered()));
         json_object_object_add(counters, "plan_cache_hits", json_object_new_uint64(m->plans.hits));
         json_object_object_add(counters, "plan_cache_misses", json_object_new_uint64(m->plans.misses));
         json_object_object_add(reply, "counters", counters);

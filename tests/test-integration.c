@@ -274,6 +274,46 @@ TEST(digest) {
         unlink(path);
 }
 
+static unsigned count_kernel_programs(void) {
+        unsigned n = 0;
+
+        for (__u32 id = 0; bpf_prog_get_next_id(id, &id) == 0;)
+                n++;
+        return n;
+}
+
+/*
+ * libbpf's per-load probe program (a trivial socket filter, loaded and
+ * closed to see that loading works) is answered with one the daemon keeps:
+ * loads do not make and free one each, and their programs are libbpf's.
+ */
+TEST(load_probe_kept) {
+        _cleanup_reply_ BpfcoreReply before = {}, after = {};
+        json_object *c0 = NULL, *c1 = NULL;
+        unsigned n0;
+        bool ok = true;
+
+        call(&d, "io.bpfcored.Status", NULL, NULL, 0, &before);
+        json_object_object_get_ex(before.parameters, "counters", &c0);
+        n0 = count_kernel_programs();
+        for (int i = 0; i < 5; i++) {
+                _cleanup_reply_ BpfcoreReply r = {};
+
+                load_object(&d, "globals", NULL, &r);
+                ok = ok && !r.error && object_int(&r, "id") > 0;
+                if (object_int(&r, "id") > 0)
+                        unload((uint64_t) object_int(&r, "id"));
+        }
+        tap_ok(ok, "globals loaded and unloaded 5 times");
+        call(&d, "io.bpfcored.Status", NULL, NULL, 0, &after);
+        json_object_object_get_ex(after.parameters, "counters", &c1);
+        tap_ok(json_int(c1, "load_probes_skipped") - json_int(c0, "load_probes_skipped") >= 4,
+               "libbpf's loading probe answered from the kept one (%lld times in 5 loads)",
+               (long long) (json_int(c1, "load_probes_skipped") - json_int(c0, "load_probes_skipped")));
+        tap_ok(count_kernel_programs() <= n0 + 1, "the kernel holds at most the one kept probe more (%u, was %u)",
+               count_kernel_programs(), n0);
+}
+
 TEST(program_subset) {
         _cleanup_reply_ BpfcoreReply r = {}, bad = {};
         json_object *progs;
