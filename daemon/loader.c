@@ -110,6 +110,63 @@ unsigned loader_probes_answered(void) {
         return probes_answered;
 }
 
+/*
+ * Each load hands the kernel the object's BTF (bpf_btf_load()), which the
+ * kernel checks type by type: tens of microseconds for an object built on
+ * vmlinux.h. A BTF object in the kernel is immutable, so loads of the same
+ * plan may share one: during a load, BTF byte for byte equal to what the
+ * plan kept from an earlier load is answered with a copy of that fd; the
+ * first load of a plan keeps what it loaded. Anything else is libbpf's own.
+ */
+static __thread KeptBtf *kept;
+static unsigned btf_reused;
+
+void kept_btf_done(KeptBtf *k) {
+        free(k->data);
+        safe_close(k->fd);
+        *k = (KeptBtf) { .fd = -1 };
+}
+
+int bpf_btf_load(const void *data, size_t size, struct bpf_btf_load_opts *opts) {
+        static int (*libbpf_own)(const void *, size_t, struct bpf_btf_load_opts *);
+        bool plain = !opts || (opts->log_level == 0 && !opts->log_buf && opts->btf_flags == 0 && opts->token_fd == 0);
+        int fd;
+
+        if (loading && kept && kept->fd >= 0 && plain && kept->size == size && memcmp(kept->data, data, size) == 0) {
+                fd = fcntl(kept->fd, F_DUPFD_CLOEXEC, 3);
+                if (fd >= 0) {
+                        btf_reused++;
+                        return fd;
+                }
+        }
+        if (!libbpf_own)
+                libbpf_own = (int (*)(const void *, size_t, struct bpf_btf_load_opts *)) dlsym(RTLD_NEXT,
+                                                                                          "bpf_btf_load");
+        if (!libbpf_own) {
+                errno = ENOSYS;
+                return -ENOSYS;
+        }
+        fd = libbpf_own(data, size, opts);
+        /* The object's BTF is the last a load makes (libbpf's feature probes, once per process, come before
+         * it): keep the latest. Only equal bytes are ever reused, so keeping a probe's costs nothing. */
+        if (loading && kept && fd >= 0 && plain) {
+                void *copy = malloc(size);
+                int dup = copy ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
+
+                if (dup >= 0) {
+                        kept_btf_done(kept);
+                        memcpy(copy, data, size);
+                        *kept = (KeptBtf) { .data = TAKE_PTR(copy), .size = size, .fd = dup };
+                }
+                free(copy);
+        }
+        return fd;
+}
+
+unsigned loader_btf_reused(void) {
+        return btf_reused;
+}
+
 int loader_setup(void) {
         libbpf_set_print(libbpf_print);
         elf_version(EV_CURRENT);
@@ -827,7 +884,9 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
         o->timings.open = t1 - t0;
         btf_targets_begin(s->btf_cache);
         loading = true;
+        kept = s->kept_btf;
         r = bpf_object__load(obj);
+        kept = NULL;
         loading = false;
         btf_targets_end();
         o->timings.load = now_usec() - t1;

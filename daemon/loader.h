@@ -28,6 +28,15 @@ typedef struct LoadLimits {
         size_t n_program_types;
 } LoadLimits;
 
+/* An object's own BTF as loaded into the kernel, kept to be used again by the next load of the same bytes. */
+typedef struct KeptBtf {
+        void *data;
+        size_t size;
+        int fd; /* -1: none yet */
+} KeptBtf;
+
+void kept_btf_done(KeptBtf *k);
+
 typedef struct LoadSettings {
         const char *name;      /* object name, already validated */
         json_object *programs; /* array of names, or NULL for all */
@@ -37,12 +46,15 @@ typedef struct LoadSettings {
         const char *btf_custom_path; /* CO-RE target (the planner's minimal BTF), or NULL for kernel BTF */
         BtfCache *btf_cache;         /* resolves BTF-named attach targets (tp_btf, fentry, lsm) */
         const LoadLimits *limits;    /* NULL for admins */
+        KeptBtf *kept_btf;           /* the plan's, or NULL */
 } LoadSettings;
 
 /* libbpf's logging, libelf, and the cache-backed SEC() handlers. */
 int loader_setup(void);
 /* libbpf's "can BPF be loaded at all" probe programs answered with the one kept (bpf_prog_load() above). */
 unsigned loader_probes_answered(void);
+/* Loads whose object BTF was the kernel object kept from an earlier load (bpf_btf_load() in loader.c). */
+unsigned loader_btf_reused(void);
 
 /* "sha256:" and 64 hex digits, NUL-terminated. */
 #define LOADER_DIGEST_MAX (7 + 64 + 1)

@@ -843,6 +843,7 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                         .btf_custom_path = in->plan->min_btf_path[0] ? in->plan->min_btf_path : NULL,
                         .btf_cache = m->btf,
                         .limits = limits,
+                        .kept_btf = &in->plan->kernel_btf,
                 };
 
                 if (in->plan->core->needs_full_btf) {
@@ -1270,6 +1271,7 @@ static int vl_method_status(Call *call) {
         json_object_object_add(counters, "kernel_btf_served", json_object_new_uint64(btf_targets_served()));
         json_object_object_add(counters, "kernel_btf_lookups", json_object_new_uint64(btf_targets_lookups()));
         json_object_object_add(counters, "load_probes_skipped", json_object_new_uint64(loader_probes_answered()));
+        json_object_object_add(counters, "object_btf_reused", json_object_new_uint64(loader_btf_reused()));
         json_object_object_add(counters, "plan_cache_hits", json_object_new_uint64(m->plans.hits));
         json_object_object_add(counters, "plan_cache_misses", json_object_new_uint64(m->plans.misses));
         json_object_object_add(reply, "counters", counters);

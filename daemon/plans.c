@@ -33,6 +33,7 @@ static Plan *plan_free(Plan *plan) {
         core_plan_free(plan->core);
         json_object_put(plan->relocations);
         safe_close(plan->min_btf_fd);
+        kept_btf_done(&plan->kernel_btf);
         free(plan);
         return NULL;
 }
@@ -190,6 +191,7 @@ static int make_plan(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
         }
         plan->refs = 1;
         plan->min_btf_fd = -1;
+        plan->kernel_btf.fd = -1;
         /* The client's ELF is parsed in a confined worker, never here. */
         r = worker_core_plan(req->elf, req->size, merged_lookup, &m, &plan->core, &error);
         if (r < 0) {

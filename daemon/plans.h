@@ -12,6 +12,7 @@
 
 #include "btf-cache.h"
 #include "failure.h"
+#include "loader.h"
 #include "planner.h"
 
 #define PLANS_CACHE_MAX 64u
@@ -26,6 +27,7 @@ typedef struct Plan {
         json_object *relocations; /* relocations[] of design.md, rendered once (plan_relocations_json) */
         struct stat file;         /* the last client file seen with this plan, and its sha256 */
         char file_digest[7 + 64 + 1];
+        KeptBtf kernel_btf;       /* the object's BTF in the kernel, from the last load: loads share it */
         unsigned refs;
         uint64_t plan_us;
 } Plan;

@@ -282,33 +282,58 @@ static unsigned count_kernel_programs(void) {
         return n;
 }
 
+static uint32_t program_btf_id(const BpfcoreReply *r) {
+        json_object *progs = object_get(r, "programs");
+        struct bpf_prog_info info = {};
+        __u32 len = sizeof(info);
+        int fd = progs ? bpf_prog_get_fd_by_id((uint32_t) json_int(json_object_array_get_idx(progs, 0), "id")) : -1;
+
+        if (fd < 0)
+                return 0;
+        if (bpf_prog_get_info_by_fd(fd, &info, &len) < 0)
+                info.btf_id = 0;
+        close(fd);
+        return info.btf_id;
+}
+
 /*
- * libbpf's per-load probe program (a trivial socket filter, loaded and
- * closed to see that loading works) is answered with one the daemon keeps:
- * loads do not make and free one each, and their programs are libbpf's.
+ * What libbpf does on every load that a daemon need not repeat: its probe
+ * program (a trivial socket filter, loaded and closed to see that loading
+ * works) is answered with one the daemon keeps, and the object's BTF, once
+ * in the kernel, is shared by the next loads of the same plan.
  */
-TEST(load_probe_kept) {
-        _cleanup_reply_ BpfcoreReply before = {}, after = {};
+TEST(per_load_work_kept) {
+        _cleanup_reply_ BpfcoreReply before = {}, after = {}, first = {};
         json_object *c0 = NULL, *c1 = NULL;
-        unsigned n0;
+        uint32_t btf_id = 0;
+        unsigned n0, same_btf = 0;
         bool ok = true;
 
         call(&d, "io.bpfcored.Status", NULL, NULL, 0, &before);
         json_object_object_get_ex(before.parameters, "counters", &c0);
         n0 = count_kernel_programs();
+        load_object(&d, "tp_core", NULL, &first);
+        btf_id = program_btf_id(&first);
         for (int i = 0; i < 5; i++) {
                 _cleanup_reply_ BpfcoreReply r = {};
 
-                load_object(&d, "globals", NULL, &r);
+                load_object(&d, "tp_core", NULL, &r);
                 ok = ok && !r.error && object_int(&r, "id") > 0;
+                same_btf += btf_id != 0 && program_btf_id(&r) == btf_id;
                 if (object_int(&r, "id") > 0)
                         unload((uint64_t) object_int(&r, "id"));
         }
-        tap_ok(ok, "globals loaded and unloaded 5 times");
+        if (object_int(&first, "id") > 0)
+                unload((uint64_t) object_int(&first, "id"));
+        tap_ok(ok, "tp_core loaded and unloaded 5 times beside a first load");
+        tap_is_int(same_btf, 5, "each load's programs have the first load's BTF object (id %u)", btf_id);
         call(&d, "io.bpfcored.Status", NULL, NULL, 0, &after);
         json_object_object_get_ex(after.parameters, "counters", &c1);
-        tap_ok(json_int(c1, "load_probes_skipped") - json_int(c0, "load_probes_skipped") >= 4,
-               "libbpf's loading probe answered from the kept one (%lld times in 5 loads)",
+        tap_ok(json_int(c1, "object_btf_reused") - json_int(c0, "object_btf_reused") >= 5,
+               "Status counts the BTF reused (%lld)",
+               (long long) (json_int(c1, "object_btf_reused") - json_int(c0, "object_btf_reused")));
+        tap_ok(json_int(c1, "load_probes_skipped") - json_int(c0, "load_probes_skipped") >= 5,
+               "libbpf's loading probe answered from the kept one (%lld times in 6 loads)",
                (long long) (json_int(c1, "load_probes_skipped") - json_int(c0, "load_probes_skipped")));
         tap_ok(count_kernel_programs() <= n0 + 1, "the kernel holds at most the one kept probe more (%u, was %u)",
                count_kernel_programs(), n0);
