@@ -832,6 +832,13 @@ static int verifier_failure(struct bpf_object *obj, const LogBuffer *log, int er
         return 0;
 }
 
+struct bpf_object *loader_open_ahead(const void *data, size_t size, const char *name, const char *btf_custom_path) {
+        LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name, .btf_custom_path = btf_custom_path,
+                    .bpf_token_path = "");
+
+        return bpf_object__open_mem(data, size, &opts);
+}
+
 int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f) {
         _cleanup_free_ char *text = NULL;
         LogBuffer log = {};
@@ -843,18 +850,42 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
 
         capture = open_memstream(&text, &text_size);
         captured = 0;
-        if (!capture)
+        if (!capture) {
+                bpf_object__close(s->opened);
                 return -ENOMEM;
+        }
 
-        /* bpf_token_path "": the daemon has its capabilities, no BPF token is looked for (bpffs open + probe). */
-        LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = s->name, .pin_root_path = s->maps_pin_dir,
-                    .btf_custom_path = s->btf_custom_path, .bpf_token_path = "");
-        obj = bpf_object__open_mem(data, size, &opts);
-        if (!obj) {
-                r = negative_errno();
-                fflush(capture);
-                r = fail_captured(f, r, VL_ERROR_INVALID_OBJECT, "libbpf cannot open the object", text);
-                goto finish;
+        if (s->opened) {
+                struct bpf_map *map;
+
+                obj = s->opened;
+                /* Opened without a pin root: maps pinned by name go to this object's directory. */
+                bpf_object__for_each_map(map, obj) {
+                        _cleanup_free_ char *path = NULL;
+
+                        if (!bpf_map__pin_path(map))
+                                continue;
+                        if (asprintf(&path, "%s/%s", s->maps_pin_dir, bpf_map__name(map)) < 0) {
+                                r = -ENOMEM;
+                                goto finish;
+                        }
+                        r = bpf_map__set_pin_path(map, path);
+                        if (r < 0)
+                                goto finish;
+                }
+        } else {
+                /* bpf_token_path "": the daemon has its capabilities, no BPF token is looked for (bpffs open +
+                 * probe). */
+                LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = s->name, .pin_root_path = s->maps_pin_dir,
+                            .btf_custom_path = s->btf_custom_path, .bpf_token_path = "");
+
+                obj = bpf_object__open_mem(data, size, &opts);
+                if (!obj) {
+                        r = negative_errno();
+                        fflush(capture);
+                        r = fail_captured(f, r, VL_ERROR_INVALID_OBJECT, "libbpf cannot open the object", text);
+                        goto finish;
+                }
         }
 
         r = select_programs(obj, s->programs, f);

@@ -47,7 +47,16 @@ typedef struct LoadSettings {
         BtfCache *btf_cache;         /* resolves BTF-named attach targets (tp_btf, fentry, lsm) */
         const LoadLimits *limits;    /* NULL for admins */
         KeptBtf *kept_btf;           /* the plan's, or NULL */
+        struct bpf_object *opened;   /* opened ahead for this load (loader_open_ahead()), or NULL; the loader's */
 } LoadSettings;
+
+/*
+ * libbpf's open of an object (parsing its ELF, BTF, programs, relocations)
+ * done ahead, in idle time after a load, for the next load of the same
+ * plan: the same bytes, so the same opened object. name is the object name
+ * the next load must have; pinned-by-name maps get their directory at load.
+ */
+struct bpf_object *loader_open_ahead(const void *data, size_t size, const char *name, const char *btf_custom_path);
 
 /* libbpf's logging, libelf, and the cache-backed SEC() handlers. */
 int loader_setup(void);

@@ -853,6 +853,9 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                         m->counters.fallbacks++;
                 } else if (s.btf_custom_path)
                         m->counters.planned++;
+                s.opened = plan_take_ready(in->plan, o->name);
+                if (s.opened)
+                        m->counters.opened_ahead++;
                 r = loader_load(in->obj.data, in->obj.size, &s, o, f);
         }
         {
@@ -921,9 +924,9 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
         return 0;
 }
 
-/* The journal entries and events of a load that stays; after the reply, which need not wait for them. */
-static void announce_loaded(Manager *m, void *userdata) {
-        Object *o = registry_get(m->registry, (uint64_t) (uintptr_t) userdata);
+/* The journal entries and events of a load that stays. */
+static void announce_loaded(Manager *m, uint64_t id) {
+        Object *o = registry_get(m->registry, id);
         Peer owner;
 
         if (!o)
@@ -944,6 +947,32 @@ static void announce_loaded(Manager *m, void *userdata) {
                 json_object_object_add(e, "maps", json_object_new_uint64(o->n_maps));
                 event_emit(m, e);
         }
+}
+
+/* What a Load does once its reply is sent: announce it, and open the object ahead for the next load. */
+typedef struct AfterLoad {
+        uint64_t id;
+        Plan *plan;
+        ObjectBytes obj;
+        char *name;
+} AfterLoad;
+
+static void after_load(Manager *m, void *userdata) {
+        AfterLoad *a = userdata;
+
+        announce_loaded(m, a->id);
+        if (a->name && a->plan->in_cache && !a->plan->ready) {
+                const char *custom = a->plan->min_btf_path[0] && !a->plan->core->needs_full_btf
+                                             ? a->plan->min_btf_path
+                                             : NULL;
+
+                plans_keep_ready(&m->plans, a->plan, loader_open_ahead(a->obj.data, a->obj.size, a->name, custom),
+                                 a->name);
+        }
+        loader_read_done(&a->obj);
+        plan_unref(a->plan);
+        free(a->name);
+        free(a);
 }
 
 /*
@@ -1050,8 +1079,18 @@ static int vl_method_load(Call *call) {
         }
         reply = json_object_new_object();
         json_object_object_add(reply, "object", in.object_json ? json_object_get(in.object_json) : object_to_json(o));
-        call->after_reply = announce_loaded;
-        call->after_reply_data = (void *) (uintptr_t) TAKE_PTR(o)->id; /* the registry has it */
+        {
+                AfterLoad *a = malloc(sizeof(*a));
+
+                if (a) {
+                        *a = (AfterLoad) { .id = o->id, .plan = plan_ref(in.plan), .obj = in.obj, .name = strdup(o->name) };
+                        in.obj = (ObjectBytes) {};
+                        call->after_reply = after_load;
+                        call->after_reply_data = a;
+                } else
+                        announce_loaded(m, o->id);
+        }
+        TAKE_PTR(o); /* the registry has it */
         return vl_reply(call, reply, NULL, 0);
 }
 
@@ -1089,7 +1128,7 @@ int methods_load_file(Manager *m, const char *name, const char *path, json_objec
         r = load_planned(m, &p, &in, o, &self, NULL, t0, f);
         if (r < 0)
                 return r;
-        announce_loaded(m, (void *) (uintptr_t) TAKE_PTR(o)->id); /* the registry has it */
+        announce_loaded(m, TAKE_PTR(o)->id); /* the registry has it */
         return 0;
 }
 
@@ -1272,6 +1311,7 @@ static int vl_method_status(Call *call) {
         json_object_object_add(counters, "kernel_btf_lookups", json_object_new_uint64(btf_targets_lookups()));
         json_object_object_add(counters, "load_probes_skipped", json_object_new_uint64(loader_probes_answered()));
         json_object_object_add(counters, "object_btf_reused", json_object_new_uint64(loader_btf_reused()));
+        json_object_object_add(counters, "opened_ahead", json_object_new_uint64(m->counters.opened_ahead));
         json_object_object_add(counters, "plan_cache_hits", json_object_new_uint64(m->plans.hits));
         json_object_object_add(counters, "plan_cache_misses", json_object_new_uint64(m->plans.misses));
         json_object_object_add(reply, "counters", counters);

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <bpf/libbpf.h>
 #include <errno.h>
 #include <gelf.h>
 #include <limits.h>
@@ -27,6 +28,13 @@ void plans_init(Plans *p, BtfCache *cache) {
         *p = (Plans) { .cache = cache };
 }
 
+static void drop_ready(Plan *plan) {
+        bpf_object__close(plan->ready);
+        plan->ready = NULL;
+        free(plan->ready_name);
+        plan->ready_name = NULL;
+}
+
 static Plan *plan_free(Plan *plan) {
         if (!plan)
                 return NULL;
@@ -34,8 +42,45 @@ static Plan *plan_free(Plan *plan) {
         json_object_put(plan->relocations);
         safe_close(plan->min_btf_fd);
         kept_btf_done(&plan->kernel_btf);
+        drop_ready(plan);
         free(plan);
         return NULL;
+}
+
+Plan *plan_ref(Plan *plan) {
+        if (plan)
+                plan->refs++;
+        return plan;
+}
+
+/* Objects opened ahead cost memory (a large object's programs, BTF and relocations): the plans used last. */
+#define PLANS_READY_MAX 4u
+
+void plans_keep_ready(Plans *p, Plan *plan, struct bpf_object *obj, const char *name) {
+        size_t kept = 0;
+
+        drop_ready(plan);
+        if (!obj)
+                return;
+        plan->ready_name = plan->in_cache ? strdup(name) : NULL;
+        if (!plan->ready_name) {
+                bpf_object__close(obj);
+                return;
+        }
+        plan->ready = obj;
+        for (size_t i = 0; i < p->n; i++)
+                if (p->entries[i]->ready && ++kept > PLANS_READY_MAX)
+                        drop_ready(p->entries[i]);
+}
+
+struct bpf_object *plan_take_ready(Plan *plan, const char *name) {
+        struct bpf_object *obj;
+
+        if (!plan->ready || strcmp(plan->ready_name, name) != 0)
+                return NULL;
+        obj = TAKE_PTR(plan->ready);
+        drop_ready(plan);
+        return obj;
 }
 
 Plan *plan_unref(Plan *plan) {
@@ -45,8 +90,10 @@ Plan *plan_unref(Plan *plan) {
 }
 
 void plans_flush(Plans *p) {
-        for (size_t i = 0; i < p->n; i++)
+        for (size_t i = 0; i < p->n; i++) {
+                p->entries[i]->in_cache = false;
                 plan_unref(p->entries[i]);
+        }
         p->n = 0;
 }
 
@@ -274,12 +321,15 @@ int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f) {
         }
         strcpy(plan->key, key);
         if (cached) {
-                if (p->n == PLANS_CACHE_MAX)
-                        plan_unref(p->entries[--p->n]);
+                if (p->n == PLANS_CACHE_MAX) {
+                        p->entries[--p->n]->in_cache = false;
+                        plan_unref(p->entries[p->n]);
+                }
                 memmove(p->entries + 1, p->entries, p->n * sizeof(Plan *));
                 p->entries[0] = plan;
                 p->n++;
                 plan->refs++;
+                plan->in_cache = true;
         }
         *ret = plan;
         return 0;

@@ -28,6 +28,9 @@ typedef struct Plan {
         struct stat file;         /* the last client file seen with this plan, and its sha256 */
         char file_digest[7 + 64 + 1];
         KeptBtf kernel_btf;       /* the object's BTF in the kernel, from the last load: loads share it */
+        struct bpf_object *ready; /* opened ahead for the next load (loader_open_ahead()), or NULL */
+        char *ready_name;         /* the object name it was opened with */
+        bool in_cache;
         unsigned refs;
         uint64_t plan_us;
 } Plan;
@@ -56,6 +59,11 @@ void plans_flush(Plans *p);
 /* A plan for req: from the cache or made now. InvalidObject / InvalidParameter in f on failure. */
 int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f);
 Plan *plan_unref(Plan *plan);
+Plan *plan_ref(Plan *plan);
+/* Keeps obj opened ahead for plan; only the few most recently used plans keep one (memory). */
+void plans_keep_ready(Plans *p, Plan *plan, struct bpf_object *obj, const char *name);
+/* The plan's object opened ahead, if it was opened with this name (the caller owns it then). */
+struct bpf_object *plan_take_ready(Plan *plan, const char *name);
 
 /*
  * The whole file's sha256 costs as much as a load for a large -g object, and

@@ -508,6 +508,62 @@ TEST(pin_by_name_stays_inside) {
                 unload(id_b);
 }
 
+static int64_t status_counter(const char *name) {
+        _cleanup_reply_ BpfcoreReply st = {};
+        json_object *c = NULL;
+
+        call(&d, "io.bpfcored.Status", NULL, NULL, 0, &st);
+        json_object_object_get_ex(st.parameters, "counters", &c);
+        return json_int(c, name);
+}
+
+/*
+ * After a load, the daemon opens the object again with libbpf in idle time,
+ * for the next load of the same plan. That next load must behave as if
+ * opened then: its own globals, its own program subset, its own pin
+ * directory; a load under another name opens its own.
+ */
+TEST(opened_ahead) {
+        _cleanup_reply_ BpfcoreReply first = {}, second = {}, subset = {}, renamed = {};
+        uint32_t pid = 0;
+        int64_t before;
+
+        load_object(&d, "globals", params_new("{\"globals\":{\"target_pid\":1111}}"), &first);
+        before = status_counter("opened_ahead");
+        load_object(&d, "globals", params_new("{\"globals\":{\"target_pid\":2222}}"), &second);
+        tap_is_str(reply_error(&second), "", "globals loads again");
+        tap_is_int(status_counter("opened_ahead") - before, 1, "from the object opened ahead");
+        tap_ok(read_global(object_get(&second, "maps"), ".rodata", "target_pid", &pid, sizeof(pid)) && pid == 2222,
+               "with its own globals (target_pid 2222)");
+        pid = 0;
+        tap_ok(read_global(object_get(&first, "maps"), ".rodata", "target_pid", &pid, sizeof(pid)) && pid == 1111,
+               "and the first load keeps its own (1111)");
+        tap_ok(pin_exists((uint64_t) object_int(&second, "id"), "programs/count_getpid"),
+               "its pins are in its own directory");
+
+        load_object(&d, "tp_core", NULL, &subset);
+        unload((uint64_t) object_int(&subset, "id"));
+        bpfcore_reply_done(&subset);
+        before = status_counter("opened_ahead");
+        load_object(&d, "tp_core", params_new("{\"programs\":[\"handle_exec\"]}"), &subset);
+        tap_is_int(status_counter("opened_ahead") - before, 1, "tp_core opened ahead too");
+        tap_is_int(object_get(&subset, "programs") ? json_object_array_length(object_get(&subset, "programs")) : 0, 1,
+                   "and a subset of its programs loads from it");
+
+        before = status_counter("opened_ahead");
+        load_object(&d, "tp_core", params_new("{\"name\":\"other-name\"}"), &renamed);
+        tap_is_str(reply_error(&renamed), "", "a load under another name loads");
+        tap_is_int(status_counter("opened_ahead") - before, 0, "opened for its own name, not from the one ahead");
+        tap_is_str(json_object_get_string(object_get(&renamed, "name")), "other-name", "and has that name");
+        {
+                const BpfcoreReply *loaded[] = { &first, &second, &subset, &renamed };
+
+                for (size_t i = 0; i < ELEMENTSOF(loaded); i++)
+                        if (object_int(loaded[i], "id") > 0)
+                                unload((uint64_t) object_int(loaded[i], "id"));
+        }
+}
+
 static void expect_invalid_object(const char *what, const void *data, size_t size, const char *needle) {
         _cleanup_reply_ BpfcoreReply r = {};
         json_object *p = json_object_new_object();
