@@ -312,6 +312,18 @@ int main(int argc, char **argv) {
         json_object_object_get_ex(status.parameters, "btf_cache", &cache);
         printf("\ndaemon RSS after the runs: %ld KiB; BTF cache: %lld bytes, %lld indexed names\n", rss_kib(d.pid),
                (long long) json_int(cache, "memory_bytes"), (long long) json_int(cache, "indexed_types"));
+        {
+                json_object *c = NULL;
+
+                json_object_object_get_ex(status.parameters, "counters", &c);
+                printf("daemon loads: %lld, planned against a minimal BTF %lld, fallbacks to the whole cached BTF %lld;\n"
+                       "  kernel BTF served from the cache %lld times, kfunc/ksym names from its index %lld, opened ahead "
+                       "%lld,\n  libbpf's loading probe skipped %lld, object BTF reused %lld\n",
+                       (long long) json_int(c, "loads"), (long long) json_int(c, "planned_loads"),
+                       (long long) json_int(c, "fallback_loads"), (long long) json_int(c, "kernel_btf_served"),
+                       (long long) json_int(c, "kernel_btf_lookups"), (long long) json_int(c, "opened_ahead"),
+                       (long long) json_int(c, "load_probes_skipped"), (long long) json_int(c, "object_btf_reused"));
+        }
         /* Start-up, as often as the parse was timed: one start is too noisy a sample. */
         bpfcore_disconnect(client);
         client = NULL;
