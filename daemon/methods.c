@@ -197,37 +197,6 @@ static char *object_name_from_fd(int fd) {
         return name;
 }
 
-/* A file the admin named (objects.d), within the object size limit. */
-static int read_file_bounded(const char *path, void **ret, size_t *ret_size) {
-        _cleanup_free_ char *data = NULL;
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        struct stat st;
-        size_t done = 0;
-
-        if (fd < 0)
-                return -errno;
-        if (fstat(fd, &st) < 0)
-                return -errno;
-        if (!S_ISREG(st.st_mode))
-                return -EBADFD;
-        if ((uint64_t) st.st_size > VL_MAX_OBJECT)
-                return -EFBIG;
-        data = malloc((size_t) st.st_size + 1);
-        if (!data)
-                return -ENOMEM;
-        while (done < (size_t) st.st_size) {
-                ssize_t n = read(fd, data + done, (size_t) st.st_size - done);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        break;
-                done += (size_t) n;
-        }
-        *ret = TAKE_PTR(data);
-        *ret_size = done;
-        return 0;
-}
-
 /* Reads the object from the caller's fd (a large one sparsely: loader_read()); the file may change under
  * us, so never mmap it. *ret_st (if given) is the file as it was read, or all zero if it changed meanwhile. */
 static int read_object(Call *call, int fd, const char *param, bool sparse, ObjectBytes *ret, struct stat *ret_st) {
@@ -700,6 +669,7 @@ typedef struct Intake {
         struct stat st;   /* the client's file as read (st_ino 0: unknown or changed meanwhile) */
         DigestJob digest; /* sha256 of the whole object, computed while it loads */
         json_object *object_json; /* the loaded object as its state file has it: the reply */
+        const char *known_digest; /* the whole file's sha256 when the caller has it (objects.d) */
         char plan_key[LOADER_DIGEST_MAX];
         Plan *plan;
         uint64_t receive_us, plan_us;
@@ -765,7 +735,7 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
         if (r < 0)
                 return r;
         {
-                const char *known = plan_file_digest(in->plan, &in->st);
+                const char *known = in->known_digest ?: plan_file_digest(in->plan, &in->st);
 
                 if (known)
                         loader_digest_known(&in->digest, in->obj.data, in->obj.size, known);
@@ -1094,14 +1064,14 @@ static int vl_method_load(Call *call) {
         return vl_reply(call, reply, NULL, 0);
 }
 
-int methods_load_file(Manager *m, const char *name, const char *path, json_object *params,
-                      json_object *attachments, const char *source, const char *source_digest, Failure *f) {
+int methods_load_file(Manager *m, const char *name, void *data, size_t size, const char *digest,
+                      json_object *params, json_object *attachments, const char *source, const char *source_digest,
+                      Failure *f) {
         _cleanup_(object_freep) Object *o = NULL;
-        _cleanup_(intake_done) Intake in = {};
+        _cleanup_(intake_done) Intake in = { .obj = { .data = data, .size = size }, .fd = -1, .known_digest = digest };
         static const Peer self = { .cred = { .pid = 0, .uid = 0, .gid = 0 } };
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         LoadParameters p = {};
-        size_t size = 0;
         int r;
 
         /* An objects.d entry has the parameters of a Load, but no fd: fd is the file. */
@@ -1111,11 +1081,6 @@ int methods_load_file(Manager *m, const char *name, const char *path, json_objec
                 return r;
         if (attachments && json_object_array_length(attachments) > 0)
                 p.attachments = attachments;
-        r = read_file_bounded(path, (void **) &in.obj.data, &size);
-        if (r < 0)
-                return failure_system(f, r, "reading %s", path);
-        in.obj.size = size;
-        in.fd = -1;
         r = intake_plan(m, &p, &in, f);
         if (r < 0)
                 return r;

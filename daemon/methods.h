@@ -23,10 +23,13 @@ typedef struct LoadParameters {
 extern const ParamField load_table[];
 
 /*
- * Loads the object file at path as a Load with params (taken as the call's
- * parameters, without fd) would, owned by the daemon itself and marked as
- * coming from source (an objects.d file) with source_digest; attachments
- * (borrowed; NULL for none) are made as part of the load, all or nothing.
+ * Loads an object file's bytes (data: size bytes and room for a NUL,
+ * malloc()ed, taken; digest: their sha256, "sha256:..." as loader_digest()
+ * gives) as a Load with params (taken as the call's parameters, without
+ * fd) would, owned by the daemon itself and marked as coming from source
+ * (an objects.d file) with source_digest; attachments (borrowed; NULL for
+ * none) are made as part of the load, all or nothing.
  */
-int methods_load_file(Manager *m, const char *name, const char *path, json_object *params,
-                      json_object *attachments, const char *source, const char *source_digest, Failure *f);
+int methods_load_file(Manager *m, const char *name, void *data, size_t size, const char *digest,
+                      json_object *params, json_object *attachments, const char *source, const char *source_digest,
+                      Failure *f);

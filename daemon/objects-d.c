@@ -219,8 +219,9 @@ static Object *from_source(Manager *m, const char *path) {
 }
 
 static void sync_one(Manager *m, const char *dir, const char *entry) {
-        _cleanup_free_ char *text = NULL, *name = NULL, *file = NULL, *error = NULL, *key = NULL;
+        _cleanup_free_ char *text = NULL, *name = NULL, *file = NULL, *error = NULL, *key = NULL, *data = NULL;
         char path[4096], digest[7 + 64 + 1], object_digest[7 + 64 + 1] = "";
+        size_t size = 0;
         json_object *params = NULL, *attachments = NULL;
         Failure f = {};
         Object *old;
@@ -244,12 +245,9 @@ static void sync_one(Manager *m, const char *dir, const char *entry) {
                 report(path, error ?: "cannot be parsed");
                 return;
         }
-        /* What identifies this entry: its text and the object file's bytes. */
+        /* What identifies this entry: its text and the object file's bytes (read once: they are what loads). */
         {
-                void *data = NULL;
-                size_t size = 0;
                 FILE *of = fopen(file, "re");
-
                 struct stat st;
 
                 /* Sized by the file, capped like any object. */
@@ -261,7 +259,6 @@ static void sync_one(Manager *m, const char *dir, const char *entry) {
                         fclose(of);
                 if (data && size > 0)
                         (void) loader_digest(data, size, object_digest);
-                free(data);
         }
         /* All of the text: a change on any line, or in the object file, reloads the entry. */
         if (asprintf(&key, "%s%s", text, object_digest) < 0)
@@ -283,7 +280,17 @@ static void sync_one(Manager *m, const char *dir, const char *entry) {
                 log_info("objects.d entry %s changed: reloading object %llu.", path, (unsigned long long) old->id);
                 (void) unload_object(m, old->id);
         }
-        r = methods_load_file(m, name, file, params, attachments, path, digest, &f);
+        if (!data || size == 0) {
+                char why[4200];
+
+                snprintf(why, sizeof(why), "its object file %s cannot be read (or is empty, or over %u bytes)", file,
+                         VL_MAX_OBJECT);
+                json_object_put(params);
+                json_object_put(attachments);
+                report(path, why);
+                return;
+        }
+        r = methods_load_file(m, name, TAKE_PTR(data), size, object_digest, params, attachments, path, digest, &f);
         json_object_put(params);
         json_object_put(attachments);
         if (r < 0) {

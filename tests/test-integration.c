@@ -1339,6 +1339,12 @@ TEST(objects_d) {
         tap_is_int(json_int(array_find_name(json_object_object_get(good, "maps"), "settings"), "max_entries"), 32,
                    "with its map setting");
         tap_ok(strstr(json_str(good, "source"), "good.conf") != NULL, "and says where it came from");
+        {
+                char want[80];
+
+                file_sha256(path, want);
+                tap_is_str(json_str(good, "digest"), want, "its digest is the object file's sha256 (read once)");
+        }
         tap_ok(find_name(json_object_object_get(l.parameters, "objects"), "broken") == NULL, "the broken one is not");
         read_file(d.log_path, &log, &size);
         tap_ok(log && strstr(log, "broken.conf skipped"), "the broken entry is reported");
