@@ -151,7 +151,116 @@ static void *collect_slots_thread(void *userdata) {
         return NULL;
 }
 
+/*
+ * At start, vmlinux's slots are worked out from its raw bytes on a thread
+ * while libbpf parses the same bytes (btf__new() copies and checks them
+ * all): the two take about as long, so the index costs little more than
+ * the parse. The walk follows the BTF format (a type's record length by
+ * its kind) within the bounds of the file; anything it does not expect, or
+ * a type count other than libbpf's, and the slots are made as for any BTF.
+ */
+typedef struct RawSlots {
+        void *map;       /* the mapped file: slot names point into it until the index is built */
+        size_t map_size;
+        Slot *slots;     /* cand.target left unset: vmlinux's */
+        size_t k;
+        uint32_t n_types;
+        int r;
+} RawSlots;
+
+static void raw_slots_done(RawSlots *raw) {
+        if (raw->map)
+                munmap(raw->map, raw->map_size);
+        free(raw->slots);
+        *raw = (RawSlots) {};
+}
+
+static size_t raw_type_extra(const struct btf_type *t) {
+        uint16_t vlen = btf_vlen(t);
+
+        switch (btf_kind(t)) {
+        case BTF_KIND_INT:
+        case BTF_KIND_VAR:
+        case BTF_KIND_DECL_TAG:
+                return 4;
+        case BTF_KIND_PTR:
+        case BTF_KIND_FWD:
+        case BTF_KIND_TYPEDEF:
+        case BTF_KIND_VOLATILE:
+        case BTF_KIND_CONST:
+        case BTF_KIND_RESTRICT:
+        case BTF_KIND_FUNC:
+        case BTF_KIND_FLOAT:
+        case BTF_KIND_TYPE_TAG:
+                return 0;
+        case BTF_KIND_ARRAY:
+                return sizeof(struct btf_array);
+        case BTF_KIND_STRUCT:
+        case BTF_KIND_UNION:
+                return (size_t) vlen * sizeof(struct btf_member);
+        case BTF_KIND_ENUM:
+                return (size_t) vlen * sizeof(struct btf_enum);
+        case BTF_KIND_ENUM64:
+                return (size_t) vlen * sizeof(struct btf_enum64);
+        case BTF_KIND_FUNC_PROTO:
+                return (size_t) vlen * sizeof(struct btf_param);
+        case BTF_KIND_DATASEC:
+                return (size_t) vlen * sizeof(struct btf_var_secinfo);
+        default:
+                return SIZE_MAX;
+        }
+}
+
+static void *raw_slots_thread(void *userdata) {
+        RawSlots *raw = userdata;
+        const uint8_t *d = raw->map;
+        const struct btf_header *h = raw->map;
+        const char *strs;
+        uint64_t types, types_end, strs_end;
+
+        raw->r = -EINVAL;
+        if (raw->map_size < sizeof(*h) || h->hdr_len < sizeof(*h) || h->hdr_len > raw->map_size)
+                return NULL;
+        types = (uint64_t) h->hdr_len + h->type_off;
+        types_end = types + h->type_len;
+        strs_end = (uint64_t) h->hdr_len + h->str_off + h->str_len;
+        if (types_end > raw->map_size || strs_end > raw->map_size || h->str_len == 0 || d[strs_end - 1] != 0)
+                return NULL;
+        strs = (const char *) d + h->hdr_len + h->str_off;
+        raw->slots = malloc((h->type_len / sizeof(struct btf_type) + 1) * sizeof(Slot));
+        if (!raw->slots) {
+                raw->r = -ENOMEM;
+                return NULL;
+        }
+        for (uint64_t at = types; at < types_end;) {
+                const struct btf_type *t = (const struct btf_type *) (d + at);
+                size_t extra;
+
+                if (types_end - at < sizeof(*t) || (extra = raw_type_extra(t)) == SIZE_MAX ||
+                    extra > types_end - at - sizeof(*t) || t->name_off >= h->str_len)
+                        return NULL;
+                at += sizeof(*t) + extra;
+                raw->n_types++;
+                if (indexable(t) && strs[t->name_off]) {
+                        Slot *sl = &raw->slots[raw->k++];
+
+                        sl->name = strs + t->name_off;
+                        sl->len = (uint32_t) essential_name_hash(sl->name, &sl->hash);
+                        sl->cand = (CoreCandidate) { .type_id = raw->n_types };
+                }
+        }
+        raw->r = 0;
+        return NULL;
+}
+
+static int index_build(const CoreTarget *const *targets, size_t n_targets, const RawSlots *raw, BtfIndex *ret);
+
 int btf_index_build(const CoreTarget *const *targets, size_t n_targets, BtfIndex *ret) {
+        return index_build(targets, n_targets, NULL, ret);
+}
+
+/* raw: vmlinux's slots (targets[0]) worked out at start, or NULL. */
+static int index_build(const CoreTarget *const *targets, size_t n_targets, const RawSlots *raw, BtfIndex *ret) {
         _cleanup_free_ Slot *slots = NULL;
         _cleanup_free_ uint32_t *order = NULL, *fill = NULL;
         BtfIndex idx = {};
@@ -169,21 +278,35 @@ int btf_index_build(const CoreTarget *const *targets, size_t n_targets, BtfIndex
         slots = malloc(MAX(n, 1u) * sizeof(Slot));
         if (!slots)
                 return -ENOMEM;
-        /* Two halves of the types, the second on a thread (start-up has both cores to itself), each into its
-         * own part of slots; then the second's slots follow the first's, so the order is the types' order. */
-        jobs[0] = (SlotJob) { .targets = targets, .n_targets = n_targets, .from = 0, .to = n / 2, .slots = slots };
-        jobs[1] = (SlotJob) { .targets = targets, .n_targets = n_targets, .from = n / 2, .to = n,
-                              .slots = slots + n / 2 };
-        if (n >= SLOTS_PARALLEL_MIN)
-                helped = pthread_create(&helper, NULL, collect_slots_thread, &jobs[1]) == 0;
-        collect_slots(&jobs[0]);
-        if (helped)
-                pthread_join(helper, NULL);
-        else
-                collect_slots(&jobs[1]);
-        k = jobs[0].k;
-        memmove(slots + k, jobs[1].slots, jobs[1].k * sizeof(Slot));
-        k += jobs[1].k;
+        if (raw && raw->r == 0 && n_targets > 0 && !btf__base_btf(targets[0]->btf) &&
+            raw->n_types == btf__type_cnt(targets[0]->btf) - 1) {
+                /* vmlinux's are made; the rest (modules) follow them. */
+                for (size_t i = 0; i < raw->k; i++) {
+                        slots[i] = raw->slots[i];
+                        slots[i].cand.target = targets[0];
+                }
+                jobs[0] = (SlotJob) { .targets = targets, .n_targets = n_targets, .from = raw->n_types, .to = n,
+                                      .slots = slots + raw->k };
+                collect_slots(&jobs[0]);
+                k = raw->k + jobs[0].k;
+        } else {
+                /* Two halves of the types, the second on a thread (start-up has both cores to itself), each into
+                 * its own part of slots; the second's then follow the first's, in the types' order. */
+                jobs[0] = (SlotJob) { .targets = targets, .n_targets = n_targets, .from = 0, .to = n / 2,
+                                      .slots = slots };
+                jobs[1] = (SlotJob) { .targets = targets, .n_targets = n_targets, .from = n / 2, .to = n,
+                                      .slots = slots + n / 2 };
+                if (n >= SLOTS_PARALLEL_MIN)
+                        helped = pthread_create(&helper, NULL, collect_slots_thread, &jobs[1]) == 0;
+                collect_slots(&jobs[0]);
+                if (helped)
+                        pthread_join(helper, NULL);
+                else
+                        collect_slots(&jobs[1]);
+                k = jobs[0].k;
+                memmove(slots + k, jobs[1].slots, jobs[1].k * sizeof(Slot));
+                k += jobs[1].k;
+        }
 
         idx.n_buckets = 1;
         while (idx.n_buckets < k)
@@ -278,22 +401,39 @@ static BtfEntry *entry_free(BtfEntry *e) {
  * vmlinux; kernels that let it be mapped (MAP_PRIVATE) hand it over at once.
  * Only sysfs is mapped: it cannot be truncated under us, a regular file could.
  */
-static struct btf *parse_btf_file(const char *path, const struct btf *base) {
+/* raw (vmlinux at start, or NULL): its slots are worked out while libbpf parses, and it keeps the mapping. */
+static struct btf *parse_btf_file(const char *path, const struct btf *base, RawSlots *raw) {
         const uint16_t magic = 0xeB9F;
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         struct statfs sfs;
         struct stat st;
         struct btf *btf = NULL;
+        pthread_t walker;
+        bool walking = false;
         void *m;
 
         if (fd >= 0 && fstatfs(fd, &sfs) == 0 && sfs.f_type == SYSFS_MAGIC && fstat(fd, &st) == 0 &&
             st.st_size >= 2 && (uint64_t) st.st_size <= UINT32_MAX) {
                 m = mmap(NULL, (size_t) st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
                 if (m != MAP_FAILED) {
-                        if (memcmp(m, &magic, sizeof(magic)) == 0)
+                        if (memcmp(m, &magic, sizeof(magic)) == 0) {
+                                if (raw && !base) {
+                                        *raw = (RawSlots) { .map = m, .map_size = (size_t) st.st_size, .r = -EINVAL };
+                                        walking = pthread_create(&walker, NULL, raw_slots_thread, raw) == 0;
+                                        if (!walking)
+                                                *raw = (RawSlots) {};
+                                }
                                 btf = base ? btf__new_split(m, (uint32_t) st.st_size, (struct btf *) base)
                                            : btf__new(m, (uint32_t) st.st_size);
-                        munmap(m, (size_t) st.st_size);
+                        }
+                        if (walking)
+                                pthread_join(walker, NULL);
+                        if (walking && btf)
+                                return btf; /* raw keeps the mapping */
+                        if (walking)
+                                raw_slots_done(raw);
+                        else
+                                munmap(m, (size_t) st.st_size);
                         if (btf)
                                 return btf;
                 }
@@ -301,7 +441,8 @@ static struct btf *parse_btf_file(const char *path, const struct btf *base) {
         return base ? btf__parse_split(path, (struct btf *) base) : btf__parse(path, NULL);
 }
 
-static int entry_new(const char *name, BtfOrigin origin, const char *path, const struct btf *base, BtfEntry **ret) {
+static int entry_new(const char *name, BtfOrigin origin, const char *path, const struct btf *base, RawSlots *raw,
+                     BtfEntry **ret) {
         BtfEntry *e;
         uint64_t t0 = now_usec();
         uint32_t size = 0;
@@ -316,7 +457,7 @@ static int entry_new(const char *name, BtfOrigin origin, const char *path, const
                 return -ENOMEM;
         }
         e->origin = origin;
-        e->btf = parse_btf_file(path, base);
+        e->btf = parse_btf_file(path, base, raw);
         if (!e->btf) {
                 r = negative_errno();
                 entry_free(e);
@@ -387,7 +528,7 @@ static void assign_kernel_ids(BtfCache *c) {
         }
 }
 
-static int rebuild_index(BtfCache *c) {
+static int rebuild_index(BtfCache *c, const RawSlots *raw) {
         _cleanup_free_ const CoreTarget **targets = NULL;
         size_t n = 0;
         BtfIndex idx;
@@ -402,7 +543,7 @@ static int rebuild_index(BtfCache *c) {
                         if ((pass == 0) == (c->entries[i]->origin == BTF_ORIGIN_VMLINUX))
                                 if (c->entries[i]->origin != BTF_ORIGIN_EXTERNAL)
                                         targets[n++] = &c->entries[i]->target;
-        r = btf_index_build(targets, n, &idx);
+        r = index_build(targets, n, raw, &idx);
         if (r < 0)
                 return r;
         btf_index_done(&c->kernel);
@@ -464,7 +605,7 @@ static int scan(BtfCache *c, bool *changed) {
                 if (de->d_name[0] == '.' || strcmp(de->d_name, "vmlinux") == 0 || btf_cache_find(c, de->d_name))
                         continue;
                 snprintf(path, sizeof(path), "%s/%s", c->sysfs_dir, de->d_name);
-                r = entry_new(de->d_name, BTF_ORIGIN_MODULE, path, vmlinux->btf, &e);
+                r = entry_new(de->d_name, BTF_ORIGIN_MODULE, path, vmlinux->btf, NULL, &e);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot parse module BTF %s: %m", path);
                         continue;
@@ -493,7 +634,7 @@ static int scan(BtfCache *c, bool *changed) {
                 if (!name || btf_cache_find(c, name))
                         continue;
                 snprintf(path, sizeof(path), "%s/%s", c->external_dir, de->d_name);
-                r = entry_new(name, BTF_ORIGIN_EXTERNAL, path, NULL, &e);
+                r = entry_new(name, BTF_ORIGIN_EXTERNAL, path, NULL, NULL, &e);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot parse external BTF %s: %m", path);
                         continue;
@@ -511,7 +652,7 @@ static int scan(BtfCache *c, bool *changed) {
         return 0;
 }
 
-int btf_cache_refresh(BtfCache *c) {
+static int refresh(BtfCache *c, const RawSlots *raw) {
         bool changed = false;
         int r;
 
@@ -521,14 +662,19 @@ int btf_cache_refresh(BtfCache *c) {
         if (!changed)
                 return 0;
         assign_kernel_ids(c);
-        r = rebuild_index(c);
+        r = rebuild_index(c, raw);
         if (r < 0)
                 return r;
         c->generation++;
         return 1;
 }
 
+int btf_cache_refresh(BtfCache *c) {
+        return refresh(c, NULL);
+}
+
 int btf_cache_new(const char *vmlinux_path, const char *sysfs_dir, const char *external_dir, BtfCache **ret) {
+        _cleanup_(raw_slots_done) RawSlots raw = {};
         BtfCache *c;
         BtfEntry *e;
         uint64_t t0 = now_usec();
@@ -545,7 +691,7 @@ int btf_cache_new(const char *vmlinux_path, const char *sysfs_dir, const char *e
                 return -ENOMEM;
         }
 
-        r = entry_new("vmlinux", BTF_ORIGIN_VMLINUX, vmlinux_path, NULL, &e);
+        r = entry_new("vmlinux", BTF_ORIGIN_VMLINUX, vmlinux_path, NULL, &raw, &e);
         if (r < 0) {
                 log_warning_errno(r, "Cannot parse kernel BTF %s: %m; CO-RE loads fall back to libbpf.",
                                   vmlinux_path);
@@ -556,19 +702,21 @@ int btf_cache_new(const char *vmlinux_path, const char *sysfs_dir, const char *e
                         return r;
                 }
         }
-        r = btf_cache_refresh(c);
+        r = refresh(c, &raw);
         if (r < 0) {
                 btf_cache_free(c);
                 return r;
         }
         if (r == 0) {
                 assign_kernel_ids(c);
-                r = rebuild_index(c);
+                r = rebuild_index(c, &raw);
                 if (r < 0) {
                         btf_cache_free(c);
                         return r;
                 }
         }
+        e = btf_cache_vmlinux(c);
+        c->indexed_while_parsing = e && raw.r == 0 && raw.n_types == btf__type_cnt(e->btf) - 1;
         c->generation = 1;
         c->startup_us = now_usec() - t0;
         *ret = c;

@@ -49,6 +49,7 @@ typedef struct BtfCache {
         BtfIndex kernel;    /* vmlinux + modules */
         uint64_t generation;
         uint64_t startup_us;
+        bool indexed_while_parsing; /* vmlinux's index entries were worked out while libbpf parsed it */
 } BtfCache;
 
 int btf_cache_new(const char *vmlinux_path, const char *sysfs_dir, const char *external_dir, BtfCache **ret);

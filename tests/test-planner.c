@@ -1119,6 +1119,20 @@ TEST(lookup_error) {
         object_done(&obj);
 }
 
+/* The daemon's BTF cache of this kernel (its modules aside), or NULL when there is none: skipped. */
+static BtfCache *kernel_cache(const char *test) {
+        BtfCache *cache = NULL;
+
+        if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
+                tap_skip("this kernel has no /sys/kernel/btf/vmlinux", "%s", test);
+                return NULL;
+        }
+        if (!tap_is_int(btf_cache_new("/sys/kernel/btf/vmlinux", "/nonexistent", NULL, &cache), 0,
+                        "BTF cache of this kernel"))
+                return NULL;
+        return cache;
+}
+
 /* What libbpf's own btf__find_by_name_kind() answers: the first id of that name and kind, walking all types. */
 static int32_t linear_find(const struct btf *btf, const char *name, uint32_t kind) {
         if (kind == BTF_KIND_UNKN || strcmp(name, "void") == 0)
@@ -1147,12 +1161,8 @@ TEST(kernel_name_lookups) {
         size_t asked = 0, wrong = 0, found = 0;
         unsigned before;
 
-        if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
-                tap_skip("this kernel has no /sys/kernel/btf/vmlinux", "kernel name lookups");
-                return;
-        }
-        if (!tap_is_int(btf_cache_new("/sys/kernel/btf/vmlinux", "/nonexistent", NULL, &cache), 0,
-                        "BTF cache of this kernel"))
+        cache = kernel_cache("kernel name lookups");
+        if (!cache)
                 return;
         btf_targets_begin(cache);
         served = btf__load_vmlinux_btf();
@@ -1216,6 +1226,33 @@ static void patch_names_overlap(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t
 
 static void patch_not_elf(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t size) {
         memset(d, 'x', 16);
+}
+
+/*
+ * At start the daemon works out vmlinux's index entries from the raw sysfs
+ * bytes while libbpf parses them (daemon/btf-cache.c): the index must be
+ * exactly the one built from libbpf's parsed BTF.
+ */
+TEST(index_from_raw_bytes) {
+        BtfCache *cache = NULL;
+        const CoreTarget *t;
+        BtfIndex again = {};
+        bool same;
+
+        cache = kernel_cache("index from raw bytes");
+        if (!cache)
+                return;
+        tap_ok(cache->indexed_while_parsing, "its index was worked out from the raw bytes while libbpf parsed");
+        t = &btf_cache_vmlinux(cache)->target;
+        tap_is_int(btf_index_build(&t, 1, &again), 0, "vmlinux indexed again from libbpf's parse");
+        same = again.n == cache->kernel.n && again.n_buckets == cache->kernel.n_buckets &&
+               memcmp(again.buckets, cache->kernel.buckets, (again.n_buckets + 1) * sizeof(uint32_t)) == 0;
+        for (size_t i = 0; same && i < again.n; i++)
+                same = again.cands[i].target == cache->kernel.cands[i].target &&
+                       again.cands[i].type_id == cache->kernel.cands[i].type_id;
+        tap_ok(same, "the start-up index (%zu names) is the same, entry for entry", cache->kernel.n);
+        btf_index_done(&again);
+        btf_cache_free(cache);
 }
 
 /* A memfd holding data: what a client passes. */
