@@ -59,7 +59,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
  * for. Any other program, or outside a load, is libbpf's own bpf_prog_load()
  * (libbpf calls it through its PLT, so this definition takes its place).
  */
-static __thread bool loading;
+static __thread bool loading, probe_pending;
 static int kept_probe = -1;
 static unsigned probes_answered;
 
@@ -83,9 +83,13 @@ int bpf_prog_load(enum bpf_prog_type type, const char *name, const char *license
                   size_t insn_cnt, struct bpf_prog_load_opts *opts) {
         static int (*libbpf_own)(enum bpf_prog_type, const char *, const char *, const struct bpf_insn *, size_t,
                                  struct bpf_prog_load_opts *);
-        bool probe = loading && is_loading_probe(type, name, license, insns, insn_cnt, opts);
+        /* Only a load's first such request is its probe: libbpf's feature probes load the same program once
+         * per process, and one binds a map to what it gets. */
+        bool probe = loading && probe_pending && is_loading_probe(type, name, license, insns, insn_cnt, opts);
         int fd;
 
+        if (probe)
+                probe_pending = false;
         if (probe && kept_probe >= 0) {
                 fd = fcntl(kept_probe, F_DUPFD_CLOEXEC, 3);
                 if (fd >= 0) {
@@ -250,8 +254,41 @@ static bool key_add(EVP_MD_CTX *key, const void *data, uint64_t off, uint64_t le
         return !key || EVP_DigestUpdate(key, (const char *) data + off, len);
 }
 
-static bool is_dwarf(const char *name) {
-        return strncmp(name, ".debug_", 7) == 0 || strncmp(name, ".rel.debug_", 11) == 0;
+/* What the rule below needs of a section header. */
+typedef struct SectionRole {
+        uint32_t type, link, info;
+        const char *name; /* NULL when it has none (or the names cannot be read) */
+} SectionRole;
+
+static bool dwarf_by_name(const SectionRole *s) {
+        return s->name && ((s->type == SHT_PROGBITS && strncmp(s->name, ".debug_", 7) == 0) ||
+                           (s->type == SHT_REL && strncmp(s->name, ".rel.debug_", 11) == 0));
+}
+
+/*
+ * The sections neither the planner nor libbpf read (skip[i]): DWARF, that is
+ * PROGBITS named .debug_* and REL named .rel.debug_*, which libbpf ignores by
+ * name; unless anything may need them whatever their name: the section names
+ * (e_shstrndx), a section another one links to (a symbol table's strings, a
+ * relocation's symbols), the target of a relocation section that is not
+ * DWARF. Symbol tables, which libbpf finds by type, are never PROGBITS or REL.
+ * The plan key and the sparse read both follow this, so the key covers every
+ * byte read and libbpf gets no byte that was not read and checked.
+ */
+static int mark_skippable(const SectionRole *s, size_t n, size_t shstrndx, bool *skip) {
+        _cleanup_free_ bool *needed = calloc(MAX(n, 1u), sizeof(bool));
+
+        if (!needed)
+                return -ENOMEM;
+        for (size_t j = 1; j < n; j++) {
+                if (s[j].link < n)
+                        needed[s[j].link] = true;
+                if ((s[j].type == SHT_REL || s[j].type == SHT_RELA) && !dwarf_by_name(&s[j]) && s[j].info < n)
+                        needed[s[j].info] = true;
+        }
+        for (size_t i = 0; i < n; i++)
+                skip[i] = i != 0 && i != shstrndx && !needed[i] && dwarf_by_name(&s[i]);
+        return 0;
 }
 
 /* Reads len bytes at off; fewer only at the end of the file. */
@@ -291,30 +328,36 @@ static int cmp_hole(const void *a, const void *b) {
  */
 static int needed_ranges(const ObjectBytes *o, ObjectHole **ret, size_t *ret_n) {
         const Elf64_Ehdr *eh = (const Elf64_Ehdr *) o->data;
-        const Elf64_Shdr *sh = (const Elf64_Shdr *) (o->data + eh->e_shoff);
-        const Elf64_Shdr *names = &sh[eh->e_shstrndx];
-        ObjectHole *r;
+        _cleanup_free_ Elf64_Shdr *sh = malloc((size_t) eh->e_shnum * sizeof(Elf64_Shdr));
+        _cleanup_free_ SectionRole *roles = calloc(eh->e_shnum, sizeof(SectionRole));
+        _cleanup_free_ bool *skip = calloc(eh->e_shnum, sizeof(bool));
+        _cleanup_free_ ObjectHole *r = calloc((size_t) eh->e_shnum + 2, sizeof(ObjectHole));
+        const Elf64_Shdr *names;
         size_t n = 0;
 
-        r = calloc((size_t) eh->e_shnum + 1, sizeof(*r));
-        if (!r)
+        if (!sh || !roles || !skip || !r)
+                return -ENOMEM;
+        /* Copied out: e_shoff need not be aligned. */
+        memcpy(sh, o->data + eh->e_shoff, (size_t) eh->e_shnum * sizeof(Elf64_Shdr));
+        names = &sh[eh->e_shstrndx];
+        for (size_t i = 0; i < eh->e_shnum; i++) {
+                if (sh[i].sh_name >= names->sh_size)
+                        return -EINVAL;
+                if (sh[i].sh_type != SHT_NOBITS && (sh[i].sh_offset > o->size || sh[i].sh_size > o->size - sh[i].sh_offset))
+                        return -EINVAL;
+                roles[i] = (SectionRole) { .type = sh[i].sh_type, .link = sh[i].sh_link, .info = sh[i].sh_info,
+                                           .name = o->data + names->sh_offset + sh[i].sh_name };
+        }
+        if (mark_skippable(roles, eh->e_shnum, eh->e_shstrndx, skip) < 0)
                 return -ENOMEM;
         r[n++] = (ObjectHole) { 0, sizeof(Elf64_Ehdr) };
         r[n++] = (ObjectHole) { eh->e_shoff, (uint64_t) eh->e_shnum * sizeof(Elf64_Shdr) };
-        for (size_t i = 1; i < eh->e_shnum; i++) {
-                if (sh[i].sh_type == SHT_NOBITS || sh[i].sh_size == 0)
-                        continue;
-                if (sh[i].sh_offset > o->size || sh[i].sh_size > o->size - sh[i].sh_offset ||
-                    sh[i].sh_name >= names->sh_size) {
-                        free(r);
-                        return -EINVAL;
-                }
-                /* The names section itself is in the list: holes never cover a byte read before. */
-                if (!is_dwarf(o->data + names->sh_offset + sh[i].sh_name))
+        /* The names section is never skipped: holes never cover a byte read before. */
+        for (size_t i = 1; i < eh->e_shnum; i++)
+                if (sh[i].sh_type != SHT_NOBITS && sh[i].sh_size > 0 && !skip[i])
                         r[n++] = (ObjectHole) { sh[i].sh_offset, sh[i].sh_size };
-        }
         qsort(r, n, sizeof(*r), cmp_hole);
-        *ret = r;
+        *ret = TAKE_PTR(r);
         *ret_n = n;
         return 0;
 }
@@ -360,7 +403,7 @@ static bool overlap(const ObjectHole *a, const ObjectHole *b) {
 static int read_sparse(int fd, ObjectBytes *o) {
         const Elf64_Ehdr *eh = (const Elf64_Ehdr *) o->data;
         _cleanup_free_ ObjectHole *want = NULL;
-        const Elf64_Shdr *names;
+        Elf64_Shdr names;
         ObjectHole done[3];
         uint64_t at = 0;
         size_t n_want = 0;
@@ -381,18 +424,19 @@ static int read_sparse(int fd, ObjectBytes *o) {
         r = read_range(fd, o, done[1].off, done[1].len);
         if (r < 0)
                 return r;
-        names = (const Elf64_Shdr *) (o->data + eh->e_shoff) + eh->e_shstrndx;
-        if (names->sh_type == SHT_NOBITS || names->sh_offset > o->size || names->sh_size > o->size - names->sh_offset ||
-            names->sh_size == 0)
+        /* Copied out: e_shoff need not be aligned. */
+        memcpy(&names, o->data + eh->e_shoff + (size_t) eh->e_shstrndx * sizeof(Elf64_Shdr), sizeof(names));
+        if (names.sh_type == SHT_NOBITS || names.sh_offset > o->size || names.sh_size > o->size - names.sh_offset ||
+            names.sh_size == 0)
                 return -EINVAL;
-        done[2] = (ObjectHole) { names->sh_offset, names->sh_size };
+        done[2] = (ObjectHole) { names.sh_offset, names.sh_size };
         /* Headers are never read twice: a file changing under us cannot change what was decided on. */
         if (overlap(&done[2], &done[0]) || overlap(&done[2], &done[1]))
                 return -EINVAL;
         r = read_range(fd, o, done[2].off, done[2].len);
         if (r < 0)
                 return r;
-        if (o->data[names->sh_offset + names->sh_size - 1] != 0)
+        if (o->data[names.sh_offset + names.sh_size - 1] != 0)
                 return -EINVAL; /* names must end inside their section */
         r = needed_ranges(o, &want, &n_want);
         if (r < 0)
@@ -484,6 +528,9 @@ void loader_read_done(ObjectBytes *o) {
 }
 
 int loader_check_elf(const void *data, size_t size, char ret_plan_key[LOADER_DIGEST_MAX], Failure *f) {
+        GElf_Shdr *shdrs = NULL;
+        SectionRole *roles = NULL;
+        bool *skip = NULL;
         EVP_MD_CTX *key = NULL;
         Elf *elf;
         GElf_Ehdr eh;
@@ -536,29 +583,43 @@ int loader_check_elf(const void *data, size_t size, char ret_plan_key[LOADER_DIG
                         goto out;
                 }
         }
+        shdrs = calloc(MAX(shnum, 1u), sizeof(GElf_Shdr));
+        roles = calloc(MAX(shnum, 1u), sizeof(SectionRole));
+        skip = calloc(MAX(shnum, 1u), sizeof(bool));
+        if (!shdrs || !roles || !skip) {
+                r = -ENOMEM;
+                goto out;
+        }
         while ((scn = elf_nextscn(elf, scn))) {
+                size_t i = elf_ndxscn(scn);
                 GElf_Shdr sh;
 
-                if (!gelf_getshdr(scn, &sh)) {
+                if (!gelf_getshdr(scn, &sh) || i >= shnum) {
                         r = INVALID("broken section header: %s", elf_errmsg(-1));
                         goto out;
                 }
                 if (sh.sh_type != SHT_NOBITS && (sh.sh_offset > size || sh.sh_size > size - sh.sh_offset)) {
-                        r = INVALID("truncated ELF: section %zu ends at byte %llu of a %zu-byte file",
-                                    elf_ndxscn(scn), (unsigned long long) (sh.sh_offset + sh.sh_size), size);
+                        r = INVALID("truncated ELF: section %zu ends at byte %llu of a %zu-byte file", i,
+                                    (unsigned long long) (sh.sh_offset + sh.sh_size), size);
                         goto out;
                 }
                 if (sh.sh_type == SHT_PROGBITS && (sh.sh_flags & SHF_EXECINSTR) && sh.sh_size > 0)
                         n_exec++;
-                if (key && sh.sh_type != SHT_NOBITS) {
-                        const char *name = have_names ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL;
-
-                        if (!(name && is_dwarf(name)) && !key_add(key, data, sh.sh_offset, sh.sh_size)) {
-                                r = -ENOMEM;
-                                goto out;
-                        }
-                }
+                shdrs[i] = sh;
+                roles[i] = (SectionRole) { .type = sh.sh_type, .link = sh.sh_link, .info = sh.sh_info,
+                                           .name = have_names ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL };
         }
+        /* Every section the planner or libbpf may read is in the key: what the sparse read skips is not. */
+        if (key && mark_skippable(roles, shnum, have_names ? shstrndx : 0, skip) < 0) {
+                r = -ENOMEM;
+                goto out;
+        }
+        for (size_t i = 1; key && i < shnum; i++)
+                if (shdrs[i].sh_type != SHT_NOBITS && !skip[i] &&
+                    !key_add(key, data, shdrs[i].sh_offset, shdrs[i].sh_size)) {
+                        r = -ENOMEM;
+                        goto out;
+                }
         if (n_exec == 0)
                 r = INVALID("the object has no programs (no executable section)");
         if (r >= 0 && key) {
@@ -572,6 +633,9 @@ int loader_check_elf(const void *data, size_t size, char ret_plan_key[LOADER_DIG
         }
 out:
         EVP_MD_CTX_free(key);
+        free(shdrs);
+        free(roles);
+        free(skip);
         elf_end(elf);
         return r;
 #undef INVALID
@@ -914,11 +978,11 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
         t1 = now_usec();
         o->timings.open = t1 - t0;
         btf_targets_begin(s->btf_cache);
-        loading = true;
+        loading = probe_pending = true;
         kept = s->kept_btf;
         r = bpf_object__load(obj);
         kept = NULL;
-        loading = false;
+        loading = probe_pending = false;
         btf_targets_end();
         o->timings.load = now_usec() - t1;
         if (r < 0) {

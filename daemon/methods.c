@@ -747,11 +747,20 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
                                 r = loader_read_holes(in->fd, &in->obj);
                                 if (r < 0)
                                         return failure_system(f, r, "reading the object");
-                                if (fstat(in->fd, &after) < 0 || after.st_mtim.tv_sec != in->st.st_mtim.tv_sec ||
+                                /* Its digest would be of no file that ever was: the caller must try again. */
+                                if (in->st.st_ino == 0 || fstat(in->fd, &after) < 0 ||
+                                    after.st_mtim.tv_sec != in->st.st_mtim.tv_sec ||
                                     after.st_mtim.tv_nsec != in->st.st_mtim.tv_nsec ||
                                     after.st_ctim.tv_sec != in->st.st_ctim.tv_sec ||
-                                    after.st_ctim.tv_nsec != in->st.st_ctim.tv_nsec || after.st_size != in->st.st_size)
-                                        in->st = (struct stat) {}; /* changed meanwhile: not to be remembered */
+                                    after.st_ctim.tv_nsec != in->st.st_ctim.tv_nsec || after.st_size != in->st.st_size) {
+                                        json_object *params = json_object_new_object();
+
+                                        json_object_object_add(params, "parameter", json_object_new_string("fd"));
+                                        json_object_object_add(params, "message",
+                                                               json_object_new_string("the object file changed while "
+                                                                                      "it was read: load it again"));
+                                        return failure_set(f, -EBUSY, VL_ERROR_INVALID_PARAMETER, params);
+                                }
                         }
                         loader_digest_start(&in->digest, in->obj.data, in->obj.size);
                 }
@@ -919,30 +928,63 @@ static void announce_loaded(Manager *m, uint64_t id) {
         }
 }
 
-/* What a Load does once its reply is sent: announce it, and open the object ahead for the next load. */
+/* What a Load does once its reply is sent: announce it, then, when nothing else waits, open the object ahead
+ * for the next load of its plan. */
 typedef struct AfterLoad {
+        Manager *manager;
         uint64_t id;
         Plan *plan;
         ObjectBytes obj;
         char *name;
 } AfterLoad;
 
-static void after_load(Manager *m, void *userdata) {
+static void after_load_free(void *userdata) {
         AfterLoad *a = userdata;
 
-        announce_loaded(m, a->id);
-        if (a->name && a->plan->in_cache && !a->plan->ready) {
-                const char *custom = a->plan->min_btf_path[0] && !a->plan->core->needs_full_btf
-                                             ? a->plan->min_btf_path
-                                             : NULL;
-
-                plans_keep_ready(&m->plans, a->plan, loader_open_ahead(a->obj.data, a->obj.size, a->name, custom),
-                                 a->name);
-        }
         loader_read_done(&a->obj);
         plan_unref(a->plan);
         free(a->name);
         free(a);
+}
+
+static int on_open_ahead(sd_event_source *s, void *userdata) {
+        AfterLoad *a = userdata;
+
+        /* Dropped from the cache meanwhile, or opened ahead by another load: nothing to do. */
+        if (a->plan->in_cache && !a->plan->ready) {
+                const char *custom = a->plan->min_btf_path[0] && !a->plan->core->needs_full_btf
+                                             ? a->plan->min_btf_path
+                                             : NULL;
+
+                plans_keep_ready(&a->manager->plans, a->plan,
+                                 loader_open_ahead(a->obj.data, a->obj.size, a->name, custom), a->name);
+        }
+        /* Its last reference is the loop's: dropping it frees the source, and a with it, once this returns. */
+        (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        (void) sd_event_source_set_floating(s, false);
+        return 0;
+}
+
+static void after_load(Manager *m, void *userdata) {
+        AfterLoad *a = userdata;
+        sd_event_source *s = NULL;
+
+        announce_loaded(m, a->id);
+        /* At idle priority: every quick call, and a slow call already waiting, comes first. The loop owns the
+         * source (floating), so a daemon stopping before it runs frees a with it. */
+        if (!a->name || !a->plan->in_cache || a->plan->ready ||
+            sd_event_add_defer(m->event, &s, on_open_ahead, a) < 0) {
+                after_load_free(a);
+                return;
+        }
+        if (sd_event_source_set_destroy_callback(s, after_load_free) < 0) {
+                sd_event_source_disable_unref(s);
+                after_load_free(a);
+                return;
+        }
+        (void) sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IDLE);
+        (void) sd_event_source_set_floating(s, true);
+        sd_event_source_unref(s);
 }
 
 /*
@@ -1053,7 +1095,8 @@ static int vl_method_load(Call *call) {
                 AfterLoad *a = malloc(sizeof(*a));
 
                 if (a) {
-                        *a = (AfterLoad) { .id = o->id, .plan = plan_ref(in.plan), .obj = in.obj, .name = strdup(o->name) };
+                        *a = (AfterLoad) { .manager = m, .id = o->id, .plan = plan_ref(in.plan), .obj = in.obj,
+                                           .name = strdup(o->name) };
                         in.obj = (ObjectBytes) {};
                         call->after_reply = after_load;
                         call->after_reply_data = a;

@@ -1364,6 +1364,57 @@ TEST(sparse_read) {
                         }
                         free(bad);
                 }
+                /* Tables libbpf finds by type or index, named like DWARF: still read, still in the plan key. */
+                {
+                        uint8_t *renamed = malloc(whole.size);
+                        Elf64_Ehdr *reh = (Elf64_Ehdr *) renamed;
+                        Elf64_Shdr *rsh;
+                        size_t symtab = 0, debug = 0;
+                        const char *as[] = { "the symbol table", "the section names" };
+
+                        for (size_t i = 1; i < eh->e_shnum; i++) {
+                                if (sh[i].sh_type == SHT_SYMTAB)
+                                        symtab = i;
+                                if (sh[i].sh_type == SHT_PROGBITS && section_is_dwarf(whole.data, &sh[i], &sh[eh->e_shstrndx]))
+                                        debug = i;
+                        }
+                        for (size_t c = 0; c < ELEMENTSOF(as); c++) {
+                                char key_a[LOADER_DIGEST_MAX] = "", key_b[LOADER_DIGEST_MAX] = "";
+                                size_t t = c == 0 ? symtab : eh->e_shstrndx, holes_over = 0;
+                                uint8_t *flipped;
+                                int rfd;
+
+                                if (!symtab || !debug) {
+                                        tap_ok(false, "%s has a symbol table and DWARF", names[k]);
+                                        break;
+                                }
+                                memcpy(renamed, whole.data, whole.size);
+                                rsh = (Elf64_Shdr *) (renamed + reh->e_shoff);
+                                rsh[t].sh_name = rsh[debug].sh_name;
+                                rfd = memfd_with(renamed, whole.size);
+                                tap_is_int(loader_read(rfd, whole.size, &o), 0, "%s: %s named like DWARF is read",
+                                           names[k], as[c]);
+                                for (size_t h = 0; h < o.n_holes; h++)
+                                        holes_over += o.holes[h].off < rsh[t].sh_offset + rsh[t].sh_size &&
+                                                      rsh[t].sh_offset < o.holes[h].off + o.holes[h].len;
+                                tap_ok(holes_over == 0 && memcmp(o.data + rsh[t].sh_offset, renamed + rsh[t].sh_offset,
+                                                                 rsh[t].sh_size) == 0,
+                                       "no hole covers it, its bytes are the file's");
+                                tap_is_int(loader_check_elf(o.data, o.size, key_a, &f), 0, "the ELF check passes");
+                                loader_read_done(&o);
+                                close(rfd);
+                                /* A byte of it changed: another plan. */
+                                flipped = malloc(whole.size);
+                                memcpy(flipped, renamed, whole.size);
+                                flipped[rsh[t].sh_offset + rsh[t].sh_size - 2] ^= 0x5a;
+                                loader_check_elf(flipped, whole.size, key_b, &f);
+                                tap_ok(key_a[0] && strcmp(key_a, key_b) != 0, "and in the plan key (a byte of it changed: "
+                                                                             "another key)");
+                                free(flipped);
+                                failure_done(&f);
+                        }
+                        free(renamed);
+                }
                 close(fd);
                 free(whole.data);
         }
