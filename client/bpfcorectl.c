@@ -370,6 +370,18 @@ static int table_print_section(const Table *t) {
         return table_print(t);
 }
 
+/* Cells of o's fields in order: a number as it is, text or "-" when empty or missing. */
+static void table_add_fields(Table *t, json_object *o, const char *const keys[]) {
+        for (size_t i = 0; keys[i]; i++) {
+                json_object *v = json_get(o, keys[i], json_type_int);
+
+                if (v)
+                        table_add(t, "%" PRId64, json_object_get_int64(v));
+                else
+                        table_add(t, "%s", strdash(json_get_str(o, keys[i])));
+        }
+}
+
 static int print_programs(json_object *programs) {
         _cleanup_(table_freep) Table *t = NULL;
         int r;
@@ -377,18 +389,10 @@ static int print_programs(json_object *programs) {
         r = table_new(&t, "PROG_ID", "NAME", "TYPE", "SECTION", "TAG", "XLATED", "JITED", "INSNS", NULL);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < json_array_length(programs); i++) {
-                json_object *p = json_object_array_get_idx(programs, i);
-
-                table_add(t, "%" PRId64, json_get_int(p, "id"));
-                table_add(t, "%s", strdash(json_get_str(p, "name")));
-                table_add(t, "%s", strdash(json_get_str(p, "type")));
-                table_add(t, "%s", strdash(json_get_str(p, "section")));
-                table_add(t, "%s", strdash(json_get_str(p, "tag")));
-                table_add(t, "%" PRId64, json_get_int(p, "xlated_bytes"));
-                table_add(t, "%" PRId64, json_get_int(p, "jited_bytes"));
-                table_add(t, "%" PRId64, json_get_int(p, "verified_insns"));
-        }
+        for (size_t i = 0; i < json_array_length(programs); i++)
+                table_add_fields(t, json_object_array_get_idx(programs, i),
+                                 (const char *const[]) { "id", "name", "type", "section", "tag", "xlated_bytes",
+                                                         "jited_bytes", "verified_insns", NULL });
         return table_print_section(t);
 }
 
@@ -407,10 +411,9 @@ static int print_links(json_object *programs) {
                 for (size_t j = 0; j < json_array_length(links); j++) {
                         json_object *l = json_object_array_get_idx(links, j);
 
-                        table_add(t, "%" PRId64, json_get_int(l, "id"));
-                        table_add(t, "%s", strdash(json_get_str(p, "name")));
-                        table_add(t, "%s", strdash(json_get_str(l, "type")));
-                        table_add(t, "%s", strdash(json_get_str(l, "target")));
+                        table_add_fields(t, l, (const char *const[]) { "id", NULL });
+                        table_add_fields(t, p, (const char *const[]) { "name", NULL });
+                        table_add_fields(t, l, (const char *const[]) { "type", "target", NULL });
                 }
         }
         return table_print_section(t);
@@ -423,16 +426,10 @@ static int print_maps(json_object *maps) {
         r = table_new(&t, "MAP_ID", "NAME", "TYPE", "KEY", "VALUE", "MAX_ENTRIES", NULL);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < json_array_length(maps); i++) {
-                json_object *m = json_object_array_get_idx(maps, i);
-
-                table_add(t, "%" PRId64, json_get_int(m, "id"));
-                table_add(t, "%s", strdash(json_get_str(m, "name")));
-                table_add(t, "%s", strdash(json_get_str(m, "type")));
-                table_add(t, "%" PRId64, json_get_int(m, "key_size"));
-                table_add(t, "%" PRId64, json_get_int(m, "value_size"));
-                table_add(t, "%" PRId64, json_get_int(m, "max_entries"));
-        }
+        for (size_t i = 0; i < json_array_length(maps); i++)
+                table_add_fields(t, json_object_array_get_idx(maps, i),
+                                 (const char *const[]) { "id", "name", "type", "key_size", "value_size", "max_entries",
+                                                         NULL });
         return table_print_section(t);
 }
 
@@ -446,22 +443,12 @@ static int print_relocations(json_object *relocations) {
                 return r;
         for (size_t i = 0; i < json_array_length(relocations); i++) {
                 json_object *rel = json_object_array_get_idx(relocations, i);
-                json_object *target = json_get(rel, "target", json_type_int);
                 json_object *ok = json_get(rel, "ok", json_type_boolean);
                 json_object *poisoned = json_get(rel, "poisoned", json_type_boolean);
                 const char *error = json_get_str(rel, "error");
 
-                table_add(t, "%s", strdash(json_get_str(rel, "program")));
-                table_add(t, "%" PRId64, json_get_int(rel, "insn"));
-                table_add(t, "%s", strdash(json_get_str(rel, "kind")));
-                table_add(t, "%s", strdash(json_get_str(rel, "type")));
-                table_add(t, "%s", strdash(json_get_str(rel, "access")));
-                table_add(t, "%" PRId64, json_get_int(rel, "local"));
-                if (target)
-                        table_add(t, "%" PRId64, json_object_get_int64(target));
-                else
-                        table_add(t, "-");
-                table_add(t, "%s", strdash(json_get_str(rel, "btf")));
+                table_add_fields(t, rel, (const char *const[]) { "program", "insn", "kind", "type", "access", "local",
+                                                                 "target", "btf", NULL });
                 if (ok && json_object_get_boolean(ok))
                         table_add(t, "ok");
                 else
@@ -1546,18 +1533,26 @@ static int do_map_dump(int argc, char **argv) {
         return 0;
 }
 
-/* Exit 1 when the key is not there: "is it in the map?" has a shell answer. */
-static int do_map_lookup(int argc, char **argv) {
-        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+/* A map verb's arguments, then its call: 1 with reply filled, <= 0 when done (usage error, failed call). */
+static int map_call(int argc, char **argv, const char *method, BpfcoreReply *reply) {
         _cleanup_(json_object_putp) json_object *params = NULL;
-        json_object *found;
         int r;
 
         r = parse_map_argv(argc, argv, &params);
         if (r <= 0)
                 return r;
-        r = call(VL_METHOD("MapLookup"), params, NULL, 0, &reply);
-        if (r < 0)
+        r = call(method, params, NULL, 0, reply);
+        return r < 0 ? r : 1;
+}
+
+/* Exit 1 when the key is not there: "is it in the map?" has a shell answer. */
+static int do_map_lookup(int argc, char **argv) {
+        _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
+        json_object *found;
+        int r;
+
+        r = map_call(argc, argv, VL_METHOD("MapLookup"), &reply);
+        if (r <= 0)
                 return r;
         found = json_get(reply.parameters, "found", json_type_boolean);
         if (arg_json)
@@ -1571,14 +1566,10 @@ static int do_map_lookup(int argc, char **argv) {
 
 static int do_map_update(int argc, char **argv) {
         _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
-        _cleanup_(json_object_putp) json_object *params = NULL;
         int r;
 
-        r = parse_map_argv(argc, argv, &params);
+        r = map_call(argc, argv, VL_METHOD("MapUpdate"), &reply);
         if (r <= 0)
-                return r;
-        r = call(VL_METHOD("MapUpdate"), params, NULL, 0, &reply);
-        if (r < 0)
                 return r;
         if (arg_json)
                 print_json(reply.parameters);
@@ -1589,15 +1580,11 @@ static int do_map_update(int argc, char **argv) {
 
 static int do_map_delete(int argc, char **argv) {
         _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
-        _cleanup_(json_object_putp) json_object *params = NULL;
         json_object *found;
         int r;
 
-        r = parse_map_argv(argc, argv, &params);
+        r = map_call(argc, argv, VL_METHOD("MapDelete"), &reply);
         if (r <= 0)
-                return r;
-        r = call(VL_METHOD("MapDelete"), params, NULL, 0, &reply);
-        if (r < 0)
                 return r;
         found = json_get(reply.parameters, "found", json_type_boolean);
         if (arg_json)
