@@ -257,18 +257,22 @@ static bool key_add(EVP_MD_CTX *key, const void *data, uint64_t off, uint64_t le
 /* What the rule below needs of a section header. */
 typedef struct SectionRole {
         uint32_t type, link, info;
+        uint64_t flags;
         const char *name; /* NULL when it has none (or the names cannot be read) */
 } SectionRole;
 
+/* Never code or anything loaded (the planner reads every executable section, whatever its name). */
 static bool dwarf_by_name(const SectionRole *s) {
-        return s->name && ((s->type == SHT_PROGBITS && strncmp(s->name, ".debug_", 7) == 0) ||
-                           (s->type == SHT_REL && strncmp(s->name, ".rel.debug_", 11) == 0));
+        return s->name && !(s->flags & (SHF_ALLOC | SHF_EXECINSTR)) &&
+               ((s->type == SHT_PROGBITS && strncmp(s->name, ".debug_", 7) == 0) ||
+                (s->type == SHT_REL && strncmp(s->name, ".rel.debug_", 11) == 0));
 }
 
 /*
  * The sections neither the planner nor libbpf read (skip[i]): DWARF, that is
- * PROGBITS named .debug_* and REL named .rel.debug_*, which libbpf ignores by
- * name; unless anything may need them whatever their name: the section names
+ * PROGBITS named .debug_* and REL named .rel.debug_*, neither code nor
+ * loaded, which libbpf ignores by name; unless anything may need them
+ * whatever their name: the section names
  * (e_shstrndx), a section another one links to (a symbol table's strings, a
  * relocation's symbols), the target of a relocation section that is not
  * DWARF. Symbol tables, which libbpf finds by type, are never PROGBITS or REL.
@@ -346,7 +350,7 @@ static int needed_ranges(const ObjectBytes *o, ObjectHole **ret, size_t *ret_n) 
                 if (sh[i].sh_type != SHT_NOBITS && (sh[i].sh_offset > o->size || sh[i].sh_size > o->size - sh[i].sh_offset))
                         return -EINVAL;
                 roles[i] = (SectionRole) { .type = sh[i].sh_type, .link = sh[i].sh_link, .info = sh[i].sh_info,
-                                           .name = o->data + names->sh_offset + sh[i].sh_name };
+                                           .flags = sh[i].sh_flags, .name = o->data + names->sh_offset + sh[i].sh_name };
         }
         if (mark_skippable(roles, eh->e_shnum, eh->e_shstrndx, skip) < 0)
                 return -ENOMEM;
@@ -426,8 +430,9 @@ static int read_sparse(int fd, ObjectBytes *o) {
                 return r;
         /* Copied out: e_shoff need not be aligned. */
         memcpy(&names, o->data + eh->e_shoff + (size_t) eh->e_shstrndx * sizeof(Elf64_Shdr), sizeof(names));
-        if (names.sh_type == SHT_NOBITS || names.sh_offset > o->size || names.sh_size > o->size - names.sh_offset ||
-            names.sh_size == 0)
+        /* Names as libelf reads them for the others (a plain string table), or the whole file is read. */
+        if (names.sh_type != SHT_STRTAB || (names.sh_flags & SHF_COMPRESSED) || names.sh_offset > o->size ||
+            names.sh_size > o->size - names.sh_offset || names.sh_size == 0)
                 return -EINVAL;
         done[2] = (ObjectHole) { names.sh_offset, names.sh_size };
         /* Headers are never read twice: a file changing under us cannot change what was decided on. */
@@ -607,6 +612,7 @@ int loader_check_elf(const void *data, size_t size, char ret_plan_key[LOADER_DIG
                         n_exec++;
                 shdrs[i] = sh;
                 roles[i] = (SectionRole) { .type = sh.sh_type, .link = sh.sh_link, .info = sh.sh_info,
+                                           .flags = sh.sh_flags,
                                            .name = have_names ? elf_strptr(elf, shstrndx, sh.sh_name) : NULL };
         }
         /* Every section the planner or libbpf may read is in the key: what the sparse read skips is not. */

@@ -752,15 +752,9 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
                                     after.st_mtim.tv_sec != in->st.st_mtim.tv_sec ||
                                     after.st_mtim.tv_nsec != in->st.st_mtim.tv_nsec ||
                                     after.st_ctim.tv_sec != in->st.st_ctim.tv_sec ||
-                                    after.st_ctim.tv_nsec != in->st.st_ctim.tv_nsec || after.st_size != in->st.st_size) {
-                                        json_object *params = json_object_new_object();
-
-                                        json_object_object_add(params, "parameter", json_object_new_string("fd"));
-                                        json_object_object_add(params, "message",
-                                                               json_object_new_string("the object file changed while "
-                                                                                      "it was read: load it again"));
-                                        return failure_set(f, -EBUSY, VL_ERROR_INVALID_PARAMETER, params);
-                                }
+                                    after.st_ctim.tv_nsec != in->st.st_ctim.tv_nsec || after.st_size != in->st.st_size)
+                                        return failure_invalid_parameter(f, -EBUSY, "fd", "the object file changed while "
+                                                                         "it was read: load it again");
                         }
                         loader_digest_start(&in->digest, in->obj.data, in->obj.size);
                 }
@@ -970,8 +964,7 @@ static void after_load(Manager *m, void *userdata) {
         sd_event_source *s = NULL;
 
         announce_loaded(m, a->id);
-        /* At idle priority: every quick call, and a slow call already waiting, comes first. The loop owns the
-         * source (floating), so a daemon stopping before it runs frees a with it. */
+        /* The loop owns the source (floating), so a daemon stopping before it runs frees a with it. */
         if (!a->name || !a->plan->in_cache || a->plan->ready ||
             sd_event_add_defer(m->event, &s, on_open_ahead, a) < 0) {
                 after_load_free(a);
@@ -982,7 +975,8 @@ static void after_load(Manager *m, void *userdata) {
                 after_load_free(a);
                 return;
         }
-        (void) sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IDLE);
+        /* After quick calls, before the next slow one: open-aheads never pile up behind a stream of loads. */
+        (void) sd_event_source_set_priority(s, SD_EVENT_PRIORITY_IDLE - 1);
         (void) sd_event_source_set_floating(s, true);
         sd_event_source_unref(s);
 }

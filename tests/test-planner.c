@@ -1224,6 +1224,10 @@ static void patch_names_overlap(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t
         s[e->e_shstrndx].sh_size = 16;
 }
 
+static void patch_names_not_strtab(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t size) {
+        s[e->e_shstrndx].sh_type = SHT_PROGBITS;
+}
+
 static void patch_not_elf(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t size) {
         memset(d, 'x', 16);
 }
@@ -1337,12 +1341,13 @@ TEST(sparse_read) {
                         const struct {
                                 const char *what;
                                 void (*patch)(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t size);
-                                bool invalid; /* overlapping sections are valid ELF, only not read in parts */
+                                bool invalid; /* some are valid ELF for libelf, only not read in parts */
                         } cases[] = {
                                 { "section headers past the end", patch_shoff_past_end, true },
                                 { "a section past the end", patch_section_past_end, true },
                                 { "names overlapping the section headers", patch_names_overlap, false },
                                 { "not ELF", patch_not_elf, true },
+                                { "section names not a string table", patch_names_not_strtab, false },
                         };
 
                         for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
@@ -1369,28 +1374,34 @@ TEST(sparse_read) {
                         uint8_t *renamed = malloc(whole.size);
                         Elf64_Ehdr *reh = (Elf64_Ehdr *) renamed;
                         Elf64_Shdr *rsh;
-                        size_t symtab = 0, debug = 0;
-                        const char *as[] = { "the symbol table", "the section names" };
+                        size_t symtab = 0, debug = 0, code = 0;
+                        const char *as[] = { "the symbol table", "the section names", "a program's code" };
 
                         for (size_t i = 1; i < eh->e_shnum; i++) {
                                 if (sh[i].sh_type == SHT_SYMTAB)
                                         symtab = i;
                                 if (sh[i].sh_type == SHT_PROGBITS && section_is_dwarf(whole.data, &sh[i], &sh[eh->e_shstrndx]))
                                         debug = i;
+                                if (sh[i].sh_type == SHT_PROGBITS && (sh[i].sh_flags & SHF_EXECINSTR) && sh[i].sh_size > 0)
+                                        code = i;
                         }
                         for (size_t c = 0; c < ELEMENTSOF(as); c++) {
                                 char key_a[LOADER_DIGEST_MAX] = "", key_b[LOADER_DIGEST_MAX] = "";
-                                size_t t = c == 0 ? symtab : eh->e_shstrndx, holes_over = 0;
+                                size_t t = c == 0 ? symtab : c == 1 ? eh->e_shstrndx : code, holes_over = 0;
                                 uint8_t *flipped;
                                 int rfd;
 
-                                if (!symtab || !debug) {
-                                        tap_ok(false, "%s has a symbol table and DWARF", names[k]);
+                                if (!symtab || !debug || !code) {
+                                        tap_ok(false, "%s has a symbol table, code and DWARF", names[k]);
                                         break;
                                 }
                                 memcpy(renamed, whole.data, whole.size);
                                 rsh = (Elf64_Shdr *) (renamed + reh->e_shoff);
                                 rsh[t].sh_name = rsh[debug].sh_name;
+                                /* Code: with no relocation section pointing at it either (kept for being code). */
+                                for (size_t i = 1; t == code && i < reh->e_shnum; i++)
+                                        if (rsh[i].sh_type == SHT_REL && rsh[i].sh_info == t)
+                                                rsh[i].sh_info = 0;
                                 rfd = memfd_with(renamed, whole.size);
                                 tap_is_int(loader_read(rfd, whole.size, &o), 0, "%s: %s named like DWARF is read",
                                            names[k], as[c]);
