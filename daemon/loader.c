@@ -865,16 +865,29 @@ static int collect_info(struct bpf_object *obj, Object *o) {
 /*
  * One verifier log buffer shared by every program: libbpf loads programs in
  * order and stops at the first failure, retrying that one with logging on,
- * so the buffer ends up holding the failing program's log. Mapped, not
- * calloc'ed: untouched pages cost nothing on the (usual) successful load.
+ * so the buffer ends up holding the failing program's log. Mapped once per
+ * thread and kept: untouched pages cost nothing on the (usual) successful
+ * load, which writes none; after a load that wrote a log, its pages are
+ * handed back, and read as zeros again.
  */
 typedef struct LogBuffer {
         char *buf;
 } LogBuffer;
 
+static __thread char *log_kept;
+
+static char *log_buffer_get(void) {
+        if (!log_kept) {
+                log_kept = mmap(NULL, LOADER_LOG_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+                if (log_kept == MAP_FAILED)
+                        log_kept = NULL;
+        }
+        return log_kept;
+}
+
 static void log_buffer_done(LogBuffer *l) {
-        if (l->buf)
-                munmap(l->buf, LOADER_LOG_MAX);
+        if (l->buf && l->buf[0])
+                (void) madvise(l->buf, LOADER_LOG_MAX, MADV_DONTNEED);
         l->buf = NULL;
 }
 
@@ -971,9 +984,8 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
         if (r < 0)
                 goto finish;
 
-        log.buf = mmap(NULL, LOADER_LOG_MAX, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (log.buf == MAP_FAILED) {
-                log.buf = NULL;
+        log.buf = log_buffer_get();
+        if (!log.buf) {
                 r = -ENOMEM;
                 goto finish;
         }

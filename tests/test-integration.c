@@ -661,6 +661,14 @@ TEST(verifier_rejection) {
                 tap_diag("log: %.2000s", json_str(r.parameters, "log"));
         tap_ok(strstr(json_str(r.parameters, "log"), "processed") != NULL, "log is the whole log, to its last line");
         tap_is_int(count_pin_dirs(), dirs, "rejection leaves no pin directory");
+        /* The log buffer is kept for the next load: a load failing before any verifier log has none. */
+        {
+                _cleanup_reply_ BpfcoreReply m = {};
+
+                load_object(&d, "globals", params_new("{\"maps\":{\"settings\":{\"max_entries\":4294967295}}}"), &m);
+                tap_ok(m.error && strcmp(reply_error(&m), "VerifierRejected") != 0 && !json_str(m.parameters, "log")[0],
+                       "a later load failing at map creation carries no verifier log (%s)", reply_error(&m));
+        }
 }
 
 TEST(bad_fds) {
