@@ -46,6 +46,14 @@ void btf_targets_begin(BtfCache *cache) {
         n_module_fds = 0;
 }
 
+void *libbpf_own(void **cache, const char *symbol) {
+        if (!*cache)
+                *cache = dlsym(RTLD_NEXT, symbol);
+        if (!*cache)
+                errno = ENOSYS;
+        return *cache;
+}
+
 void btf_targets_end(void) {
         close_many(module_fds, n_module_fds);
         n_module_fds = 0;
@@ -112,20 +120,16 @@ static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opt
  * Outside a load it is libbpf's own.
  */
 struct btf *btf__load_vmlinux_btf(void) {
-        static struct btf *(*libbpf_own)(void);
+        static void *own;
         const BtfEntry *e = current ? btf_cache_vmlinux(current) : NULL;
+        __typeof__(&btf__load_vmlinux_btf) f;
 
         if (e) {
                 served_from_cache++;
                 return btf__new_empty_split(e->btf);
         }
-        if (!libbpf_own)
-                libbpf_own = (struct btf * (*) (void)) dlsym(RTLD_NEXT, "btf__load_vmlinux_btf");
-        if (!libbpf_own) {
-                errno = ENOSYS;
-                return NULL;
-        }
-        return libbpf_own();
+        f = libbpf_own(&own, "btf__load_vmlinux_btf");
+        return f ? f() : NULL;
 }
 
 /* Whether btf is the cached vmlinux, or the empty split BTF on it that the function above handed out. */
@@ -148,8 +152,9 @@ static bool kind_indexed(uint32_t kind) {
  * of that exact name and kind. Anything else is libbpf's own.
  */
 __s32 btf__find_by_name_kind(const struct btf *btf, const char *type_name, __u32 kind) {
-        static __s32 (*libbpf_own)(const struct btf *, const char *, __u32);
+        static void *own;
         const BtfEntry *e = current && btf && type_name ? btf_cache_vmlinux(current) : NULL;
+        __typeof__(&btf__find_by_name_kind) f;
 
         if (e && kind_indexed(kind) && strcmp(type_name, "void") != 0 && is_cached_vmlinux(btf, e->btf)) {
                 const CoreCandidate *cands;
@@ -172,14 +177,8 @@ __s32 btf__find_by_name_kind(const struct btf *btf, const char *type_name, __u32
                 errno = ENOENT;
                 return -ENOENT;
         }
-        if (!libbpf_own)
-                libbpf_own = (__s32 (*)(const struct btf *, const char *, __u32)) dlsym(RTLD_NEXT,
-                                                                                     "btf__find_by_name_kind");
-        if (!libbpf_own) {
-                errno = ENOSYS;
-                return -ENOSYS;
-        }
-        return libbpf_own(btf, type_name, kind);
+        f = libbpf_own(&own, "btf__find_by_name_kind");
+        return f ? f(btf, type_name, kind) : -ENOSYS;
 }
 
 unsigned btf_targets_served(void) {

@@ -21,3 +21,7 @@ unsigned btf_targets_lookups(void);
 /* The cache the handlers resolve against during the current load; NULL after it. */
 void btf_targets_begin(BtfCache *cache);
 void btf_targets_end(void);
+
+/* libbpf's own definition of a function the daemon defines in its place (looked up once into *cache);
+ * NULL, with errno ENOSYS, if there is none. */
+void *libbpf_own(void **cache, const char *symbol);

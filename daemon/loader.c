@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <gelf.h>
@@ -59,7 +58,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
  * for. Any other program, or outside a load, is libbpf's own bpf_prog_load()
  * (libbpf calls it through its PLT, so this definition takes its place).
  */
-static __thread bool loading, probe_pending;
+static __thread bool probe_pending; /* set for the length of a load, until its probe is answered */
 static int kept_probe = -1;
 static unsigned probes_answered;
 
@@ -81,11 +80,11 @@ static bool is_loading_probe(enum bpf_prog_type type, const char *name, const ch
 
 int bpf_prog_load(enum bpf_prog_type type, const char *name, const char *license, const struct bpf_insn *insns,
                   size_t insn_cnt, struct bpf_prog_load_opts *opts) {
-        static int (*libbpf_own)(enum bpf_prog_type, const char *, const char *, const struct bpf_insn *, size_t,
-                                 struct bpf_prog_load_opts *);
+        static void *own;
         /* Only a load's first such request is its probe: libbpf's feature probes load the same program once
          * per process, and one binds a map to what it gets. */
-        bool probe = loading && probe_pending && is_loading_probe(type, name, license, insns, insn_cnt, opts);
+        bool probe = probe_pending && is_loading_probe(type, name, license, insns, insn_cnt, opts);
+        __typeof__(&bpf_prog_load) f;
         int fd;
 
         if (probe)
@@ -97,14 +96,10 @@ int bpf_prog_load(enum bpf_prog_type type, const char *name, const char *license
                         return fd;
                 }
         }
-        if (!libbpf_own)
-                libbpf_own = (int (*)(enum bpf_prog_type, const char *, const char *, const struct bpf_insn *, size_t,
-                                      struct bpf_prog_load_opts *)) dlsym(RTLD_NEXT, "bpf_prog_load");
-        if (!libbpf_own) {
-                errno = ENOSYS;
+        f = libbpf_own(&own, "bpf_prog_load");
+        if (!f)
                 return -ENOSYS;
-        }
-        fd = libbpf_own(type, name, license, insns, insn_cnt, opts);
+        fd = f(type, name, license, insns, insn_cnt, opts);
         if (probe && fd >= 0 && kept_probe < 0)
                 kept_probe = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         return fd;
@@ -122,7 +117,7 @@ unsigned loader_probes_answered(void) {
  * plan kept from an earlier load is answered with a copy of that fd; the
  * first load of a plan keeps what it loaded. Anything else is libbpf's own.
  */
-static __thread KeptBtf *kept;
+static __thread KeptBtf *kept; /* the plan's, for the length of a load */
 static unsigned btf_reused;
 
 void kept_btf_done(KeptBtf *k) {
@@ -132,28 +127,25 @@ void kept_btf_done(KeptBtf *k) {
 }
 
 int bpf_btf_load(const void *data, size_t size, struct bpf_btf_load_opts *opts) {
-        static int (*libbpf_own)(const void *, size_t, struct bpf_btf_load_opts *);
+        static void *own;
+        __typeof__(&bpf_btf_load) f;
         bool plain = !opts || (opts->log_level == 0 && !opts->log_buf && opts->btf_flags == 0 && opts->token_fd == 0);
         int fd;
 
-        if (loading && kept && kept->fd >= 0 && plain && kept->size == size && memcmp(kept->data, data, size) == 0) {
+        if (kept && kept->fd >= 0 && plain && kept->size == size && memcmp(kept->data, data, size) == 0) {
                 fd = fcntl(kept->fd, F_DUPFD_CLOEXEC, 3);
                 if (fd >= 0) {
                         btf_reused++;
                         return fd;
                 }
         }
-        if (!libbpf_own)
-                libbpf_own = (int (*)(const void *, size_t, struct bpf_btf_load_opts *)) dlsym(RTLD_NEXT,
-                                                                                          "bpf_btf_load");
-        if (!libbpf_own) {
-                errno = ENOSYS;
+        f = libbpf_own(&own, "bpf_btf_load");
+        if (!f)
                 return -ENOSYS;
-        }
-        fd = libbpf_own(data, size, opts);
+        fd = f(data, size, opts);
         /* The object's BTF is the last a load makes (libbpf's feature probes, once per process, come before
          * it): keep the latest. Only equal bytes are ever reused, so keeping a probe's costs nothing. */
-        if (loading && kept && fd >= 0 && plain) {
+        if (kept && fd >= 0 && plain) {
                 void *copy = malloc(size);
                 int dup = copy ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
 
@@ -293,6 +285,12 @@ static int mark_skippable(const SectionRole *s, size_t n, size_t shstrndx, bool 
         for (size_t i = 0; i < n; i++)
                 skip[i] = i != 0 && i != shstrndx && !needed[i] && dwarf_by_name(&s[i]);
         return 0;
+}
+
+bool loader_file_unchanged(const struct stat *a, const struct stat *b) {
+        return a->st_ino != 0 && a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
 /* Reads len bytes at off; fewer only at the end of the file. */
@@ -996,11 +994,11 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
         t1 = now_usec();
         o->timings.open = t1 - t0;
         btf_targets_begin(s->btf_cache);
-        loading = probe_pending = true;
+        probe_pending = true;
         kept = s->kept_btf;
         r = bpf_object__load(obj);
         kept = NULL;
-        loading = probe_pending = false;
+        probe_pending = false;
         btf_targets_end();
         o->timings.load = now_usec() - t1;
         if (r < 0) {

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 #include "btf-cache.h"
 #include "failure.h"
@@ -93,6 +94,9 @@ typedef struct ObjectBytes {
         size_t n_holes;
         uint64_t hole_bytes;
 } ObjectBytes;
+
+/* Whether two stats are of the same file, unchanged (a known inode: st_ino 0 is "unknown"). */
+bool loader_file_unchanged(const struct stat *a, const struct stat *b);
 
 /* Reads size bytes of fd (fewer if it shrinks meanwhile: o->size says). -errno from pread. */
 int loader_read(int fd, size_t size, ObjectBytes *o);

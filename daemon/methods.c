@@ -226,9 +226,8 @@ static int read_object(Call *call, int fd, const char *param, bool sparse, Objec
                 return reply_invalid_parameter(call, param, r == -EBADF ? "the passed fd is not open for reading"
                                                                         : "reading the passed fd failed");
         if (ret_st) {
-                bool same = fstat(fd, &after) == 0 && after.st_size == st.st_size && (size_t) st.st_size == ret->size &&
-                            after.st_mtim.tv_sec == st.st_mtim.tv_sec && after.st_mtim.tv_nsec == st.st_mtim.tv_nsec &&
-                            after.st_ctim.tv_sec == st.st_ctim.tv_sec && after.st_ctim.tv_nsec == st.st_ctim.tv_nsec;
+                bool same = fstat(fd, &after) == 0 && loader_file_unchanged(&st, &after) &&
+                            (size_t) st.st_size == ret->size;
 
                 *ret_st = same ? st : (struct stat) {};
         }
@@ -748,11 +747,7 @@ static int intake_plan(Manager *m, const LoadParameters *p, Intake *in, Failure 
                                 if (r < 0)
                                         return failure_system(f, r, "reading the object");
                                 /* Its digest would be of no file that ever was: the caller must try again. */
-                                if (in->st.st_ino == 0 || fstat(in->fd, &after) < 0 ||
-                                    after.st_mtim.tv_sec != in->st.st_mtim.tv_sec ||
-                                    after.st_mtim.tv_nsec != in->st.st_mtim.tv_nsec ||
-                                    after.st_ctim.tv_sec != in->st.st_ctim.tv_sec ||
-                                    after.st_ctim.tv_nsec != in->st.st_ctim.tv_nsec || after.st_size != in->st.st_size)
+                                if (fstat(in->fd, &after) < 0 || !loader_file_unchanged(&in->st, &after))
                                         return failure_invalid_parameter(f, -EBUSY, "fd", "the object file changed while "
                                                                          "it was read: load it again");
                         }

@@ -367,14 +367,8 @@ static json_object *relocations_frozen(const Plan *plan) {
         return json_freeze(relocations_tree(plan));
 }
 
-static bool same_file(const struct stat *a, const struct stat *b) {
-        return a->st_ino != 0 && a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
-}
-
 const char *plan_file_digest(const Plan *plan, const struct stat *st) {
-        return plan && st && same_file(st, &plan->file) ? plan->file_digest : NULL;
+        return plan && st && loader_file_unchanged(st, &plan->file) ? plan->file_digest : NULL;
 }
 
 void plan_remember_file(Plan *plan, const struct stat *st, const char *digest) {

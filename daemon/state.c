@@ -47,10 +47,21 @@ static int write_all(int fd, const char *p, size_t len) {
         return 0;
 }
 
+/* A rename or unlink in dir made to survive a crash (nothing to do in memory). */
+static void sync_dir(const char *dir) {
+        _cleanup_close_ int dfd = -1;
+
+        if (state_in_memory)
+                return;
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0)
+                (void) fsync(dfd);
+}
+
 /* dir/name written atomically: temp file, fsync, rename, fsync of the directory. */
 static int write_text_atomic(const char *dir, const char *name, const char *text, size_t len) {
         char path[4096], tmp[4096];
-        _cleanup_close_ int fd = -1, dfd = -1;
+        _cleanup_close_ int fd = -1;
         int r;
 
         snprintf(path, sizeof(path), "%s/%s", dir, name);
@@ -67,12 +78,7 @@ static int write_text_atomic(const char *dir, const char *name, const char *text
                 (void) unlink(tmp);
                 return r;
         }
-        /* The rename itself must survive a crash too. */
-        if (!state_in_memory) {
-                dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0)
-                        (void) fsync(dfd);
-        }
+        sync_dir(dir); /* the rename itself must survive a crash too */
         return 0;
 }
 
@@ -113,16 +119,11 @@ int state_write(const char *state_dir, const Object *o, json_object **ret_object
 
 int state_remove(const char *state_dir, uint64_t id) {
         char path[4096];
-        _cleanup_close_ int dfd = -1;
 
         snprintf(path, sizeof(path), "%s/%llu.json", state_dir, (unsigned long long) id);
         if (unlink(path) < 0 && errno != ENOENT)
                 return -errno;
-        if (!state_in_memory) {
-                dfd = open(state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-                if (dfd >= 0)
-                        (void) fsync(dfd);
-        }
+        sync_dir(state_dir);
         return 0;
 }
 
