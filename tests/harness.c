@@ -425,3 +425,18 @@ size_t kernel_programs_left(const uint32_t *before, size_t n_before) {
         free(after);
         return left;
 }
+
+long harness_pid_fds(pid_t pid) {
+        char path[32];
+        long n = 0;
+        DIR *dir;
+
+        snprintf(path, sizeof(path), "/proc/%d/fd", pid);
+        dir = opendir(path);
+        if (!dir)
+                return -1;
+        for (struct dirent *de; (de = readdir(dir));)
+                n += de->d_name[0] != '.';
+        closedir(dir);
+        return n;
+}

@@ -76,3 +76,6 @@ int kernel_prog_ids(uint32_t **ret, size_t *ret_n);
 size_t kernel_programs_left(const uint32_t *before, size_t n_before);
 /* Program ids in after that were not in before. */
 size_t ids_added(const uint32_t *before, size_t n_before, const uint32_t *after, size_t n_after);
+
+/* Entries of /proc/PID/fd: the process's open fds; -1 when it cannot be read. */
+long harness_pid_fds(pid_t pid);

@@ -9,6 +9,7 @@
 #include <netinet/ip_icmp.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -163,4 +164,20 @@ int ping_from_netns(const char *netns_path, const char *host_ip) {
         if (pid < 0 || waitpid(pid, &status, 0) < 0)
                 return -1;
         return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+bool tc_shows(const char *ns, const char *iface, const char *direction, const char *needle) {
+        char cmd[256], line[512];
+        bool found = false;
+        FILE *p;
+
+        snprintf(cmd, sizeof(cmd), "tc %s%s filter show dev %s %s 2>/dev/null", ns ? "-n " : "", ns ?: "",
+                 iface, direction);
+        p = popen(cmd, "re");
+        while (p && fgets(line, sizeof(line), p))
+                if (strstr(line, needle))
+                        found = true;
+        if (p)
+                pclose(p);
+        return found;
 }

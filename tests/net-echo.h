@@ -24,3 +24,6 @@ void enter_netns(const char *netns_path);
 
 /* Three echo requests from inside the namespace at netns_path to host_ip; 0 when all were answered. */
 int ping_from_netns(const char *netns_path, const char *host_ip);
+
+/* `tc filter show dev IFACE DIRECTION` (in the namespace ns when not NULL) mentions needle. */
+bool tc_shows(const char *ns, const char *iface, const char *direction, const char *needle);

@@ -79,21 +79,6 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static long pid_fds(pid_t pid) {
-        char path[32];
-        long n = 0;
-        DIR *dir;
-
-        snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-        dir = opendir(path);
-        if (!dir)
-                return -1;
-        for (struct dirent *de; (de = readdir(dir));)
-                n += de->d_name[0] != '.';
-        closedir(dir);
-        return n;
-}
-
 static long pid_rss_kib(pid_t pid) {
         _cleanup_free_ char *status = NULL;
         char path[32];
@@ -121,13 +106,13 @@ typedef struct Sample {
 
 static Sample sample(void) {
         /* Hang-ups of the last connections are processed asynchronously: wait for the fd count to hold. */
-        long fds = pid_fds(d.pid);
+        long fds = harness_pid_fds(d.pid);
 
         for (int i = 0, same = 0; i < 100 && same < 3; i++) {
                 long now;
 
                 usleep(20000);
-                now = pid_fds(d.pid);
+                now = harness_pid_fds(d.pid);
                 same = now == fds ? same + 1 : 0;
                 fds = now;
         }
@@ -272,7 +257,7 @@ int main(int argc, char **argv) {
                 slowest = MAX(slowest, dt);
                 if (cycles >= 1000 && (i + 1) % (cycles / 10) == 0)
                         fprintf(stderr, "soak: %u of %u cycles, daemon %ld fds, RSS %ld KiB\n", i + 1,
-                                cycles, pid_fds(d.pid), pid_rss_kib(d.pid));
+                                cycles, harness_pid_fds(d.pid), pid_rss_kib(d.pid));
         }
         elapsed = now_usec() - t0;
         bpfcore_disconnect(c);

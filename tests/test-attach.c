@@ -302,23 +302,6 @@ static int attach_filter(int fd, const char *spec_json, pid_t caller, uint32_t i
         return r;
 }
 
-/* `tc filter show dev IFACE DIRECTION` (in the namespace ns when not NULL) mentions needle. */
-static bool tc_shows(const char *ns, const char *iface, const char *direction, const char *needle) {
-        char cmd[256], line[512];
-        bool found = false;
-        FILE *p;
-
-        snprintf(cmd, sizeof(cmd), "tc %s%s filter show dev %s %s 2>/dev/null", ns ? "-n " : "", ns ?: "", iface,
-                 direction);
-        p = popen(cmd, "re");
-        while (p && fgets(line, sizeof(line), p))
-                if (strstr(line, needle))
-                        found = true;
-        if (p)
-                pclose(p);
-        return found;
-}
-
 /* An attach that must work; says why when it did not. */
 #define tap_attached(r, f, ...)                                                                          \
         (tap_is_int((r), 0, __VA_ARGS__) ||                                                              \

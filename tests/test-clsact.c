@@ -67,23 +67,6 @@ static int64_t counted(void) {
         return (int64_t) (echo_count() - before);
 }
 
-/* `tc [-n NS] filter show dev IFACE DIR` mentions needle. */
-static bool tc_shows(const char *ns, const char *iface, const char *direction, const char *needle) {
-        char cmd[256], line[512];
-        bool found = false;
-        FILE *p;
-
-        snprintf(cmd, sizeof(cmd), "tc %s%s filter show dev %s %s 2>/dev/null", ns ? "-n " : "", ns ?: "",
-                 iface, direction);
-        p = popen(cmd, "re");
-        while (p && fgets(line, sizeof(line), p))
-                if (strstr(line, needle))
-                        found = true;
-        if (p)
-                pclose(p);
-        return found;
-}
-
 static bool handle_shown(const char *ns, const char *iface, const char *direction, int64_t id) {
         char needle[32];
 

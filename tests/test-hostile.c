@@ -156,24 +156,10 @@ static bool eof_follows(int fd) {
         return eof;
 }
 
-/* Entries of /proc/PID/fd. */
-static unsigned pid_fds(pid_t pid) {
-        char path[32];
-        unsigned n = 0;
-        DIR *dir;
-
-        snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-        dir = opendir(path);
-        if (!dir)
-                return 0;
-        for (struct dirent *de; (de = readdir(dir));)
-                n += de->d_name[0] != '.';
-        closedir(dir);
-        return n;
-}
-
 static unsigned daemon_fds(void) {
-        return pid_fds(d.pid);
+        long n = harness_pid_fds(d.pid);
+
+        return n < 0 ? 0 : (unsigned) n;
 }
 
 /* The count once hang-ups of earlier phases are processed: the same for 200 ms. */
