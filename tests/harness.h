@@ -49,6 +49,8 @@ int call(const TestDaemon *d, const char *method, json_object *params, const int
 int load_object(const TestDaemon *d, const char *name, json_object *extra, BpfcoreReply *ret);
 /* The error name without its interface ("NoSuchObject"), or "" on success. */
 const char *reply_error(const BpfcoreReply *r);
+/* A reply freed when it goes out of scope. */
+#define _cleanup_reply_ _cleanup_(bpfcore_reply_done)
 /* Unload of object id: "" on success, else the error name as reply_error() gives it, or "no reply". The
  * text lasts until the next call. */
 const char *unload_object(const TestDaemon *d, uint64_t id);

@@ -24,11 +24,6 @@ static uint32_t *progs_before;
 static size_t n_progs_before;
 static struct btf *vmlinux;
 
-static void reply_free(BpfcoreReply *r) {
-        bpfcore_reply_done(r);
-}
-#define _cleanup_reply_ _cleanup_(reply_free)
-
 /* Byte offset of member name in struct sname of btf, -1 if none (top level, named members). */
 static int64_t member_offset(const struct btf *btf, const char *sname, const char *name) {
         int id = btf__find_by_name_kind(btf, sname, BTF_KIND_STRUCT);

@@ -43,11 +43,6 @@ static int64_t host_link, ns_link;
 static uint32_t our_progs[8];
 static size_t n_our_progs;
 
-static void reply_free(BpfcoreReply *r) {
-        bpfcore_reply_done(r);
-}
-#define _cleanup_reply_ _cleanup_(reply_free)
-
 
 
 static uint64_t echo_count(void) {

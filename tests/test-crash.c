@@ -25,11 +25,6 @@ static TestDaemon d;
  * how programs of this test are told from other tests' loading the same object meanwhile. */
 static char object_name[8];
 
-static void reply_free(BpfcoreReply *r) {
-        bpfcore_reply_done(r);
-}
-#define _cleanup_reply_ _cleanup_(reply_free)
-
 static void sleep_ms(unsigned ms) {
         struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (long) (ms % 1000) * 1000000 };
         nanosleep(&ts, NULL);

@@ -29,11 +29,6 @@ static TestDaemon d;
 static uint32_t *progs_before;
 static size_t n_progs_before;
 
-static void reply_free(BpfcoreReply *r) {
-        bpfcore_reply_done(r);
-}
-#define _cleanup_reply_ _cleanup_(reply_free)
-
 static json_object *params_new(const char *json) {
         return json_tokener_parse(json);
 }
