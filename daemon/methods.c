@@ -808,7 +808,7 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                         .globals = p->globals,
                         .maps = p->maps,
                         .maps_pin_dir = maps_dir,
-                        .btf_custom_path = in->plan->min_btf_path[0] ? in->plan->min_btf_path : NULL,
+                        .btf_custom_path = plan_btf_custom_path(in->plan),
                         .btf_cache = m->btf,
                         .limits = limits,
                         .kept_btf = &in->plan->kernel_btf,
@@ -817,7 +817,6 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                 if (in->plan->core->needs_full_btf) {
                         /* libbpf would patch the minimal BTF's type ids, not the kernel's. */
                         fallback = "a bpf_core_type_id_kernel() relocation needs the kernel's own type ids";
-                        s.btf_custom_path = NULL;
                         m->counters.fallbacks++;
                 } else if (s.btf_custom_path)
                         m->counters.planned++;
@@ -940,14 +939,10 @@ static int on_open_ahead(sd_event_source *s, void *userdata) {
         AfterLoad *a = userdata;
 
         /* Dropped from the cache meanwhile, or opened ahead by another load: nothing to do. */
-        if (a->plan->in_cache && !a->plan->ready) {
-                const char *custom = a->plan->min_btf_path[0] && !a->plan->core->needs_full_btf
-                                             ? a->plan->min_btf_path
-                                             : NULL;
-
+        if (a->plan->in_cache && !a->plan->ready)
                 plans_keep_ready(&a->manager->plans, a->plan,
-                                 loader_open_ahead(a->obj.data, a->obj.size, a->name, custom), a->name);
-        }
+                                 loader_open_ahead(a->obj.data, a->obj.size, a->name, plan_btf_custom_path(a->plan)),
+                                 a->name);
         /* Its last reference is the loop's: dropping it frees the source, and a with it, once this returns. */
         (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         (void) sd_event_source_set_floating(s, false);

@@ -47,6 +47,10 @@ static Plan *plan_free(Plan *plan) {
         return NULL;
 }
 
+const char *plan_btf_custom_path(const Plan *plan) {
+        return plan->min_btf_path[0] && !plan->core->needs_full_btf ? plan->min_btf_path : NULL;
+}
+
 Plan *plan_ref(Plan *plan) {
         if (plan)
                 plan->refs++;

@@ -60,6 +60,9 @@ void plans_flush(Plans *p);
 int plans_get(Plans *p, const PlanRequest *req, Plan **ret, Failure *f);
 Plan *plan_unref(Plan *plan);
 Plan *plan_ref(Plan *plan);
+/* What libbpf relocates against (btf_custom_path): the minimal BTF, or NULL for the whole kernel BTF, when
+ * there is none or a bpf_core_type_id_kernel() relocation needs the kernel's own ids. */
+const char *plan_btf_custom_path(const Plan *plan);
 /* Keeps obj opened ahead for plan; only the few most recently used plans keep one (memory). */
 void plans_keep_ready(Plans *p, Plan *plan, struct bpf_object *obj, const char *name);
 /* The plan's object opened ahead, if it was opened with this name (the caller owns it then). */
