@@ -4,6 +4,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "json-parse.h"
 #include "macro.h"
 #include "varlink-io.h"
 
@@ -196,6 +197,16 @@ static size_t utf8_valid_prefix(const unsigned char *s, size_t len) {
                 uint32_t cp, min;
                 size_t n;
 
+                /* Mostly ASCII: eight bytes a step while none has its high bit set. */
+                if (c < 0x80 && len - i >= 8) {
+                        uint64_t w;
+
+                        memcpy(&w, s + i, sizeof(w));
+                        if (!(w & UINT64_C(0x8080808080808080))) {
+                                i += 8;
+                                continue;
+                        }
+                }
                 if (c < 0x80) {
                         i++;
                         continue;
@@ -223,11 +234,11 @@ static size_t utf8_valid_prefix(const unsigned char *s, size_t len) {
 }
 
 int vl_parse(const char *text, size_t len, json_object **ret, char **ret_reason) {
-        json_tokener *tok;
-        json_object *o;
-        enum json_tokener_error e;
-        size_t consumed;
+        json_object *o = NULL;
+        const char *error = NULL;
+        size_t consumed = 0;
         char *reason = NULL;
+        int r;
 
         if (len > INT32_MAX)
                 return -EMSGSIZE;
@@ -238,29 +249,18 @@ int vl_parse(const char *text, size_t len, json_object **ret, char **ret_reason)
                 *ret_reason = reason;
                 return -EBADMSG;
         }
-        tok = json_tokener_new_ex(VL_MAX_JSON_DEPTH);
-        if (!tok)
-                return -ENOMEM;
-        json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-        o = json_tokener_parse_ex(tok, text, (int) len);
-        e = json_tokener_get_error(tok);
-        consumed = json_tokener_get_parse_end(tok);
-        json_tokener_free(tok);
-
-        if (!o || e != json_tokener_success) {
-                json_object_put(o);
-                if (e == json_tokener_continue)
-                        e = json_tokener_error_parse_eof;
-                if (asprintf(&reason, "not valid JSON: %s at byte %zu",
-                             json_tokener_error_desc(e), consumed) < 0)
+        r = json_parse_strict(text, len, VL_MAX_JSON_DEPTH, &o, &error, &consumed);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                if (asprintf(&reason, "not valid JSON: %s at byte %zu", error, consumed) < 0)
                         reason = NULL;
                 *ret_reason = reason;
                 return -EBADMSG;
         }
-        if (consumed != len || !json_object_is_type(o, json_type_object)) {
+        if (!json_object_is_type(o, json_type_object)) {
                 json_object_put(o);
-                *ret_reason = strdup(consumed != len ? "trailing bytes after the JSON object"
-                                                     : "a message must be a JSON object");
+                *ret_reason = strdup("a message must be a JSON object");
                 return -EBADMSG;
         }
         *ret = o;

@@ -19,7 +19,7 @@ shift 2
 src=$(dirname "$(readlink -f "$0")")
 objects=${OBJECTS_DIR:-}
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(fuzz-varlink-framing fuzz-params fuzz-object fuzz-globals)
+[ ${#targets[@]} -gt 0 ] || targets=(fuzz-varlink-framing fuzz-json fuzz-params fuzz-object fuzz-globals)
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
