@@ -311,6 +311,9 @@ static ssize_t pread_full(int fd, char *buf, size_t len, uint64_t off) {
         return (ssize_t) done;
 }
 
+/* What loader_file_holds() reads at a time, into a buffer kept per thread. */
+#define HOLDS_CHUNK (64u * 1024)
+
 /* Below this, reading the whole object costs less than finding its sections. */
 #define SPARSE_MIN (128u * 1024)
 /* Ranges closer than this are read as one: a syscall costs more than a few KiB of copying. */
@@ -515,10 +518,39 @@ int loader_read_holes(int fd, ObjectBytes *o) {
                 if (r < 0 && r != -EIO)
                         return r;
         }
-        free(o->holes);
-        o->holes = NULL;
+        free(o->filled);
+        o->filled = TAKE_PTR(o->holes);
+        o->n_filled = o->n_holes;
         o->n_holes = 0;
         return 0;
+}
+
+int loader_file_holds(int fd, const ObjectBytes *o) {
+        static __thread char *buf;
+        const ObjectHole *skip = o->n_holes > 0 ? o->holes : o->filled;
+        size_t n_skip = o->n_holes > 0 ? o->n_holes : o->n_filled;
+        uint64_t off = 0;
+
+        if (!buf && !(buf = malloc(HOLDS_CHUNK)))
+                return -ENOMEM;
+        /* The holes are sorted and apart: the bytes to compare lie between them. */
+        for (size_t i = 0; i <= n_skip; i++) {
+                uint64_t end = i < n_skip ? skip[i].off : o->size;
+
+                while (off < end) {
+                        size_t len = (size_t) MIN(end - off, (uint64_t) HOLDS_CHUNK);
+                        ssize_t n = pread_full(fd, buf, len, off);
+
+                        if (n < 0)
+                                return (int) n;
+                        if ((size_t) n != len || memcmp(buf, o->data + off, len) != 0)
+                                return 0;
+                        off += len;
+                }
+                if (i < n_skip)
+                        off = skip[i].off + skip[i].len;
+        }
+        return 1;
 }
 
 void loader_read_done(ObjectBytes *o) {
@@ -527,6 +559,7 @@ void loader_read_done(ObjectBytes *o) {
         else
                 free(o->data);
         free(o->holes);
+        free(o->filled);
         *o = (ObjectBytes) {};
 }
 

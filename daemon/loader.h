@@ -93,6 +93,8 @@ typedef struct ObjectBytes {
         ObjectHole *holes;
         size_t n_holes;
         uint64_t hole_bytes;
+        ObjectHole *filled; /* the holes once loader_read_holes() read them: DWARF, which nothing loads */
+        size_t n_filled;
 } ObjectBytes;
 
 /* Whether two stats are of the same file, unchanged (a known inode: st_ino 0 is "unknown"). */
@@ -105,6 +107,13 @@ int loader_read_whole(int fd, size_t size, ObjectBytes *o);
 /* Reads what loader_read() left out, so that data is the whole file. */
 int loader_read_holes(int fd, ObjectBytes *o);
 void loader_read_done(ObjectBytes *o);
+/*
+ * Whether fd holds o's bytes now, all but its holes (read or not: DWARF):
+ * 1 when every one is the same, 0 when one differs or the file is shorter,
+ * -errno when it cannot be read. Cheaper than reading and checking the
+ * object again (no page of it is allocated, nothing is hashed).
+ */
+int loader_file_holds(int fd, const ObjectBytes *o);
 
 /* Loads into the kernel; fills o->bpf, programs, maps and timings.open/load. */
 int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f);

@@ -28,6 +28,7 @@ typedef struct Counters {
         uint64_t planned;   /* loads whose CO-RE target was the planner's minimal BTF */
         uint64_t fallbacks; /* loads relocated against the whole cached kernel BTF, not a minimal one */
         uint64_t opened_ahead; /* loads that found their object opened by libbpf ahead, after an earlier load */
+        uint64_t known_files;  /* loads of a file the last load of its plan read: compared, not read again */
         uint64_t denied;
 } Counters;
 

@@ -684,18 +684,48 @@ static void intake_done(Intake *in) {
         plan_unref(in->plan);
 }
 
+/*
+ * The file the last load of a plan read, unchanged (the same file, stat and
+ * bytes): its bytes as that load read and checked them, compared with the
+ * file's but not read, checked or hashed again. 1 when in is ready, 0 when
+ * the file is not known (or not the same any more): it is read as any other.
+ */
+static int intake_known_file(Manager *m, const LoadParameters *p, Intake *in) {
+        struct stat st, after;
+        KeptFile file = {};
+        Plan *plan;
+
+        if (p->btf_fd.set || fstat(in->fd, &st) < 0 || !S_ISREG(st.st_mode))
+                return 0;
+        plan = plans_find_file(&m->plans, &st, p->btf);
+        if (!plan || loader_file_holds(in->fd, &plan->kept.bytes) <= 0 || fstat(in->fd, &after) < 0 ||
+            !loader_file_unchanged(&st, &after))
+                return 0;
+        in->plan = plans_take_file(&m->plans, plan, &file);
+        in->obj = file.bytes;
+        in->st = st;
+        loader_digest_known(&in->digest, in->obj.data, in->obj.size, file.digest);
+        m->counters.known_files++;
+        return 1;
+}
+
 /* Returns 1 when in is ready, <= 0 when a reply was sent or the call failed. */
-static int intake(Call *call, const LoadParameters *p, Intake *in, Failure *f) {
+static int intake(Call *call, const LoadParameters *p, bool load, Intake *in, Failure *f) {
         uint64_t t0 = now_usec(CLOCK_MONOTONIC);
         int fd = -1, r;
 
         r = call_fd(call, "fd", p->fd, &fd);
         if (r <= 0)
                 return r;
+        in->fd = fd;
+        /* Only a load hands the bytes back to the plan (after_load()). */
+        if (load && intake_known_file(call->manager, p, in) > 0) {
+                in->receive_us = now_usec(CLOCK_MONOTONIC) - t0;
+                return 1;
+        }
         r = read_object(call, fd, "fd", true, &in->obj, &in->st);
         if (r <= 0)
                 return r;
-        in->fd = fd;
         if (p->btf_fd.set) {
                 int bfd = -1;
 
@@ -922,14 +952,14 @@ typedef struct AfterLoad {
         Manager *manager;
         uint64_t id;
         Plan *plan;
-        ObjectBytes obj;
+        KeptFile file; /* the object's bytes, back to the plan with the object opened from them */
         char *name;
 } AfterLoad;
 
 static void after_load_free(void *userdata) {
         AfterLoad *a = userdata;
 
-        loader_read_done(&a->obj);
+        kept_file_done(&a->file);
         plan_unref(a->plan);
         free(a->name);
         free(a);
@@ -938,11 +968,13 @@ static void after_load_free(void *userdata) {
 static int on_open_ahead(sd_event_source *s, void *userdata) {
         AfterLoad *a = userdata;
 
-        /* Dropped from the cache meanwhile, or opened ahead by another load: nothing to do. */
-        if (a->plan->in_cache && !a->plan->ready)
+        /* Dropped from the cache meanwhile: nothing to do. Else this, the plan's latest load, replaces what an
+         * earlier one left (another name, another file of the same content). */
+        if (a->plan->in_cache)
                 plans_keep_ready(&a->manager->plans, a->plan,
-                                 loader_open_ahead(a->obj.data, a->obj.size, a->name, plan_btf_custom_path(a->plan)),
-                                 a->name);
+                                 loader_open_ahead(a->file.bytes.data, a->file.bytes.size, a->name,
+                                                   plan_btf_custom_path(a->plan)),
+                                 a->name, &a->file);
         /* Its last reference is the loop's: dropping it frees the source, and a with it, once this returns. */
         (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);
         (void) sd_event_source_set_floating(s, false);
@@ -955,7 +987,7 @@ static void after_load(Manager *m, void *userdata) {
 
         announce_loaded(m, a->id);
         /* The loop owns the source (floating), so a daemon stopping before it runs frees a with it. */
-        if (!a->name || !a->plan->in_cache || a->plan->ready ||
+        if (!a->name || !a->plan->in_cache ||
             sd_event_add_defer(m->event, &s, on_open_ahead, a) < 0) {
                 after_load_free(a);
                 return;
@@ -1052,7 +1084,7 @@ static int vl_method_load(Call *call) {
         if (call->peer->cgroup && !(o->owner.cgroup = strdup(call->peer->cgroup)))
                 return -ENOMEM;
 
-        r = intake(call, &p, &in, &f);
+        r = intake(call, &p, true, &in, &f);
         if (r == 0 || (r < 0 && !f.error && call->replied))
                 return r;
         o->name = p.name ? strdup(p.name) : object_name_from_fd(call->fds[p.fd]);
@@ -1079,8 +1111,9 @@ static int vl_method_load(Call *call) {
                 AfterLoad *a = malloc(sizeof(*a));
 
                 if (a) {
-                        *a = (AfterLoad) { .manager = m, .id = o->id, .plan = plan_ref(in.plan), .obj = in.obj,
-                                           .name = strdup(o->name) };
+                        *a = (AfterLoad) { .manager = m, .id = o->id, .plan = plan_ref(in.plan),
+                                           .file = { .bytes = in.obj, .st = in.st }, .name = strdup(o->name) };
+                        memcpy(a->file.digest, o->digest, sizeof(a->file.digest));
                         in.obj = (ObjectBytes) {};
                         call->after_reply = after_load;
                         call->after_reply_data = a;
@@ -1140,7 +1173,7 @@ static int vl_method_check(Call *call) {
         if (r <= 0)
                 return r;
         call->manager->counters.checks++;
-        r = intake(call, &p, &in, &f);
+        r = intake(call, &p, false, &in, &f);
         if (r == 0 || (r < 0 && !f.error && call->replied))
                 return r;
         if (r < 0) {
@@ -1304,6 +1337,7 @@ static int vl_method_status(Call *call) {
         json_object_object_add(counters, "load_probes_skipped", json_object_new_uint64(loader_probes_answered()));
         json_object_object_add(counters, "object_btf_reused", json_object_new_uint64(loader_btf_reused()));
         json_object_object_add(counters, "opened_ahead", json_object_new_uint64(m->counters.opened_ahead));
+        json_object_object_add(counters, "known_files", json_object_new_uint64(m->counters.known_files));
         json_object_object_add(counters, "plan_cache_hits", json_object_new_uint64(m->plans.hits));
         json_object_object_add(counters, "plan_cache_misses", json_object_new_uint64(m->plans.misses));
         json_object_object_add(reply, "counters", counters);

@@ -35,6 +35,11 @@ static void drop_ready(Plan *plan) {
         plan->ready_name = NULL;
 }
 
+void kept_file_done(KeptFile *k) {
+        loader_read_done(&k->bytes);
+        *k = (KeptFile) {};
+}
+
 static Plan *plan_free(Plan *plan) {
         if (!plan)
                 return NULL;
@@ -43,6 +48,7 @@ static Plan *plan_free(Plan *plan) {
         safe_close(plan->min_btf_fd);
         kept_btf_done(&plan->kernel_btf);
         drop_ready(plan);
+        kept_file_done(&plan->kept);
         free(plan);
         return NULL;
 }
@@ -60,21 +66,62 @@ Plan *plan_ref(Plan *plan) {
 /* Objects opened ahead cost memory (a large object's programs, BTF and relocations): the plans used last. */
 #define PLANS_READY_MAX 4u
 
-void plans_keep_ready(Plans *p, Plan *plan, struct bpf_object *obj, const char *name) {
+void plans_keep_ready(Plans *p, Plan *plan, struct bpf_object *obj, const char *name, KeptFile *file) {
         size_t kept = 0;
 
         drop_ready(plan);
-        if (!obj)
+        kept_file_done(&plan->kept);
+        if (!obj) {
+                kept_file_done(file);
                 return;
+        }
         plan->ready_name = plan->in_cache ? strdup(name) : NULL;
         if (!plan->ready_name) {
                 bpf_object__close(obj);
+                kept_file_done(file);
                 return;
         }
         plan->ready = obj;
+        plan->kept = *file;
+        *file = (KeptFile) {};
         for (size_t i = 0; i < p->n; i++)
-                if (p->entries[i]->ready && ++kept > PLANS_READY_MAX)
+                if ((p->entries[i]->ready || p->entries[i]->kept.bytes.data) && ++kept > PLANS_READY_MAX) {
                         drop_ready(p->entries[i]);
+                        kept_file_done(&p->entries[i]->kept);
+                }
+}
+
+/* The BTF a cached plan was made for: the last part of its key ("" for the kernel's). */
+static const char *plan_btf_name(const Plan *plan) {
+        const char *s = strchr(plan->key, '/');
+
+        s = s ? strchr(s + 1, '/') : NULL;
+        return s ? s + 1 : NULL;
+}
+
+Plan *plans_find_file(Plans *p, const struct stat *st, const char *btf_name) {
+        for (size_t i = 0; i < p->n; i++) {
+                Plan *plan = p->entries[i];
+                const char *name = plan_btf_name(plan);
+
+                if (plan->kept.bytes.data && loader_file_unchanged(st, &plan->kept.st) && name &&
+                    strcmp(name, btf_name ?: "") == 0)
+                        return plan;
+        }
+        return NULL;
+}
+
+Plan *plans_take_file(Plans *p, Plan *plan, KeptFile *ret) {
+        for (size_t i = 0; i < p->n; i++)
+                if (p->entries[i] == plan) {
+                        memmove(p->entries + 1, p->entries, i * sizeof(Plan *));
+                        p->entries[0] = plan;
+                        break;
+                }
+        p->hits++;
+        *ret = plan->kept;
+        plan->kept = (KeptFile) {};
+        return plan_ref(plan);
 }
 
 struct bpf_object *plan_take_ready(Plan *plan, const char *name) {

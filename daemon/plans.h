@@ -19,6 +19,15 @@
 /* "sha256:<hex>/<generation>/<btf name>": a registered BTF's name is a file name (NAME_MAX). */
 #define PLAN_KEY_MAX (7 + 64 + 1 + 20 + 1 + 255 + 1)
 
+/* An object's bytes as a load read them, with the client's file they came from (st_ino 0: unknown). */
+typedef struct KeptFile {
+        ObjectBytes bytes;
+        struct stat st;
+        char digest[LOADER_DIGEST_MAX]; /* the whole file's sha256 */
+} KeptFile;
+
+void kept_file_done(KeptFile *k);
+
 typedef struct Plan {
         char key[PLAN_KEY_MAX];
         CorePlan *core;
@@ -30,6 +39,7 @@ typedef struct Plan {
         KeptBtf kernel_btf;       /* the object's BTF in the kernel, from the last load: loads share it */
         struct bpf_object *ready; /* opened ahead for the next load (loader_open_ahead()), or NULL */
         char *ready_name;         /* the object name it was opened with */
+        KeptFile kept;            /* the bytes it was opened from, and their file, for the next load */
         bool in_cache;
         unsigned refs;
         uint64_t plan_us;
@@ -63,8 +73,11 @@ Plan *plan_ref(Plan *plan);
 /* What libbpf relocates against (btf_custom_path): the minimal BTF, or NULL for the whole kernel BTF, when
  * there is none or a bpf_core_type_id_kernel() relocation needs the kernel's own ids. */
 const char *plan_btf_custom_path(const Plan *plan);
-/* Keeps obj opened ahead for plan; only the few most recently used plans keep one (memory). */
-void plans_keep_ready(Plans *p, Plan *plan, struct bpf_object *obj, const char *name);
+/*
+ * Keeps obj opened ahead for plan, and file (taken: emptied) that it was
+ * opened from; only the few most recently used plans keep them (memory).
+ */
+void plans_keep_ready(Plans *p, Plan *plan, struct bpf_object *obj, const char *name, KeptFile *file);
 /* The plan's object opened ahead, if it was opened with this name (the caller owns it then). */
 struct bpf_object *plan_take_ready(Plan *plan, const char *name);
 
@@ -77,6 +90,17 @@ struct bpf_object *plan_take_ready(Plan *plan, const char *name);
  */
 const char *plan_file_digest(const Plan *plan, const struct stat *st);
 void plan_remember_file(Plan *plan, const struct stat *st, const char *digest);
+
+/*
+ * Agents load the same file again and again; reading it again, checking it
+ * and hashing what libbpf reads costs more than a small object's load. The
+ * plan for btf_name (NULL: the kernel's) whose kept file is st (the same
+ * file, unchanged): the caller compares the bytes (loader_file_holds())
+ * before it takes them with plan_take_file(). NULL when there is none.
+ */
+Plan *plans_find_file(Plans *p, const struct stat *st, const char *btf_name);
+/* The kept file's bytes and digest, for a load of it (a reference to plan, counted as a cache hit). */
+Plan *plans_take_file(Plans *p, Plan *plan, KeptFile *ret);
 
 /* relocations[] of design.md: a new reference to the plan's, for serializing only (it has no elements to
  * read back). */

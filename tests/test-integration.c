@@ -603,6 +603,114 @@ TEST(opened_ahead) {
         }
 }
 
+/* Load path's object with params (a JSON text, or NULL). */
+static void load_path(const char *path, const char *params, BpfcoreReply *ret) {
+        json_object *p = params ? json_tokener_parse(params) : json_object_new_object();
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        json_object_object_add(p, "fd", json_object_new_int(0));
+        call(&d, "io.bpfcored.Load", p, &fd, 1, ret);
+        json_object_put(p);
+        close(fd);
+}
+
+/* The file offset of a global's initial value in an object's bytes, or 0. */
+static uint64_t global_offset(const char *data, size_t size, const char *name) {
+        const Elf64_Ehdr *eh = (const Elf64_Ehdr *) data;
+        const Elf64_Shdr *sh = (const Elf64_Shdr *) (data + eh->e_shoff);
+
+        if (size < sizeof(*eh) || eh->e_shoff + (uint64_t) eh->e_shnum * sizeof(*sh) > size)
+                return 0;
+        for (size_t i = 1; i < eh->e_shnum; i++) {
+                const Elf64_Sym *sym = (const Elf64_Sym *) (data + sh[i].sh_offset);
+                const char *strtab = data + sh[sh[i].sh_link].sh_offset;
+
+                if (sh[i].sh_type != SHT_SYMTAB)
+                        continue;
+                for (size_t k = 0; k < sh[i].sh_size / sizeof(*sym); k++)
+                        if (strcmp(strtab + sym[k].st_name, name) == 0 && sym[k].st_shndx > 0 &&
+                            sym[k].st_shndx < eh->e_shnum)
+                                return sh[sym[k].st_shndx].sh_offset + sym[k].st_value;
+        }
+        return 0;
+}
+
+/*
+ * A file loaded again, unchanged, is compared with the bytes its last load
+ * read instead of being read, checked and hashed again: the load is the
+ * same. A byte changed in place is seen, and that load is of the new bytes.
+ */
+TEST(known_file) {
+        _cleanup_free_ char *src = harness_object_path("globals"), *data = NULL;
+        _cleanup_reply_ BpfcoreReply first = {}, second = {}, renamed = {}, changed = {}, again = {};
+        char path[256], want[72];
+        uint32_t pid = 0, value = 4242;
+        uint64_t at;
+        size_t size = 0;
+        int64_t before;
+        FILE *f;
+        int fd;
+
+        snprintf(path, sizeof(path), "%s/known.bpf.o", d.tmpdir);
+        read_file(src, &data, &size);
+        f = fopen(path, "we");
+        tap_ok(f && fwrite(data, 1, size, f) == size && fclose(f) == 0, "a copy of globals (%zu bytes)", size);
+        file_sha256(path, want);
+
+        before = status_counter("known_files");
+        load_path(path, "{\"globals\":{\"target_pid\":1111}}", &first);
+        tap_is_str(reply_error(&first), "", "the copy loads");
+        tap_is_int(status_counter("known_files") - before, 0, "read, as a file not seen before");
+
+        before = status_counter("known_files");
+        load_path(path, "{\"globals\":{\"target_pid\":2222}}", &second);
+        tap_is_str(reply_error(&second), "", "it loads again");
+        tap_is_int(status_counter("known_files") - before, 1, "from the bytes of the first load, not read again");
+        tap_is_str(json_object_get_string(object_get(&second, "digest")), want, "its digest is the file's sha256");
+        tap_ok(read_global(object_get(&second, "maps"), ".rodata", "target_pid", &pid, sizeof(pid)) && pid == 2222,
+               "with its own globals (target_pid 2222)");
+        tap_ok(object_get(&second, "programs") && json_object_array_length(object_get(&second, "programs")) == 1,
+               "and its program");
+
+        before = status_counter("known_files");
+        load_path(path, "{\"name\":\"known-renamed\"}", &renamed);
+        tap_is_str(json_object_get_string(object_get(&renamed, "name")), "known-renamed",
+                   "under another name it loads with that name");
+        tap_is_int(status_counter("known_files") - before, 1, "from the same bytes");
+
+        /* target_pid's initial value, changed in place: the file is the same, its bytes are not. */
+        at = global_offset(data, size, "target_pid");
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        tap_ok(at && fd >= 0 && pwrite(fd, &value, sizeof(value), (off_t) at) == sizeof(value),
+               "target_pid's initial value in the file set to %u", value);
+        if (fd >= 0)
+                close(fd);
+        file_sha256(path, want);
+        before = status_counter("known_files");
+        load_path(path, NULL, &changed);
+        tap_is_str(reply_error(&changed), "", "the changed file loads");
+        tap_is_int(status_counter("known_files") - before, 0, "read again: it is not the bytes kept");
+        pid = 0;
+        tap_ok(read_global(object_get(&changed, "maps"), ".rodata", "target_pid", &pid, sizeof(pid)) && pid == value,
+               "with the file's new initial value (%u)", pid);
+        tap_is_str(json_object_get_string(object_get(&changed, "digest")), want, "and its new sha256");
+
+        before = status_counter("known_files");
+        load_path(path, NULL, &again);
+        tap_is_int(status_counter("known_files") - before, 1, "the changed file, loaded again, is known in turn");
+        pid = 0;
+        tap_ok(read_global(object_get(&again, "maps"), ".rodata", "target_pid", &pid, sizeof(pid)) && pid == value,
+               "with the same value (%u)", pid);
+        {
+                const BpfcoreReply *loaded[] = { &first, &second, &renamed, &changed, &again };
+
+                for (size_t i = 0; i < ELEMENTSOF(loaded); i++)
+                        if (object_int(loaded[i], "id") > 0)
+                                unload((uint64_t) object_int(loaded[i], "id"));
+        }
+        unlink(path);
+}
+
 static void expect_invalid_object(const char *what, const void *data, size_t size, const char *needle) {
         _cleanup_reply_ BpfcoreReply r = {};
         json_object *p = json_object_new_object();

@@ -1330,6 +1330,32 @@ TEST(sparse_read) {
                 tap_is_int(loader_read_holes(fd, &o), 0, "the rest read");
                 tap_ok(o.n_holes == 0 && o.size == whole.size && memcmp(o.data, whole.data, whole.size) == 0,
                        "then the buffer is the whole file");
+
+                /* What a later load compares instead of reading: every byte but DWARF. */
+                {
+                        size_t btf = 0, debug = 0;
+                        char byte;
+
+                        for (size_t i = 1; i < eh->e_shnum; i++) {
+                                const char *name = (const char *) whole.data + sh[eh->e_shstrndx].sh_offset + sh[i].sh_name;
+
+                                if (strcmp(name, ".BTF") == 0)
+                                        btf = sh[i].sh_offset + sh[i].sh_size / 2;
+                                else if (strcmp(name, ".debug_str") == 0)
+                                        debug = sh[i].sh_offset + sh[i].sh_size / 2;
+                        }
+                        tap_is_int(loader_file_holds(fd, &o), 1, "the file holds the bytes read");
+                        byte = (char) (whole.data[debug] ^ 0x5a);
+                        tap_ok(debug && pwrite(fd, &byte, 1, (off_t) debug) == 1 && loader_file_holds(fd, &o) == 1,
+                               "a byte of .debug_str changed: still (DWARF is not compared)");
+                        byte = (char) (whole.data[btf] ^ 0x5a);
+                        tap_ok(btf && pwrite(fd, &byte, 1, (off_t) btf) == 1 && loader_file_holds(fd, &o) == 0,
+                               "a byte of .BTF changed: no more");
+                        tap_ok(pwrite(fd, whole.data + btf, 1, (off_t) btf) == 1 && loader_file_holds(fd, &o) == 1,
+                               "changed back: again");
+                        tap_ok(ftruncate(fd, (off_t) whole.size - 1) == 0 && loader_file_holds(fd, &o) == 0,
+                               "one byte shorter: no more");
+                }
                 loader_read_done(&o);
                 failure_done(&f);
 
