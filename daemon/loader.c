@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "btf-targets.h"
 #include "globals.h"
@@ -523,6 +524,25 @@ int loader_read_holes(int fd, ObjectBytes *o) {
         o->n_filled = o->n_holes;
         o->n_holes = 0;
         return 0;
+}
+
+void loader_forget_holes(ObjectBytes *o) {
+        long page = sysconf(_SC_PAGESIZE);
+
+        if (!o->mapped || o->n_filled == 0 || page <= 0)
+                return;
+        for (size_t i = 0; i < o->n_filled; i++) {
+                uint64_t start = (o->filled[i].off + (uint64_t) page - 1) / (uint64_t) page * (uint64_t) page,
+                         end = (o->filled[i].off + o->filled[i].len) / (uint64_t) page * (uint64_t) page;
+
+                /* Whole pages only: an edge shared with a section that is read stays. */
+                if (end > start)
+                        (void) madvise(o->data + start, end - start, MADV_DONTNEED);
+        }
+        free(o->holes);
+        o->holes = TAKE_PTR(o->filled);
+        o->n_holes = o->n_filled;
+        o->n_filled = 0;
 }
 
 int loader_file_holds(int fd, const ObjectBytes *o) {

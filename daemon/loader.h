@@ -106,6 +106,9 @@ int loader_read(int fd, size_t size, ObjectBytes *o);
 int loader_read_whole(int fd, size_t size, ObjectBytes *o);
 /* Reads what loader_read() left out, so that data is the whole file. */
 int loader_read_holes(int fd, ObjectBytes *o);
+/* Once the whole file is hashed: gives back the memory of what loader_read_holes() read, in whole pages (zeros
+ * again: holes again). */
+void loader_forget_holes(ObjectBytes *o);
 void loader_read_done(ObjectBytes *o);
 /*
  * Whether fd holds o's bytes now, all but its holes (read or not: DWARF):

@@ -860,8 +860,10 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
 
                 if (k < 0 && r >= 0)
                         r = failure_system(f, k, "hashing the object");
-                if (k >= 0)
+                if (k >= 0) {
                         plan_remember_file(in->plan, &in->st, in->digest.digest);
+                        loader_forget_holes(&in->obj); /* the DWARF, hashed, is of no more use */
+                }
                 memcpy(o->digest, in->digest.digest, sizeof(o->digest));
         }
         if (fallback)

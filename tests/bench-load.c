@@ -67,6 +67,12 @@ static int64_t libbpf_load(const char *path, const char *btf_path) {
         return r < 0 ? r : (int64_t) t;
 }
 
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+
+        return x < y ? -1 : x > y;
+}
+
 /* Where (c) goes, from the Load reply's timings: the daemon's stages and the rest (IPC, state file, reply). */
 enum { ST_RECEIVE, ST_PLAN, ST_OPEN, ST_LOAD, ST_PIN, ST_OUTSIDE, _ST_MAX };
 static const char *const stage_names[_ST_MAX] = { "receive", "plan", "open", "load", "pin", "outside" };
@@ -228,6 +234,8 @@ int main(int argc, char **argv) {
         printf("%-10s %5s %6s %12s %12s %12s %12s %8s %8s %8s\n", "object", "progs", "relos", "(a) libbpf",
                "(a1) fresh", "(b) min-btf", "(c) daemon", "a/c", "a1/c", "c/b");
         uint64_t stage_medians[ELEMENTSOF(objects)][_ST_MAX] = {}, back_to_back[ELEMENTSOF(objects)][2] = {};
+        double ratios[3][ELEMENTSOF(objects)]; /* a/c, a1/c, c/b of each object measured */
+        size_t n_ratios = 0;
 
         for (size_t k = 0; k < ELEMENTSOF(objects); k++) {
                 uint64_t *stages = calloc((size_t) iterations * _ST_MAX, 8), *column = calloc((size_t) iterations, 8);
@@ -263,6 +271,9 @@ int main(int argc, char **argv) {
                                (long long) progs, (long long) relos, (unsigned long long) ma, (unsigned long long) ma1,
                                (unsigned long long) mb, (unsigned long long) mc, (double) ma / (double) mc,
                                (double) ma1 / (double) mc, (double) mc / (double) mb);
+                        ratios[0][n_ratios] = (double) ma / (double) mc;
+                        ratios[1][n_ratios] = (double) ma1 / (double) mc;
+                        ratios[2][n_ratios++] = (double) mc / (double) mb;
                         for (int st = 0; st < _ST_MAX; st++) {
                                 for (int i = 0; i < iterations; i++)
                                         column[i] = stages[(size_t) i * _ST_MAX + (size_t) st];
@@ -287,6 +298,13 @@ int main(int argc, char **argv) {
                 free(a1);
                 free(b);
                 free(c);
+        }
+
+        if (n_ratios > 0) {
+                for (int i = 0; i < 3; i++)
+                        qsort(ratios[i], n_ratios, sizeof(double), cmp_double);
+                printf("%-10s %5s %6s %12s %12s %12s %12s %8.2f %8.2f %8.2f\n", "median", "", "", "", "", "", "",
+                       ratios[0][n_ratios / 2], ratios[1][n_ratios / 2], ratios[2][n_ratios / 2]);
         }
 
         printf("\n(c) by stage, from the Load reply's timings (medians; outside = IPC, state file, reply):\n%-10s", "object");
@@ -318,11 +336,13 @@ int main(int argc, char **argv) {
                 json_object_object_get_ex(status.parameters, "counters", &c);
                 printf("daemon loads: %lld, planned against a minimal BTF %lld, fallbacks to the whole cached BTF %lld;\n"
                        "  kernel BTF served from the cache %lld times, kfunc/ksym names from its index %lld, opened ahead "
-                       "%lld,\n  libbpf's loading probe skipped %lld, object BTF reused %lld\n",
+                       "%lld,\n  libbpf's loading probe skipped %lld, object BTF reused %lld, known files (not read again) "
+                       "%lld\n",
                        (long long) json_int(c, "loads"), (long long) json_int(c, "planned_loads"),
                        (long long) json_int(c, "fallback_loads"), (long long) json_int(c, "kernel_btf_served"),
                        (long long) json_int(c, "kernel_btf_lookups"), (long long) json_int(c, "opened_ahead"),
-                       (long long) json_int(c, "load_probes_skipped"), (long long) json_int(c, "object_btf_reused"));
+                       (long long) json_int(c, "load_probes_skipped"), (long long) json_int(c, "object_btf_reused"),
+                       (long long) json_int(c, "known_files"));
         }
         /* Start-up, as often as the parse was timed: one start is too noisy a sample. */
         bpfcore_disconnect(client);

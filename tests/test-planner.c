@@ -1333,6 +1333,7 @@ TEST(sparse_read) {
 
                 /* What a later load compares instead of reading: every byte but DWARF. */
                 {
+                        static const char zero_page[4096];
                         size_t btf = 0, debug = 0;
                         char byte;
 
@@ -1345,6 +1346,20 @@ TEST(sparse_read) {
                                         debug = sh[i].sh_offset + sh[i].sh_size / 2;
                         }
                         tap_is_int(loader_file_holds(fd, &o), 1, "the file holds the bytes read");
+                        {
+                                size_t n = o.n_filled, zero_pages = 0, pages = 0;
+
+                                loader_forget_holes(&o);
+                                for (size_t h = 0; h < o.n_holes; h++)
+                                        for (uint64_t p = (o.holes[h].off + 4095) / 4096 * 4096;
+                                             p + 4096 <= o.holes[h].off + o.holes[h].len; p += 4096) {
+                                                pages++;
+                                                zero_pages += memcmp(o.data + p, zero_page, 4096) == 0;
+                                        }
+                                tap_ok(n > 0 && o.n_holes == n && o.n_filled == 0 && pages > 0 && zero_pages == pages,
+                                       "DWARF forgotten once hashed: %zu of its pages given back", zero_pages);
+                        }
+                        tap_is_int(loader_file_holds(fd, &o), 1, "and the file still holds the rest");
                         byte = (char) (whole.data[debug] ^ 0x5a);
                         tap_ok(debug && pwrite(fd, &byte, 1, (off_t) debug) == 1 && loader_file_holds(fd, &o) == 1,
                                "a byte of .debug_str changed: still (DWARF is not compared)");
