@@ -18,9 +18,10 @@ install_deps() {
 		need=1
 	fi
 	# qemu-system-x86, busybox-static, kmod, cpio, xz-utils: the VM tier (tests/vm/).
+	# locales: a ',' locale for tests/test-json-parse.c (localedef).
 	local pkgs=(build-essential pkg-config meson ninja-build clang-19 llvm-19
 		libelf-dev zlib1g-dev libsystemd-dev libjson-c-dev libssl-dev libseccomp-dev iproute2 libclang-rt-19-dev
-		man-db qemu-system-x86 busybox-static kmod cpio xz-utils valgrind debootstrap systemd-container)
+		man-db qemu-system-x86 busybox-static kmod cpio xz-utils valgrind debootstrap systemd-container locales)
 	local bpo=(libbpf-dev bpftool)
 	local missing=()
 	for p in "${pkgs[@]}" "${bpo[@]}"; do

@@ -694,12 +694,17 @@ static int intake_known_file(Manager *m, const LoadParameters *p, Intake *in) {
         struct stat st, after;
         KeptFile file = {};
         Plan *plan;
+        int r;
 
         if (p->btf_fd.set || fstat(in->fd, &st) < 0 || !S_ISREG(st.st_mode))
                 return 0;
         plan = plans_find_file(&m->plans, &st, p->btf);
-        if (!plan || loader_file_holds(in->fd, &plan->kept.bytes) <= 0 || fstat(in->fd, &after) < 0 ||
-            !loader_file_unchanged(&st, &after))
+        if (!plan)
+                return 0;
+        r = loader_file_holds(in->fd, &plan->kept.bytes);
+        if (r == 0)
+                kept_file_done(&plan->kept); /* changed under the same stat: compared in vain next time */
+        if (r <= 0 || fstat(in->fd, &after) < 0 || !loader_file_unchanged(&st, &after))
                 return 0;
         in->plan = plans_take_file(&m->plans, plan, &file);
         in->obj = file.bytes;
@@ -970,12 +975,14 @@ static void after_load_free(void *userdata) {
 static int on_open_ahead(sd_event_source *s, void *userdata) {
         AfterLoad *a = userdata;
 
-        /* Dropped from the cache meanwhile: nothing to do. Else this, the plan's latest load, replaces what an
-         * earlier one left (another name, another file of the same content). */
+        /* Dropped from the cache meanwhile: nothing to do. Else the file is kept for the next load, and opened
+         * ahead unless an earlier load's object is (another name: a load under each name finds it half the time
+         * when two names alternate, rather than never). */
         if (a->plan->in_cache)
                 plans_keep_ready(&a->manager->plans, a->plan,
-                                 loader_open_ahead(a->file.bytes.data, a->file.bytes.size, a->name,
-                                                   plan_btf_custom_path(a->plan)),
+                                 a->plan->ready ? NULL
+                                                : loader_open_ahead(a->file.bytes.data, a->file.bytes.size, a->name,
+                                                                    plan_btf_custom_path(a->plan)),
                                  a->name, &a->file);
         /* Its last reference is the loop's: dropping it frees the source, and a with it, once this returns. */
         (void) sd_event_source_set_enabled(s, SD_EVENT_OFF);

@@ -69,21 +69,20 @@ Plan *plan_ref(Plan *plan) {
 void plans_keep_ready(Plans *p, Plan *plan, struct bpf_object *obj, const char *name, KeptFile *file) {
         size_t kept = 0;
 
-        drop_ready(plan);
         kept_file_done(&plan->kept);
-        if (!obj) {
+        if (plan->in_cache) {
+                plan->kept = *file;
+                *file = (KeptFile) {};
+        } else
                 kept_file_done(file);
-                return;
+        if (obj) {
+                drop_ready(plan);
+                plan->ready_name = plan->in_cache ? strdup(name) : NULL;
+                if (plan->ready_name)
+                        plan->ready = obj;
+                else
+                        bpf_object__close(obj);
         }
-        plan->ready_name = plan->in_cache ? strdup(name) : NULL;
-        if (!plan->ready_name) {
-                bpf_object__close(obj);
-                kept_file_done(file);
-                return;
-        }
-        plan->ready = obj;
-        plan->kept = *file;
-        *file = (KeptFile) {};
         for (size_t i = 0; i < p->n; i++)
                 if ((p->entries[i]->ready || p->entries[i]->kept.bytes.data) && ++kept > PLANS_READY_MAX) {
                         drop_ready(p->entries[i]);

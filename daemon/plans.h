@@ -74,8 +74,10 @@ Plan *plan_ref(Plan *plan);
  * there is none or a bpf_core_type_id_kernel() relocation needs the kernel's own ids. */
 const char *plan_btf_custom_path(const Plan *plan);
 /*
- * Keeps obj opened ahead for plan, and file (taken: emptied) that it was
- * opened from; only the few most recently used plans keep them (memory).
+ * Keeps file (taken: emptied) for plan's next load, and obj opened ahead
+ * from it (NULL: the plan's object opened ahead, if any, stays: the same
+ * bytes but DWARF, maybe another name); only the few most recently used
+ * plans keep them (memory).
  */
 void plans_keep_ready(Plans *p, Plan *plan, struct bpf_object *obj, const char *name, KeptFile *file);
 /* The plan's object opened ahead, if it was opened with this name (the caller owns it then). */

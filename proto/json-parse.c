@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include <errno.h>
+#include <locale.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -175,13 +177,21 @@ static int string(Parser *ps, const char **ret, size_t *ret_len) {
         }
 }
 
+/* Numbers are read in the C locale whatever the process's own is (an agent may have set one with a ','). */
+static locale_t c_numeric;
+static pthread_once_t c_numeric_once = PTHREAD_ONCE_INIT;
+
+static void c_numeric_init(void) {
+        c_numeric = newlocale(LC_NUMERIC_MASK, "C", (locale_t) 0);
+}
+
 static bool digit(char c) {
         return c >= '0' && c <= '9';
 }
 
 static int number(Parser *ps, json_object **ret) {
         const char *s = ps->p, *q = s;
-        bool negative = false, integer = true;
+        bool negative = false, integer = true, overflow = false;
         uint64_t v = 0;
 
         if (q < ps->end && *q == '-') {
@@ -198,8 +208,8 @@ static int number(Parser *ps, json_object **ret) {
                 for (; q < ps->end && digit(*q); q++) {
                         unsigned d = (unsigned) (*q - '0');
 
-                        if (v > (UINT64_MAX - d) / 10)
-                                return bad(ps, s, "an integer beyond 64 bits");
+                        /* Too big for an integer; a fraction or exponent may yet make it a double. */
+                        overflow = overflow || v > (UINT64_MAX - d) / 10;
                         v = v * 10 + d;
                 }
         if (q < ps->end && *q == '.') {
@@ -221,6 +231,8 @@ static int number(Parser *ps, json_object **ret) {
         }
         ps->p = q;
 
+        if (integer && overflow)
+                return bad(ps, s, "an integer beyond 64 bits");
         if (integer && negative) {
                 if (v > (uint64_t) INT64_MAX + 1)
                         return bad(ps, s, "an integer beyond 64 bits");
@@ -232,8 +244,11 @@ static int number(Parser *ps, json_object **ret) {
 
                 if (!text)
                         return -ENOMEM;
+                (void) pthread_once(&c_numeric_once, c_numeric_init);
+                if (!c_numeric)
+                        return -ENOMEM;
                 /* json-c keeps the text, so it is written back as it came. */
-                *ret = json_object_new_double_s(strtod(text, NULL), text);
+                *ret = json_object_new_double_s(strtod_l(text, NULL, c_numeric), text);
         }
         return *ret ? 0 : -ENOMEM;
 }
@@ -355,28 +370,37 @@ static int value(Parser *ps, json_object **ret) {
         skip_space(ps);
         if (ps->p >= ps->end)
                 return bad(ps, ps->p, "unexpected end of text");
+        /* A value inside max_depth - 1 containers is the deepest there may be (json-c counts so). */
+        if (ps->depth >= ps->max_depth)
+                return bad(ps, ps->p, "nested too deep");
         switch (*ps->p) {
         case '{':
         case '[':
-                if (ps->depth >= ps->max_depth)
-                        return bad(ps, ps->p, "nested too deep");
                 ps->depth++;
                 r = *ps->p++ == '{' ? object(ps, ret) : array(ps, ret);
                 ps->depth--;
                 return r;
-        case '"':
+        case '"': {
+                const char *start = ps->p;
+
                 ps->p++;
                 r = string(ps, &s, &len);
                 if (r < 0)
                         return r;
                 if (len > INT32_MAX)
-                        return bad(ps, s, "a string too long");
+                        return bad(ps, start, "a string too long");
                 *ret = json_object_new_string_len(s, (int) len);
                 return *ret ? 0 : -ENOMEM;
+        }
         case 't':
-                return literal(ps, "true", json_object_new_boolean(1), ret);
-        case 'f':
-                return literal(ps, "false", json_object_new_boolean(0), ret);
+        case 'f': {
+                bool t = *ps->p == 't';
+                json_object *b = json_object_new_boolean(t);
+
+                if (!b)
+                        return -ENOMEM;
+                return literal(ps, t ? "true" : "false", b, ret);
+        }
         case 'n':
                 return literal(ps, "null", NULL, ret);
         default:

@@ -563,7 +563,7 @@ static int64_t status_counter(const char *name) {
  * directory; a load under another name opens its own.
  */
 TEST(opened_ahead) {
-        _cleanup_reply_ BpfcoreReply first = {}, second = {}, subset = {}, renamed = {};
+        _cleanup_reply_ BpfcoreReply first = {}, second = {}, subset = {}, renamed = {}, own = {};
         uint32_t pid = 0;
         int64_t before;
 
@@ -594,8 +594,11 @@ TEST(opened_ahead) {
         tap_is_str(reply_error(&renamed), "", "a load under another name loads");
         tap_is_int(status_counter("opened_ahead") - before, 0, "opened for its own name, not from the one ahead");
         tap_is_str(json_object_get_string(object_get(&renamed, "name")), "other-name", "and has that name");
+        before = status_counter("opened_ahead");
+        load_object(&d, "tp_core", NULL, &own);
+        tap_is_int(status_counter("opened_ahead") - before, 1, "the object opened ahead under tp_core's name stayed");
         {
-                const BpfcoreReply *loaded[] = { &first, &second, &subset, &renamed };
+                const BpfcoreReply *loaded[] = { &first, &second, &subset, &renamed, &own };
 
                 for (size_t i = 0; i < ELEMENTSOF(loaded); i++)
                         if (object_int(loaded[i], "id") > 0)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /* proto/json-parse: the same trees as json-c's strict tokener, and stricter where json-c is lax. */
 #include <errno.h>
+#include <locale.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,7 @@ TEST(accepts_as_json_c_does) {
                 "{}", "[]", "{\"a\":{}}", "{\"a\":[]}", "[[[]]]", " \t\r\n{ \"a\" : 1 , \"b\" : [ 1 , 2 ] }\n ",
                 "0", "-0", "1", "-1", "9223372036854775807", "-9223372036854775808", "9223372036854775808",
                 "18446744073709551615", "0.5", "-0.0e+1", "1E5", "1e-5", "12.25e2", "1e400",
+                "100000000000000000000.5", "-100000000000000000000e0", /* doubles past 64 bits' integers */
                 "true", "false", "null", "[true,false,null]", "{\"a\":null}",
                 "\"\"", "\"plain\"", "\"caf\xc3\xa9 \xf0\x9d\x84\x9e\"", "\"\\\"\\\\\\/\\b\\f\\n\\r\\t\"",
                 "\"\\u0041\\u00e9\\u20ac\"", "\"\\uD834\\uDD1E\"", "\"x\\u0000y\"",
@@ -100,6 +102,7 @@ TEST(stricter_than_json_c) {
                 { "[Infinity]", "Infinity" },
                 { "[-Infinity]", "-Infinity" },
                 { "[1.]", "a '.' without digits" },
+                { "[-.5]", "a '.' without digits before it" },
                 { "[-01]", "a leading zero after '-'" },
                 { "[18446744073709551616]", "an integer json-c saturates to UINT64_MAX" },
                 { "[-9223372036854775809]", "an integer json-c saturates to INT64_MIN" },
@@ -122,27 +125,64 @@ TEST(stricter_than_json_c) {
         }
 }
 
-TEST(depth) {
-        for (int depth = DEPTH - 1; depth <= DEPTH + 1; depth++) {
-                _cleanup_free_ char *text = malloc((size_t) depth * 2 + 1);
-                json_object *o = NULL;
-                const char *error = NULL;
-                int r;
+/* As deep as json-c takes, and no deeper: empty containers and containers around a value. */
+TEST(depth_as_json_c) {
+        for (int depth = DEPTH - 2; depth <= DEPTH + 2; depth++)
+                for (int inner = 0; inner < 2; inner++) {
+                        _cleanup_free_ char *text = malloc((size_t) depth * 2 + 2);
+                        json_object *o = NULL, *theirs;
+                        const char *error = NULL;
+                        bool ok;
+                        char *p;
+                        int r;
 
-                if (!text)
-                        tap_bail("out of memory");
-                for (int i = 0; i < depth; i++) {
-                        text[i] = '[';
-                        text[2 * depth - 1 - i] = ']';
+                        if (!text)
+                                tap_bail("out of memory");
+                        p = text;
+                        for (int i = 0; i < depth; i++)
+                                *p++ = '[';
+                        if (inner)
+                                *p++ = '1';
+                        for (int i = 0; i < depth; i++)
+                                *p++ = ']';
+                        *p = 0;
+                        r = json_parse_strict(text, strlen(text), DEPTH, &o, &error, NULL);
+                        theirs = json_c_parse(text, strlen(text), &ok);
+                        tap_ok((r == 0) == ok && (r == 0 || r == -EBADMSG),
+                               "%d nested arrays%s: %s, as json-c", depth, inner ? " around a number" : "",
+                               r == 0 ? "accepted" : error);
+                        json_object_put(o);
+                        json_object_put(theirs);
                 }
-                text[2 * depth] = 0;
-                r = json_parse_strict(text, strlen(text), DEPTH, &o, &error, NULL);
-                if (depth <= DEPTH)
-                        tap_is_int(r, 0, "%d nested arrays are accepted", depth);
-                else
-                        tap_is_int(r, -EBADMSG, "%d nested arrays are refused (%s)", depth, error ?: "accepted");
-                json_object_put(o);
+}
+
+/* A process may have set a locale that writes numbers with a ',' (an agent calling setlocale(LC_ALL, "")). */
+TEST(numbers_whatever_the_locale) {
+        char dir[] = "/tmp/test-json-parse-XXXXXX", cmd[256];
+        json_object *o = NULL;
+        double v = 0;
+
+        if (!mkdtemp(dir))
+                tap_bail("mkdtemp: %s", strerror(errno));
+        snprintf(cmd, sizeof(cmd), "localedef -i de_DE -f UTF-8 %s/de_DE.UTF-8 >/dev/null 2>&1", dir);
+        if (system(cmd) != 0) {
+                tap_skip("localedef cannot make de_DE.UTF-8 here (package locales)", "a number in a ',' locale");
+                snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+                (void) system(cmd);
+                return;
         }
+        setenv("LOCPATH", dir, 1);
+        tap_ok(setlocale(LC_NUMERIC, "de_DE.UTF-8") && strcmp(localeconv()->decimal_point, ",") == 0,
+               "the process writes numbers with a ','");
+        tap_is_int(json_parse_strict("1.5", 3, DEPTH, &o, NULL, NULL), 0, "1.5 parses");
+        if (o)
+                v = json_object_get_double(o);
+        tap_ok(v == 1.5, "as 1.5 (%g)", v);
+        json_object_put(o);
+        setlocale(LC_NUMERIC, "C");
+        unsetenv("LOCPATH");
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+        (void) system(cmd);
 }
 
 TEST(text_is_not_read_past_its_length) {
