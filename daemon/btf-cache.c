@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "btf-cache.h"
+#include "btf-targets.h"
 #include "log.h"
 #include "macro.h"
 
@@ -390,7 +391,7 @@ static BtfEntry *entry_free(BtfEntry *e) {
                 btf_index_done(e->index);
                 free(e->index);
         }
-        btf__free(e->btf);
+        btf_targets_free(e->btf);
         free(e->name);
         free(e);
         return NULL;

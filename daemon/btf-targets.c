@@ -3,6 +3,7 @@
 #include <bpf/libbpf.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,11 +40,87 @@ static const TargetKind kinds[] = {
 static __thread BtfCache *current;
 static __thread int module_fds[8];
 static __thread size_t n_module_fds;
-static unsigned served_from_cache, lookups_from_index;
+/* The modules whose BTF libbpf may see during the load: those the object's ksyms are in (kernel BTF ids). */
+static __thread uint32_t shown_modules[16];
+static __thread size_t n_shown_modules;
+static __thread bool modules_filtered;
+static unsigned served_from_cache, lookups_from_index, module_walks, modules_shown;
 
-void btf_targets_begin(BtfCache *cache) {
+/* The cached module that has a FUNC or VAR of exactly this name, if any. */
+static void show_module_of(const char *name) {
+        const CoreCandidate *cands;
+        size_t n = 0;
+
+        btf_cache_lookup(current, name, core_essential_name_len(name), &cands, &n);
+        for (size_t i = 0; i < n; i++) {
+                const struct btf_type *t = btf__type_by_id(cands[i].target->btf, cands[i].type_id);
+                const BtfEntry *e = NULL;
+                bool known = false;
+
+                if (!t || (btf_kind(t) != BTF_KIND_FUNC && btf_kind(t) != BTF_KIND_VAR) ||
+                    strcmp(btf__name_by_offset(cands[i].target->btf, t->name_off) ?: "", name) != 0)
+                        continue;
+                for (size_t j = 0; j < current->n_entries && !e; j++)
+                        if (&current->entries[j]->target == cands[i].target)
+                                e = current->entries[j];
+                if (!e || e->origin != BTF_ORIGIN_MODULE || e->kernel_id == 0)
+                        continue;
+                for (size_t j = 0; j < n_shown_modules; j++)
+                        known = known || shown_modules[j] == e->kernel_id;
+                if (known)
+                        continue;
+                if (n_shown_modules == ELEMENTSOF(shown_modules)) {
+                        modules_filtered = false; /* so many: libbpf walks them all, as without the daemon */
+                        return;
+                }
+                shown_modules[n_shown_modules++] = e->kernel_id;
+                log_debug("%s is in %s (BTF object %u): libbpf may see that module's BTF.", name, e->name,
+                          e->kernel_id);
+        }
+}
+
+/* name without its ___flavor, as libbpf looks ksyms up, to show_module_of(). */
+static void show_module_of_essential(const char *name) {
+        char essential[256];
+
+        if (name && core_essential_name_len(name) < sizeof(essential)) {
+                snprintf(essential, sizeof(essential), "%.*s", (int) core_essential_name_len(name), name);
+                show_module_of(essential);
+        }
+}
+
+void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj) {
+        const struct btf *btf = obj ? bpf_object__btf(obj) : NULL;
+        __s32 sec = btf ? btf__find_by_name_kind(btf, ".ksyms", BTF_KIND_DATASEC) : -ENOENT;
+
         current = cache;
         n_module_fds = 0;
+        n_shown_modules = 0;
+        modules_filtered = cache != NULL;
+        /*
+         * The object's kfuncs and typed ksyms, as libbpf's open left them: a kfunc is a FUNC it made global
+         * (and took out of .ksyms); a typed ksym is a VAR in .ksyms. A program's own global function is
+         * looked up too: a module having one of that name is only one BTF more for libbpf to parse.
+         */
+        for (__u32 id = 1; btf && id < btf__type_cnt(btf) && modules_filtered; id++) {
+                const struct btf_type *t = btf__type_by_id(btf, id);
+                const char *name = btf__name_by_offset(btf, t->name_off);
+
+                if (btf_is_func(t) && btf_vlen(t) == BTF_FUNC_GLOBAL && name &&
+                    !bpf_object__find_program_by_name((struct bpf_object *) obj, name))
+                        show_module_of_essential(name);
+        }
+        if (sec > 0) {
+                const struct btf_type *t = btf__type_by_id(btf, (__u32) sec);
+                const struct btf_var_secinfo *v = btf_var_secinfos(t);
+
+                for (unsigned i = 0; i < btf_vlen(t) && modules_filtered; i++) {
+                        const struct btf_type *var = btf__type_by_id(btf, v[i].type);
+
+                        if (var && btf_is_var(var))
+                                show_module_of_essential(btf__name_by_offset(btf, var->name_off));
+                }
+        }
 }
 
 void *libbpf_own(void **cache, const char *symbol) {
@@ -111,12 +188,73 @@ static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opt
 }
 
 /*
+ * libbpf frees the vmlinux BTF it loaded at the end of each load, and the
+ * cache's is handed to it as is: not a split BTF on top of it, which libbpf
+ * 1.4 cannot take as the base of a module's BTF (it counts only the split
+ * BTF's own strings). So btf__free(), which libbpf calls through its PLT,
+ * leaves the cache's BTF alone; the cache frees it with btf_targets_free().
+ */
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
+static const struct btf *kept_btfs[8];
+
+static bool kept_find(const struct btf *btf, size_t *ret) {
+        for (size_t i = 0; i < ELEMENTSOF(kept_btfs); i++)
+                if (kept_btfs[i] == btf) {
+                        *ret = i;
+                        return true;
+                }
+        return false;
+}
+
+static bool keep(const struct btf *btf) {
+        size_t i;
+        bool ok;
+
+        pthread_mutex_lock(&kept_lock);
+        ok = kept_find(btf, &i) || kept_find(NULL, &i);
+        if (ok)
+                kept_btfs[i] = btf;
+        pthread_mutex_unlock(&kept_lock);
+        return ok;
+}
+
+void btf__free(struct btf *btf) {
+        static void *own;
+        __typeof__(&btf__free) f;
+        size_t i;
+        bool kept;
+
+        if (!btf)
+                return;
+        pthread_mutex_lock(&kept_lock);
+        kept = kept_find(btf, &i);
+        pthread_mutex_unlock(&kept_lock);
+        if (kept)
+                return;
+        f = libbpf_own(&own, "btf__free");
+        if (f)
+                f(btf);
+}
+
+void btf_targets_free(struct btf *btf) {
+        size_t i;
+
+        if (!btf)
+                return;
+        pthread_mutex_lock(&kept_lock);
+        if (kept_find(btf, &i))
+                kept_btfs[i] = NULL;
+        pthread_mutex_unlock(&kept_lock);
+        btf__free(btf);
+}
+
+/*
  * libbpf reads kernel BTF through this public function of its own for what
  * the planner and the handlers above do not cover: typed ksyms, kfuncs, lsm,
  * iter and struct_ops targets, type_id_kernel relocations. libbpf calls it
  * through its PLT, so this definition in the daemon takes its place: during
- * a load it hands out the cached vmlinux BTF (an empty split BTF on top of
- * it: same type ids, and libbpf may free it), so no load parses kernel BTF.
+ * a load it hands out the cached vmlinux BTF itself (its btf__free() is a
+ * no-op, above), so no load parses kernel BTF.
  * Outside a load it is libbpf's own.
  */
 struct btf *btf__load_vmlinux_btf(void) {
@@ -124,15 +262,15 @@ struct btf *btf__load_vmlinux_btf(void) {
         const BtfEntry *e = current ? btf_cache_vmlinux(current) : NULL;
         __typeof__(&btf__load_vmlinux_btf) f;
 
-        if (e) {
+        if (e && keep(e->btf)) {
                 served_from_cache++;
-                return btf__new_empty_split(e->btf);
+                return e->btf;
         }
         f = libbpf_own(&own, "btf__load_vmlinux_btf");
         return f ? f() : NULL;
 }
 
-/* Whether btf is the cached vmlinux, or the empty split BTF on it that the function above handed out. */
+/* Whether btf is the cached vmlinux (or, from a daemon before, an empty split BTF on it). */
 static bool is_cached_vmlinux(const struct btf *btf, const struct btf *vmlinux) {
         return btf == vmlinux || (btf__base_btf(btf) == vmlinux && btf__type_cnt(btf) == btf__type_cnt(vmlinux));
 }
@@ -179,6 +317,46 @@ __s32 btf__find_by_name_kind(const struct btf *btf, const char *type_name, __u32
         }
         f = libbpf_own(&own, "btf__find_by_name_kind");
         return f ? f(btf, type_name, kind) : -ENOSYS;
+}
+
+/*
+ * libbpf finds a kfunc or typed ksym that is not in vmlinux by walking every
+ * BTF object of the kernel (bpf_btf_get_next_id(), through its PLT) and
+ * parsing each module's BTF it meets: on a distribution kernel, a hundred
+ * modules for one kfunc. During a load the walk meets only the modules the
+ * object's ksyms are in by the cache's index (btf_targets_begin()): libbpf
+ * parses those, and finds what it would have found. Outside a load, or with
+ * more modules than kept above, it is libbpf's own walk.
+ */
+int bpf_btf_get_next_id(__u32 start_id, __u32 *next_id) {
+        static void *own;
+        __typeof__(&bpf_btf_get_next_id) f;
+        uint32_t next = 0;
+
+        if (!current || !modules_filtered) {
+                f = libbpf_own(&own, "bpf_btf_get_next_id");
+                return f ? f(start_id, next_id) : -ENOSYS;
+        }
+        if (start_id == 0)
+                module_walks++;
+        for (size_t i = 0; i < n_shown_modules; i++)
+                if (shown_modules[i] > start_id && (next == 0 || shown_modules[i] < next))
+                        next = shown_modules[i];
+        if (next == 0) {
+                errno = ENOENT;
+                return -ENOENT;
+        }
+        modules_shown++;
+        *next_id = next;
+        return 0;
+}
+
+unsigned btf_targets_module_walks(void) {
+        return module_walks;
+}
+
+unsigned btf_targets_modules_shown(void) {
+        return modules_shown;
 }
 
 unsigned btf_targets_served(void) {

@@ -18,9 +18,20 @@ unsigned btf_targets_served(void);
 /* Name lookups libbpf made on the cached vmlinux that the cache's index answered. */
 unsigned btf_targets_lookups(void);
 
-/* The cache the handlers resolve against during the current load; NULL after it. */
-void btf_targets_begin(BtfCache *cache);
+/* Walks of the kernel's BTF objects libbpf made during loads (for a kfunc or ksym not in vmlinux), and the
+ * module BTFs it was shown in them: only those the objects' ksyms are in (bpf_btf_get_next_id). */
+unsigned btf_targets_module_walks(void);
+unsigned btf_targets_modules_shown(void);
+
+/* The cache the handlers resolve against during the current load of obj (its ksyms decide which modules'
+ * BTF libbpf may see); NULL after it. */
+struct bpf_object;
+void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj);
 void btf_targets_end(void);
+
+/* Frees a BTF of the cache (btf__free() leaves alone one that was handed to libbpf as vmlinux's). */
+struct btf;
+void btf_targets_free(struct btf *btf);
 
 /* libbpf's own definition of a function the daemon defines in its place (looked up once into *cache);
  * NULL, with errno ENOSYS, if there is none. */

@@ -1046,7 +1046,7 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
 
         t1 = now_usec();
         o->timings.open = t1 - t0;
-        btf_targets_begin(s->btf_cache);
+        btf_targets_begin(s->btf_cache, obj);
         probe_pending = true;
         kept = s->kept_btf;
         r = bpf_object__load(obj);

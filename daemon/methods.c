@@ -1343,6 +1343,8 @@ static int vl_method_status(Call *call) {
         /* libbpf asked for kernel BTF (ksyms, kfuncs, lsm/iter/struct_ops targets) and got the cache's. */
         json_object_object_add(counters, "kernel_btf_served", json_object_new_uint64(btf_targets_served()));
         json_object_object_add(counters, "kernel_btf_lookups", json_object_new_uint64(btf_targets_lookups()));
+        json_object_object_add(counters, "module_btf_walks", json_object_new_uint64(btf_targets_module_walks()));
+        json_object_object_add(counters, "module_btfs_shown", json_object_new_uint64(btf_targets_modules_shown()));
         json_object_object_add(counters, "load_probes_skipped", json_object_new_uint64(loader_probes_answered()));
         json_object_object_add(counters, "object_btf_reused", json_object_new_uint64(loader_btf_reused()));
         json_object_object_add(counters, "opened_ahead", json_object_new_uint64(m->counters.opened_ahead));

@@ -429,8 +429,8 @@ static void differential(const char *name) {
 }
 
 TEST(differential) {
-        static const char *const objects[] = { "tp_core", "globals",   "xdp_pass", "pinned",
-                                               "many_core", "tp_btf", "ksyms" };
+        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core",
+                                               "tp_btf", "ksyms", "module_kfunc" };
 
         for (size_t i = 0; i < ELEMENTSOF(objects); i++)
                 differential(objects[i]);
@@ -452,8 +452,8 @@ TEST(no_fallbacks) {
  * copy) loads every object, tp_btf included. A libbpf that parsed kernel BTF itself would fail here.
  */
 TEST(kernel_btf_never_read) {
-        static const char *const objects[] = { "tp_core", "globals",   "xdp_pass", "pinned",
-                                               "many_core", "tp_btf", "ksyms" };
+        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core",
+                                               "tp_btf", "ksyms", "module_kfunc" };
         _cleanup_reply_ BpfcoreReply status = {};
         json_object *counters = NULL;
         TestDaemon h = {};

@@ -5,6 +5,7 @@
  * log, with the full target BTF and with the planner's minimal BTF as btf_custom_path), and malformed
  * objects made by patching compiled ones.
  */
+#include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
@@ -1164,10 +1165,10 @@ TEST(kernel_name_lookups) {
         cache = kernel_cache("kernel name lookups");
         if (!cache)
                 return;
-        btf_targets_begin(cache);
+        btf_targets_begin(cache, NULL);
         served = btf__load_vmlinux_btf();
         before = btf_targets_lookups();
-        tap_ok(served && btf__base_btf(served) == btf_cache_vmlinux(cache)->btf, "vmlinux served from the cache");
+        tap_ok(served && served == btf_cache_vmlinux(cache)->btf, "vmlinux served from the cache, as it is");
         for (uint32_t id = 1; served && id < btf__type_cnt(served); id += 211) {
                 const struct btf_type *t = btf__type_by_id(served, id);
                 const char *name = btf__name_by_offset(served, t->name_off);
@@ -1204,7 +1205,47 @@ TEST(kernel_name_lookups) {
         tap_ok(btf__find_by_name_kind(served, "task_struct", BTF_KIND_STRUCT) > 0, "outside a load too");
         tap_is_int(btf_targets_lookups() - before, 0, "neither through the index");
         btf__free(other);
-        btf__free(served);
+        btf__free(served); /* what libbpf does at the end of each load: the cache's BTF stays */
+        tap_ok(btf__find_by_name_kind(btf_cache_vmlinux(cache)->btf, "task_struct", BTF_KIND_STRUCT) > 0,
+               "the cache's vmlinux BTF outlives libbpf's btf__free() of it");
+        btf_cache_free(cache);
+}
+
+/*
+ * libbpf walks the kernel's BTF objects (bpf_btf_get_next_id) to find a
+ * kfunc or ksym that is not in vmlinux, parsing every module's BTF; during a
+ * load it is shown only the modules the object's ksyms are in. ksyms' are
+ * all in vmlinux: the walk meets no module. Outside a load: the kernel's.
+ */
+TEST(module_walk_shows_only_ksym_modules) {
+        _cleanup_free_ char *path = NULL;
+        struct bpf_object *obj;
+        BtfCache *cache;
+        __u32 id = 0;
+        unsigned walks;
+        int r;
+
+        cache = kernel_cache("module walk");
+        if (!cache)
+                return;
+        if (asprintf(&path, "%s/bpf/ksyms.bpf.o", objects_dir()) < 0)
+                tap_bail("out of memory");
+        obj = bpf_object__open_file(path, NULL);
+        if (!tap_ok(obj, "ksyms.bpf.o opens")) {
+                btf_cache_free(cache);
+                return;
+        }
+        walks = btf_targets_module_walks();
+        btf_targets_begin(cache, obj);
+        r = bpf_btf_get_next_id(0, &id);
+        tap_ok(r == -ENOENT && errno == ENOENT, "during its load, the walk meets no BTF object (%d)", r);
+        tap_is_int(btf_targets_module_walks() - walks, 1, "one walk counted");
+        btf_targets_end();
+        id = 0;
+        r = bpf_btf_get_next_id(0, &id);
+        tap_ok(r == 0 && id > 0, "outside a load it is the kernel's walk (first id %u)", id);
+        tap_is_int(btf_targets_module_walks() - walks, 1, "not counted");
+        bpf_object__close(obj);
         btf_cache_free(cache);
 }
 

@@ -170,6 +170,16 @@ run modfentry-ip-up ip link set vt0 up
 run modfentry-ip-del ip link del vt0
 run modfentry-counts bpfcorectl --json map dump "$(map_id "$mf_id" .bss)"
 [ -n "$mf_id" ] && run modfentry-unload bpfcorectl unload "$mf_id"
+# A module's kfuncs (nf_conntrack's): libbpf walks the kernel's BTF objects for them, shown only nf_conntrack's.
+run modkfunc-before bpfcorectl --json status
+# libcrc32c, which nf_conntrack needs, wants a crc32c first (a softdep busybox's modprobe does not follow).
+run modkfunc-modprobe modprobe -a crc32c_generic nf_conntrack
+sleep 1
+run modkfunc-btf-list bpfcorectl --json btf list
+run modkfunc-load bpfcorectl --json load $objs/module_kfunc.bpf.o
+mk_id=$(object_id modkfunc-load)
+run modkfunc-status bpfcorectl --json status
+[ -n "$mk_id" ] && run modkfunc-unload bpfcorectl unload "$mk_id"
 cp /sys/kernel/btf/veth $out/veth.btf 2>/dev/null
 run module-rmmod modprobe -r veth
 sleep 1

@@ -41,9 +41,10 @@ KERNELS = [('debian-6.1', 'bookworm', '6.1.'), ('debian-6.12', 'bookworm-backpor
 # Objects loaded on every kernel, in guest.sh's order; the links each should end with.
 OBJECTS = {'tp_core': 2, 'globals': 1, 'xdp_pass': 1, 'pinned': 1, 'many_core': 48, 'tp_btf': 1,
            'attach_trace': 3, 'attach_probe': 0, 'attach_fentry': 2, 'attach_net': 2, 'ringbuf': 1}
-MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'veth', 'sch_ingress', 'cls_bpf']
-# Objects relocating or attaching against a module's BTF: veth (loaded by the test), 9pnet.
-MODULE_OBJECTS = ['module_core', 'module_fentry', 'module_tp_btf']
+MODULES = ['virtio_pci', '9pnet_virtio', '9p', 'veth', 'sch_ingress', 'cls_bpf', 'nf_conntrack']
+# Objects relocating or attaching against a module's BTF: veth (loaded by the test), 9pnet; calling a
+# module's kfuncs: nf_conntrack (loaded by the test).
+MODULE_OBJECTS = ['module_core', 'module_fentry', 'module_tp_btf', 'module_kfunc']
 
 n = 0
 failed = 0
@@ -620,6 +621,7 @@ def test_module(label, g, kbtf, row):
               % (label, calls, ok), g.text('modfentry-counts'))
         row['module_fentry'] = {'loads': 'yes', 'relos': '0/0', 'attach': '%d/2, %s/%s hits' % (links, calls, ok)}
         check(g.rc('modfentry-unload') == 0, '%s: ... and unloads' % label, g.why('modfentry-unload'))
+    test_module_kfunc(label, g, row)
     check(g.rc('module-rmmod') == 0, '%s: modprobe -r veth' % label, g.why('module-rmmod'))
     names = btf_names(g.json('module-btf-list-after'))
     check('veth' not in names and 'vmlinux' in names, '%s: veth\'s BTF is dropped when the module goes' % label,
@@ -628,6 +630,31 @@ def test_module(label, g, kbtf, row):
     check(g.rc('module-check-after') != 0 and (after is None or not after.get('ok')),
           '%s: module_core does not relocate once veth is gone' % label,
           g.why('module-check-after') + (g.text('module-check-after') or ''))
+
+
+def counters(reply):
+    return (reply or {}).get('counters', {})
+
+
+def test_module_kfunc(label, g, row):
+    """nf_conntrack's kfuncs: libbpf walks the kernel's BTF objects for them and is shown only nf_conntrack's."""
+    row['module_kfunc'] = {'loads': 'no', 'relos': '-', 'attach': '-'}
+    check(g.rc('modkfunc-modprobe') == 0, '%s: modprobe nf_conntrack' % label, g.why('modkfunc-modprobe'))
+    names = btf_names(g.json('modkfunc-btf-list'))
+    modules = [n for n in names if n != 'vmlinux']
+    check('nf_conntrack' in names, '%s: ListBTF shows nf_conntrack\'s BTF' % label, 'btf list: %s' % names)
+    load = g.json('modkfunc-load')
+    if not check(g.rc('modkfunc-load') == 0 and load, '%s: module_kfunc loads (bpf_xdp_ct_lookup and bpf_ct_release, '
+                 'kfuncs of nf_conntrack)' % label, g.why('modkfunc-load')):
+        return
+    before, after = counters(g.json('modkfunc-before')), counters(g.json('modkfunc-status'))
+    walks = after.get('module_btf_walks', 0) - before.get('module_btf_walks', 0)
+    shown = after.get('module_btfs_shown', 0) - before.get('module_btfs_shown', 0)
+    check(walks == 1 and shown == 1 and len(modules) > 1,
+          '%s: libbpf walked the kernel\'s BTF objects once and met 1 module of the %d with BTF (nf_conntrack)'
+          % (label, len(modules)), 'walks %d, shown %d, modules %s' % (walks, shown, modules))
+    row['module_kfunc'] = {'loads': 'yes', 'relos': '0/0', 'attach': '-, %d of %d module BTFs' % (shown, len(modules))}
+    check(g.rc('modkfunc-unload') == 0, '%s: ... and unloads' % label, g.why('modkfunc-unload'))
 
 
 def test_no_sysfs_btf(label, g, tp_core):
