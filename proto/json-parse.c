@@ -255,6 +255,28 @@ static int number(Parser *ps, json_object **ret) {
 
 static int value(Parser *ps, json_object **ret);
 
+/* At a container's start: whether it closes at once (close consumed). */
+static bool closes_empty(Parser *ps, char close) {
+        skip_space(ps);
+        if (!at(ps, close))
+                return false;
+        ps->p++;
+        return true;
+}
+
+/* After a member or an element: 1 at ',' (another follows), 0 at close (consumed), or -EBADMSG. */
+static int after_item(Parser *ps, char close, const char *error) {
+        skip_space(ps);
+        if (at(ps, ',')) {
+                ps->p++;
+                return 1;
+        }
+        if (!at(ps, close))
+                return bad(ps, ps->p, error);
+        ps->p++;
+        return 0;
+}
+
 static int object(Parser *ps, json_object **ret) {
         _cleanup_(putp) json_object *o = json_object_new_object();
         char small[128];
@@ -262,13 +284,7 @@ static int object(Parser *ps, json_object **ret) {
 
         if (!o)
                 return -ENOMEM;
-        skip_space(ps);
-        if (at(ps, '}')) {
-                ps->p++;
-                *ret = TAKE_PTR(o);
-                return 0;
-        }
-        for (;;) {
+        for (bool more = !closes_empty(ps, '}'); more;) {
                 _cleanup_free_ char *big = NULL;
                 json_object *v = NULL;
                 const char *k;
@@ -301,18 +317,13 @@ static int object(Parser *ps, json_object **ret) {
                         json_object_put(v);
                         return -ENOMEM;
                 }
-
-                skip_space(ps);
-                if (at(ps, ',')) {
-                        ps->p++;
-                        continue;
-                }
-                if (!at(ps, '}'))
-                        return bad(ps, ps->p, "expected ',' or '}' in an object");
-                ps->p++;
-                *ret = TAKE_PTR(o);
-                return 0;
+                r = after_item(ps, '}', "expected ',' or '}' in an object");
+                if (r < 0)
+                        return r;
+                more = r > 0;
         }
+        *ret = TAKE_PTR(o);
+        return 0;
 }
 
 static int array(Parser *ps, json_object **ret) {
@@ -321,13 +332,7 @@ static int array(Parser *ps, json_object **ret) {
 
         if (!a)
                 return -ENOMEM;
-        skip_space(ps);
-        if (at(ps, ']')) {
-                ps->p++;
-                *ret = TAKE_PTR(a);
-                return 0;
-        }
-        for (;;) {
+        for (bool more = !closes_empty(ps, ']'); more;) {
                 json_object *v = NULL;
 
                 r = value(ps, &v);
@@ -337,17 +342,13 @@ static int array(Parser *ps, json_object **ret) {
                         json_object_put(v);
                         return -ENOMEM;
                 }
-                skip_space(ps);
-                if (at(ps, ',')) {
-                        ps->p++;
-                        continue;
-                }
-                if (!at(ps, ']'))
-                        return bad(ps, ps->p, "expected ',' or ']' in an array");
-                ps->p++;
-                *ret = TAKE_PTR(a);
-                return 0;
+                r = after_item(ps, ']', "expected ',' or ']' in an array");
+                if (r < 0)
+                        return r;
+                more = r > 0;
         }
+        *ret = TAKE_PTR(a);
+        return 0;
 }
 
 static int literal(Parser *ps, const char *word, json_object *v, json_object **ret) {
