@@ -714,6 +714,39 @@ TEST(known_file) {
         unlink(path);
 }
 
+/* The same for an object read sparsely (over 128 KiB: its DWARF is read only to hash it, then given back). */
+TEST(known_file_sparse) {
+        _cleanup_free_ char *src = harness_object_path("tp_core"), *data = NULL;
+        _cleanup_reply_ BpfcoreReply first = {}, second = {};
+        char path[256], want[72];
+        size_t size = 0;
+        int64_t before;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "%s/known-sparse.bpf.o", d.tmpdir);
+        read_file(src, &data, &size);
+        f = fopen(path, "we");
+        tap_ok(f && fwrite(data, 1, size, f) == size && fclose(f) == 0 && size > 128 * 1024,
+               "a copy of tp_core (%zu bytes)", size);
+        file_sha256(path, want);
+        load_path(path, NULL, &first);
+        before = status_counter("known_files");
+        load_path(path, NULL, &second);
+        tap_is_str(reply_error(&second), "", "it loads twice");
+        tap_is_int(status_counter("known_files") - before, 1, "the second time from the bytes kept");
+        tap_is_str(json_object_get_string(object_get(&second, "digest")), want, "with the file's sha256");
+        tap_is_str(json_object_to_json_string_ext(object_get(&second, "relocations"), JSON_C_TO_STRING_PLAIN),
+                   json_object_to_json_string_ext(object_get(&first, "relocations"), JSON_C_TO_STRING_PLAIN),
+                   "and the first load's relocations");
+        tap_ok(object_get(&second, "programs") && json_object_array_length(object_get(&second, "programs")) == 2,
+               "and both its programs");
+        if (object_int(&first, "id") > 0)
+                unload((uint64_t) object_int(&first, "id"));
+        if (object_int(&second, "id") > 0)
+                unload((uint64_t) object_int(&second, "id"));
+        unlink(path);
+}
+
 static void expect_invalid_object(const char *what, const void *data, size_t size, const char *needle) {
         _cleanup_reply_ BpfcoreReply r = {};
         json_object *p = json_object_new_object();
