@@ -270,11 +270,6 @@ struct btf *btf__load_vmlinux_btf(void) {
         return f ? f() : NULL;
 }
 
-/* Whether btf is the cached vmlinux (or, from a daemon before, an empty split BTF on it). */
-static bool is_cached_vmlinux(const struct btf *btf, const struct btf *vmlinux) {
-        return btf == vmlinux || (btf__base_btf(btf) == vmlinux && btf__type_cnt(btf) == btf__type_cnt(vmlinux));
-}
-
 static bool kind_indexed(uint32_t kind) {
         return kind != BTF_KIND_UNKN && kind != BTF_KIND_PTR && kind != BTF_KIND_ARRAY &&
                kind != BTF_KIND_VOLATILE && kind != BTF_KIND_CONST && kind != BTF_KIND_RESTRICT &&
@@ -294,7 +289,7 @@ __s32 btf__find_by_name_kind(const struct btf *btf, const char *type_name, __u32
         const BtfEntry *e = current && btf && type_name ? btf_cache_vmlinux(current) : NULL;
         __typeof__(&btf__find_by_name_kind) f;
 
-        if (e && kind_indexed(kind) && strcmp(type_name, "void") != 0 && is_cached_vmlinux(btf, e->btf)) {
+        if (e && kind_indexed(kind) && strcmp(type_name, "void") != 0 && btf == e->btf) {
                 const CoreCandidate *cands;
                 uint32_t found = 0;
                 size_t n = 0;
