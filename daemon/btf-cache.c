@@ -508,25 +508,52 @@ BtfEntry *btf_cache_vmlinux(const BtfCache *c) {
         return NULL;
 }
 
-/* The kernel's ids for its BTF objects, by name ("vmlinux", module names). */
-static void assign_kernel_ids(BtfCache *c) {
+/* The kernel's ids for its BTF objects, by name ("vmlinux", module names), and those of its kernel BTF the
+ * cache has no entry for. */
+static int assign_kernel_ids(BtfCache *c) {
         uint32_t id = 0;
 
+        c->n_unmet_ids = 0;
         while (bpf_btf_get_next_id(id, &id) == 0) {
                 char name[64] = "";
                 struct bpf_btf_info info = { .name = (uintptr_t) name, .name_len = sizeof(name) };
                 __u32 len = sizeof(info);
                 int fd = bpf_btf_get_fd_by_id(id);
+                bool met = false;
 
+                c->walked_id = MAX(c->walked_id, id);
                 if (fd < 0)
-                        continue;
-                if (bpf_btf_get_info_by_fd(fd, &info, &len) == 0 && info.kernel_btf)
+                        continue; /* gone since */
+                if (bpf_btf_get_info_by_fd(fd, &info, &len) == 0 && info.kernel_btf) {
                         for (size_t i = 0; i < c->n_entries; i++)
                                 if (c->entries[i]->origin != BTF_ORIGIN_EXTERNAL &&
-                                    strcmp(c->entries[i]->name, name) == 0)
+                                    strcmp(c->entries[i]->name, name) == 0) {
                                         c->entries[i]->kernel_id = id;
+                                        met = true;
+                                }
+                        if (!met) {
+                                uint32_t *a = reallocarray(c->unmet_ids, c->n_unmet_ids + 1, sizeof(uint32_t));
+
+                                if (!a) {
+                                        close(fd);
+                                        return -ENOMEM;
+                                }
+                                c->unmet_ids = a;
+                                c->unmet_ids[c->n_unmet_ids++] = id;
+                        }
+                }
                 close(fd);
         }
+        return 0;
+}
+
+bool btf_cache_accounts_for(const BtfCache *c, uint32_t id) {
+        if (id > c->walked_id)
+                return false;
+        for (size_t i = 0; i < c->n_unmet_ids; i++)
+                if (c->unmet_ids[i] == id)
+                        return false;
+        return true;
 }
 
 static int rebuild_index(BtfCache *c, const RawSlots *raw) {
@@ -662,8 +689,9 @@ static int refresh(BtfCache *c, const RawSlots *raw) {
                 return r;
         if (!changed)
                 return 0;
-        assign_kernel_ids(c);
-        r = rebuild_index(c, raw);
+        r = assign_kernel_ids(c);
+        if (r >= 0)
+                r = rebuild_index(c, raw);
         if (r < 0)
                 return r;
         c->generation++;
@@ -709,8 +737,9 @@ int btf_cache_new(const char *vmlinux_path, const char *sysfs_dir, const char *e
                 return r;
         }
         if (r == 0) {
-                assign_kernel_ids(c);
-                r = rebuild_index(c, &raw);
+                r = assign_kernel_ids(c);
+                if (r >= 0)
+                        r = rebuild_index(c, &raw);
                 if (r < 0) {
                         btf_cache_free(c);
                         return r;
@@ -735,6 +764,7 @@ BtfCache *btf_cache_free(BtfCache *c) {
                 if (c->entries[i]->origin == BTF_ORIGIN_VMLINUX)
                         entry_free(c->entries[i]);
         free(c->entries);
+        free(c->unmet_ids);
         btf_index_done(&c->kernel);
         free(c->vmlinux_path);
         free(c->sysfs_dir);

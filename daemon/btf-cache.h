@@ -49,6 +49,11 @@ typedef struct BtfCache {
         BtfIndex kernel;    /* vmlinux + modules */
         uint64_t generation;
         uint64_t startup_us;
+        /* The kernel's BTF objects as the last walk of them met them: ids up to walked_id are vmlinux's, a cached
+         * module's, no kernel BTF at all, or one of unmet_ids (kernel BTF the cache has no entry for). */
+        uint32_t walked_id;
+        uint32_t *unmet_ids;
+        size_t n_unmet_ids;
         bool indexed_while_parsing; /* vmlinux's index entries were worked out while libbpf parsed it */
 } BtfCache;
 
@@ -61,6 +66,11 @@ int btf_cache_refresh(BtfCache *c);
 
 BtfEntry *btf_cache_find(const BtfCache *c, const char *name);
 BtfEntry *btf_cache_vmlinux(const BtfCache *c);
+
+/* Whether the kernel's BTF object id is accounted for by the cache: vmlinux's, a cached module's, or no kernel
+ * BTF at all. False for a module the cache has not met (loaded after its last look, or its BTF would not
+ * parse). Ids are not reused until the kernel's 31-bit id space wraps. */
+bool btf_cache_accounts_for(const BtfCache *c, uint32_t id);
 
 /* CoreLookup over the kernel's BTF (vmlinux first, then modules). userdata: the BtfCache. */
 int btf_cache_lookup(void *userdata, const char *essential_name, size_t len, const CoreCandidate **ret,

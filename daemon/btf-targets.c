@@ -40,29 +40,37 @@ static const TargetKind kinds[] = {
 static __thread BtfCache *current;
 static __thread int module_fds[8];
 static __thread size_t n_module_fds;
-/* The modules whose BTF libbpf may see during the load: those the object's ksyms are in (kernel BTF ids). */
+/* The cached modules whose BTF libbpf may see during the load: those the object's ksyms, kfuncs, iter and
+ * struct_ops targets are in (kernel BTF ids). Modules the cache has not met are never hidden. */
 static __thread uint32_t shown_modules[16];
 static __thread size_t n_shown_modules;
 static __thread bool modules_filtered;
-static unsigned served_from_cache, lookups_from_index, module_walks, modules_shown;
+static unsigned served_from_cache, lookups_from_index, module_walks, modules_shown, unmet_module_searches;
+static void *own_next_id;
 
-/* The cached module that has a FUNC or VAR of exactly this name, if any. */
-static void show_module_of(const char *name) {
+/* The entry of the cache a candidate of its index comes from. */
+static const BtfEntry *entry_of(const CoreCandidate *cand) {
+        for (size_t j = 0; j < current->n_entries; j++)
+                if (&current->entries[j]->target == cand->target)
+                        return current->entries[j];
+        return NULL;
+}
+
+/* Shows libbpf the cached modules that have a type of exactly this name and kind. */
+static void show_module_of(const char *name, int kind) {
         const CoreCandidate *cands;
         size_t n = 0;
 
         btf_cache_lookup(current, name, core_essential_name_len(name), &cands, &n);
         for (size_t i = 0; i < n; i++) {
                 const struct btf_type *t = btf__type_by_id(cands[i].target->btf, cands[i].type_id);
-                const BtfEntry *e = NULL;
+                const BtfEntry *e;
                 bool known = false;
 
-                if (!t || (btf_kind(t) != BTF_KIND_FUNC && btf_kind(t) != BTF_KIND_VAR) ||
+                if (!t || btf_kind(t) != kind ||
                     strcmp(btf__name_by_offset(cands[i].target->btf, t->name_off) ?: "", name) != 0)
                         continue;
-                for (size_t j = 0; j < current->n_entries && !e; j++)
-                        if (&current->entries[j]->target == cands[i].target)
-                                e = current->entries[j];
+                e = entry_of(&cands[i]);
                 if (!e || e->origin != BTF_ORIGIN_MODULE || e->kernel_id == 0)
                         continue;
                 for (size_t j = 0; j < n_shown_modules; j++)
@@ -79,24 +87,27 @@ static void show_module_of(const char *name) {
         }
 }
 
-/* name without its ___flavor, as libbpf looks ksyms up, to show_module_of(). */
-static void show_module_of_essential(const char *name) {
+/* prefix + name without its ___flavor (as libbpf looks ksyms and struct_ops types up), to show_module_of(). */
+static void show_module_of_essential(const char *prefix, const char *name, int kind) {
         char essential[256];
 
-        if (name && core_essential_name_len(name) < sizeof(essential)) {
-                snprintf(essential, sizeof(essential), "%.*s", (int) core_essential_name_len(name), name);
-                show_module_of(essential);
-        }
+        if (name && (size_t) snprintf(essential, sizeof(essential), "%s%.*s", prefix,
+                                      (int) core_essential_name_len(name), name) < sizeof(essential))
+                show_module_of(essential, kind);
 }
 
-void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj) {
+void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj, bool core_on_kernel) {
+        struct bpf_object *o = (struct bpf_object *) obj;
         const struct btf *btf = obj ? bpf_object__btf(obj) : NULL;
         __s32 sec = btf ? btf__find_by_name_kind(btf, ".ksyms", BTF_KIND_DATASEC) : -ENOENT;
+        struct bpf_program *prog;
+        struct bpf_map *map;
 
         current = cache;
         n_module_fds = 0;
         n_shown_modules = 0;
-        modules_filtered = cache != NULL;
+        /* CO-RE against the kernel's own BTF: libbpf looks for candidates in every module vmlinux lacks. */
+        modules_filtered = cache && btf_cache_vmlinux(cache) && !core_on_kernel;
         /*
          * The object's kfuncs and typed ksyms, as libbpf's open left them: a kfunc is a FUNC it made global
          * (and took out of .ksyms); a typed ksym is a VAR in .ksyms. A program's own global function is
@@ -107,8 +118,8 @@ void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj) {
                 const char *name = btf__name_by_offset(btf, t->name_off);
 
                 if (btf_is_func(t) && btf_vlen(t) == BTF_FUNC_GLOBAL && name &&
-                    !bpf_object__find_program_by_name((struct bpf_object *) obj, name))
-                        show_module_of_essential(name);
+                    !bpf_object__find_program_by_name(o, name))
+                        show_module_of_essential("", name, BTF_KIND_FUNC);
         }
         if (sec > 0) {
                 const struct btf_type *t = btf__type_by_id(btf, (__u32) sec);
@@ -118,8 +129,27 @@ void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj) {
                         const struct btf_type *var = btf__type_by_id(btf, v[i].type);
 
                         if (var && btf_is_var(var))
-                                show_module_of_essential(btf__name_by_offset(btf, var->name_off));
+                                show_module_of_essential("", btf__name_by_offset(btf, var->name_off), BTF_KIND_VAR);
                 }
+        }
+        if (!obj)
+                return;
+        /* iter/NAME: libbpf looks for the FUNC bpf_iter_NAME in vmlinux, then in modules. */
+        bpf_object__for_each_program(prog, o) {
+                const char *s = bpf_program__section_name(prog);
+                const char *target = strncmp(s, "iter/", 5) == 0 ? s + 5 : strncmp(s, "iter.s/", 7) == 0 ? s + 7 : NULL;
+                char name[256];
+
+                if (target && modules_filtered && (size_t) snprintf(name, sizeof(name), "bpf_iter_%s", target) < sizeof(name))
+                        show_module_of(name, BTF_KIND_FUNC);
+        }
+        /* A struct_ops map: libbpf looks for the STRUCT of its value type's name, then in modules. */
+        bpf_object__for_each_map(map, o) {
+                const struct btf_type *t = btf && bpf_map__type(map) == BPF_MAP_TYPE_STRUCT_OPS ?
+                                                   btf__type_by_id(btf, bpf_map__btf_value_type_id(map)) : NULL;
+
+                if (t && modules_filtered)
+                        show_module_of_essential("", btf__name_by_offset(btf, t->name_off), BTF_KIND_STRUCT);
         }
 }
 
@@ -137,38 +167,86 @@ void btf_targets_end(void) {
         current = NULL;
 }
 
+/*
+ * A target in a module the cache has not met (loaded since its last look, or
+ * its BTF would not parse there): looked for as libbpf would, in each such
+ * module's BTF from the kernel, parsed on top of the cached vmlinux.
+ */
+static int find_in_unmet_module(const char *module, const char *name, int kind, int *ret_fd, __s32 *ret_id) {
+        __typeof__(&bpf_btf_get_next_id) next = libbpf_own(&own_next_id, "bpf_btf_get_next_id");
+        const BtfEntry *v = btf_cache_vmlinux(current);
+        __u32 id = 0;
+
+        while (next && v && next(id, &id) == 0) {
+                char mod[64] = "";
+                struct bpf_btf_info info = { .name = (uintptr_t) mod, .name_len = sizeof(mod) };
+                __u32 len = sizeof(info);
+                struct btf *btf;
+                __s32 type_id;
+                int fd;
+
+                if (btf_cache_accounts_for(current, id))
+                        continue;
+                fd = bpf_btf_get_fd_by_id(id);
+                if (fd < 0)
+                        continue;
+                if (bpf_btf_get_info_by_fd(fd, &info, &len) < 0 || !info.kernel_btf || strcmp(mod, "vmlinux") == 0 ||
+                    (module && strcmp(mod, module) != 0)) {
+                        close(fd);
+                        continue;
+                }
+                unmet_module_searches++;
+                btf = btf__load_from_kernel_by_id_split(id, v->btf);
+                type_id = btf ? btf__find_by_name_kind(btf, name, kind) : -ENOENT;
+                btf__free(btf);
+                if (type_id > 0) {
+                        log_debug("%s is in %s (BTF object %u), a module the BTF cache has not met.", name, mod, id);
+                        *ret_fd = fd;
+                        *ret_id = type_id;
+                        return 0;
+                }
+                close(fd);
+        }
+        return -ESRCH;
+}
+
 static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opts, long cookie) {
         const TargetKind *k = &kinds[cookie];
         const char *sec = bpf_program__section_name(prog), *target = sec + strlen(k->sec);
+        _cleanup_free_ char *module = NULL;
         const CoreCandidate *cands;
         char name[256];
         size_t n = 0;
+        __s32 type_id;
+        int fd, r;
 
         if (!current)
                 return -ENOENT;
-        /* "fentry/do_unlinkat" or, for a module, "fentry/nf_conntrack:nf_confirm": the name is after any ':'. */
-        if (strchr(target, ':'))
+        /* "fentry/do_unlinkat" or, in one module, "fentry/nf_conntrack:nf_confirm". */
+        if (strchr(target, ':')) {
+                module = strndup(target, strchr(target, ':') - target);
+                if (!module)
+                        return -ENOMEM;
                 target = strchr(target, ':') + 1;
+        }
         if ((size_t) snprintf(name, sizeof(name), "%s%s", k->name_prefix, target) >= sizeof(name))
                 return -ENAMETOOLONG;
+        if (n_module_fds >= ELEMENTSOF(module_fds))
+                return -E2BIG;
         btf_cache_lookup(current, name, strlen(name), &cands, &n);
         for (size_t i = 0; i < n; i++) {
                 const struct btf_type *t = btf__type_by_id(cands[i].target->btf, cands[i].type_id);
-                const BtfEntry *e = NULL;
+                const BtfEntry *e;
 
                 if (btf_kind(t) != k->btf_kind ||
                     strcmp(btf__name_by_offset(cands[i].target->btf, t->name_off) ?: "", name) != 0)
                         continue;
-                for (size_t j = 0; j < current->n_entries && !e; j++)
-                        if (&current->entries[j]->target == cands[i].target)
-                                e = current->entries[j];
-                if (!e)
+                e = entry_of(&cands[i]);
+                if (!e || (module && strcmp(e->name, module) != 0))
                         continue;
                 if (e->origin == BTF_ORIGIN_MODULE) {
-                        int fd;
-
-                        if (n_module_fds >= ELEMENTSOF(module_fds) || e->kernel_id == 0)
-                                return -E2BIG;
+                        if (e->kernel_id == 0)
+                                continue;
                         fd = bpf_btf_get_fd_by_id(e->kernel_id);
                         if (fd < 0)
                                 return -errno;
@@ -183,8 +261,17 @@ static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opt
                           cands[i].type_id, e->name);
                 return 0;
         }
-        log_debug("%s: no attach target %s in the BTF cache.", bpf_program__name(prog), name);
-        return -ESRCH;
+        r = find_in_unmet_module(module, name, k->btf_kind, &fd, &type_id);
+        if (r < 0) {
+                log_debug("%s: no attach target %s in the kernel's BTF.", bpf_program__name(prog), name);
+                return -ESRCH;
+        }
+        module_fds[n_module_fds++] = fd;
+        opts->attach_btf_obj_fd = (__u32) fd;
+        opts->attach_btf_id = (__u32) type_id;
+        if (k->sleepable)
+                opts->prog_flags |= BPF_F_SLEEPABLE;
+        return 0;
 }
 
 /*
@@ -315,34 +402,41 @@ __s32 btf__find_by_name_kind(const struct btf *btf, const char *type_name, __u32
 }
 
 /*
- * libbpf finds a kfunc or typed ksym that is not in vmlinux by walking every
- * BTF object of the kernel (bpf_btf_get_next_id(), through its PLT) and
- * parsing each module's BTF it meets: on a distribution kernel, a hundred
- * modules for one kfunc. During a load the walk meets only the modules the
- * object's ksyms are in by the cache's index (btf_targets_begin()): libbpf
- * parses those, and finds what it would have found. Outside a load, or with
- * more modules than kept above, it is libbpf's own walk.
+ * libbpf finds a kfunc, typed ksym, iter or struct_ops target that is not in
+ * vmlinux by walking every BTF object of the kernel (bpf_btf_get_next_id(),
+ * through its PLT) and parsing each module's BTF it meets: on a distribution
+ * kernel, a hundred modules for one kfunc. During a load the walk skips the
+ * BTF objects the cache accounts for but the modules holding what the object
+ * looks for (btf_targets_begin()): vmlinux's, the other cached modules', and
+ * those that are no kernel BTF. libbpf still meets every module the cache has
+ * not, and finds what it would have found. Outside a load, with more modules
+ * than kept above, or for CO-RE on the kernel's BTF, it is libbpf's own walk.
  */
 int bpf_btf_get_next_id(__u32 start_id, __u32 *next_id) {
-        static void *own;
-        __typeof__(&bpf_btf_get_next_id) f;
-        uint32_t next = 0;
+        __typeof__(&bpf_btf_get_next_id) f = libbpf_own(&own_next_id, "bpf_btf_get_next_id");
+        __u32 id = start_id;
+        int r;
 
-        if (!current || !modules_filtered) {
-                f = libbpf_own(&own, "bpf_btf_get_next_id");
-                return f ? f(start_id, next_id) : -ENOSYS;
-        }
+        if (!f)
+                return -ENOSYS;
+        if (!current || !modules_filtered)
+                return f(start_id, next_id);
         if (start_id == 0)
                 module_walks++;
-        for (size_t i = 0; i < n_shown_modules; i++)
-                if (shown_modules[i] > start_id && (next == 0 || shown_modules[i] < next))
-                        next = shown_modules[i];
-        if (next == 0) {
-                errno = ENOENT;
-                return -ENOENT;
+        for (;;) {
+                bool shown = false;
+
+                r = f(id, &id);
+                if (r < 0)
+                        return r;
+                for (size_t i = 0; i < n_shown_modules; i++)
+                        shown = shown || shown_modules[i] == id;
+                if (shown)
+                        modules_shown++;
+                if (shown || !btf_cache_accounts_for(current, id))
+                        break;
         }
-        modules_shown++;
-        *next_id = next;
+        *next_id = id;
         return 0;
 }
 
@@ -352,6 +446,10 @@ unsigned btf_targets_module_walks(void) {
 
 unsigned btf_targets_modules_shown(void) {
         return modules_shown;
+}
+
+unsigned btf_targets_unmet_searches(void) {
+        return unmet_module_searches;
 }
 
 unsigned btf_targets_served(void) {

@@ -18,15 +18,19 @@ unsigned btf_targets_served(void);
 /* Name lookups libbpf made on the cached vmlinux that the cache's index answered. */
 unsigned btf_targets_lookups(void);
 
-/* Walks of the kernel's BTF objects libbpf made during loads (for a kfunc or ksym not in vmlinux), and the
- * module BTFs it was shown in them: only those the objects' ksyms are in (bpf_btf_get_next_id). */
+/* Walks of the kernel's BTF objects libbpf made during loads (for a kfunc, ksym, iter or struct_ops target
+ * not in vmlinux), and the cached module BTFs it was shown in them: only those holding what the objects look
+ * for (bpf_btf_get_next_id). */
 unsigned btf_targets_module_walks(void);
 unsigned btf_targets_modules_shown(void);
+/* Module BTFs read from the kernel for an attach target, modules the cache had not met. */
+unsigned btf_targets_unmet_searches(void);
 
-/* The cache the handlers resolve against during the current load of obj (its ksyms decide which modules'
- * BTF libbpf may see); NULL after it. */
+/* The cache the handlers resolve against during the current load of obj (its ksyms, kfuncs, iter and
+ * struct_ops targets decide which cached modules' BTF libbpf may see; with core_on_kernel, libbpf does CO-RE
+ * on the kernel's BTF and may look in any module); NULL after it. */
 struct bpf_object;
-void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj);
+void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj, bool core_on_kernel);
 void btf_targets_end(void);
 
 /* Frees a BTF of the cache (btf__free() leaves alone one that was handed to libbpf as vmlinux's). */

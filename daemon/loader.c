@@ -1046,7 +1046,7 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
 
         t1 = now_usec();
         o->timings.open = t1 - t0;
-        btf_targets_begin(s->btf_cache, obj);
+        btf_targets_begin(s->btf_cache, obj, s->core_on_kernel);
         probe_pending = true;
         kept = s->kept_btf;
         r = bpf_object__load(obj);

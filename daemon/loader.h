@@ -45,6 +45,7 @@ typedef struct LoadSettings {
         json_object *maps;     /* {map: {max_entries, value_size}}, or NULL */
         const char *maps_pin_dir; /* where maps declared pinned by name go */
         const char *btf_custom_path; /* CO-RE target (the planner's minimal BTF), or NULL for kernel BTF */
+        bool core_on_kernel;         /* CO-RE relocations, done by libbpf on the kernel's BTF (no btf_custom_path) */
         BtfCache *btf_cache;         /* resolves BTF-named attach targets (tp_btf, fentry, lsm) */
         const LoadLimits *limits;    /* NULL for admins */
         KeptBtf *kept_btf;           /* the plan's, or NULL */

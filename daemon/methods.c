@@ -849,6 +849,8 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                         .kept_btf = &in->plan->kernel_btf,
                 };
 
+                s.core_on_kernel = in->plan->core->n_relocations > 0 && !s.btf_custom_path;
+
                 if (in->plan->core->needs_full_btf) {
                         /* libbpf would patch the minimal BTF's type ids, not the kernel's. */
                         fallback = "a bpf_core_type_id_kernel() relocation needs the kernel's own type ids";
@@ -1345,6 +1347,8 @@ static int vl_method_status(Call *call) {
         json_object_object_add(counters, "kernel_btf_lookups", json_object_new_uint64(btf_targets_lookups()));
         json_object_object_add(counters, "module_btf_walks", json_object_new_uint64(btf_targets_module_walks()));
         json_object_object_add(counters, "module_btfs_shown", json_object_new_uint64(btf_targets_modules_shown()));
+        json_object_object_add(counters, "unmet_module_searches",
+                               json_object_new_uint64(btf_targets_unmet_searches()));
         json_object_object_add(counters, "load_probes_skipped", json_object_new_uint64(loader_probes_answered()));
         json_object_object_add(counters, "object_btf_reused", json_object_new_uint64(loader_btf_reused()));
         json_object_object_add(counters, "opened_ahead", json_object_new_uint64(m->counters.opened_ahead));

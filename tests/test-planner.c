@@ -1165,7 +1165,7 @@ TEST(kernel_name_lookups) {
         cache = kernel_cache("kernel name lookups");
         if (!cache)
                 return;
-        btf_targets_begin(cache, NULL);
+        btf_targets_begin(cache, NULL, false);
         served = btf__load_vmlinux_btf();
         before = btf_targets_lookups();
         tap_ok(served && served == btf_cache_vmlinux(cache)->btf, "vmlinux served from the cache, as it is");
@@ -1217,36 +1217,167 @@ TEST(kernel_name_lookups) {
  * load it is shown only the modules the object's ksyms are in. ksyms' are
  * all in vmlinux: the walk meets no module. Outside a load: the kernel's.
  */
-TEST(module_walk_shows_only_ksym_modules) {
-        _cleanup_free_ char *path = NULL;
-        struct bpf_object *obj;
-        BtfCache *cache;
-        __u32 id = 0;
-        unsigned walks;
-        int r;
+/* A BTF object of the kernel's that is no kernel BTF (what a loaded program's BTF is): its id, fd in *fd. */
+static uint32_t kernel_btf_object(int *fd) {
+        struct btf *b = btf__new_empty();
+        struct bpf_btf_info info = {};
+        __u32 len = sizeof(info);
 
-        cache = kernel_cache("module walk");
-        if (!cache)
-                return;
-        if (asprintf(&path, "%s/bpf/ksyms.bpf.o", objects_dir()) < 0)
-                tap_bail("out of memory");
-        obj = bpf_object__open_file(path, NULL);
-        if (!tap_ok(obj, "ksyms.bpf.o opens")) {
-                btf_cache_free(cache);
+        *fd = -1;
+        if (!b || btf__add_int(b, "int", 4, BTF_INT_SIGNED) < 0 || btf__load_into_kernel(b) < 0) {
+                btf__free(b);
+                return 0;
+        }
+        *fd = dup(btf__fd(b));
+        btf__free(b);
+        if (*fd < 0 || bpf_btf_get_info_by_fd(*fd, &info, &len) < 0)
+                return 0;
+        return info.id;
+}
+
+/* A module's split BTF in dir/name, holding a type of this name and kind (FUNC, VAR or STRUCT). */
+static bool write_module(const char *dir, const char *name, const struct btf *base, const char *type, int kind) {
+        struct btf *b = btf__new_empty_split((struct btf *) base);
+        __s32 int_id = btf__find_by_name_kind(base, "int", BTF_KIND_INT), id = -1;
+        char path[4096];
+        const void *raw;
+        __u32 size;
+        FILE *f;
+        bool ok;
+
+        if (!b)
+                return false;
+        if (kind == BTF_KIND_FUNC) {
+                id = btf__add_func_proto(b, int_id);
+                id = id < 0 ? id : btf__add_func(b, type, BTF_FUNC_GLOBAL, id);
+        } else if (kind == BTF_KIND_VAR)
+                id = btf__add_var(b, type, BTF_VAR_GLOBAL_ALLOCATED, int_id);
+        else if (kind == BTF_KIND_STRUCT) {
+                id = btf__add_struct(b, type, 4);
+                id = id < 0 ? id : btf__add_field(b, "value", int_id, 0, 0);
+        }
+        raw = id < 0 ? NULL : btf__raw_data(b, &size);
+        snprintf(path, sizeof(path), "%s/%s", dir, name);
+        f = raw ? fopen(path, "we") : NULL;
+        ok = f && fwrite(raw, 1, size, f) == size;
+        if (f)
+                ok = fclose(f) == 0 && ok;
+        btf__free(b);
+        return ok;
+}
+
+/* The BTF objects a walk with the daemon's bpf_btf_get_next_id() meets, as flags for the ids asked about. */
+static void walk_meets(const uint32_t *ids, size_t n, bool *met) {
+        __u32 id = 0;
+
+        memset(met, 0, n * sizeof(bool));
+        while (bpf_btf_get_next_id(id, &id) == 0)
+                for (size_t i = 0; i < n; i++)
+                        met[i] = met[i] || ids[i] == id;
+}
+
+/*
+ * libbpf walks the kernel's BTF objects for what is not in vmlinux and parses
+ * every module's BTF it meets. The cache's modules here are split BTF files
+ * made by the test, each standing for a module whose kernel BTF object is one
+ * the test loaded before the cache was made; one more loaded after it stands
+ * for a module the cache has not met.
+ */
+TEST(module_walk_shows_modules_looked_for) {
+        static const struct {
+                const char *module, *type;
+                int kind;
+        } modules[] = {
+                { "mod_kfunc", "bpfcored_test_kfunc", BTF_KIND_FUNC },
+                { "mod_ksym", "bpfcored_test_ksym", BTF_KIND_VAR },
+                { "mod_iter", "bpf_iter_bpfcored_test", BTF_KIND_FUNC },
+                { "mod_ops", "bpfcored_test_ops", BTF_KIND_STRUCT },
+                { "mod_other", "bpfcored_unrelated", BTF_KIND_FUNC },
+        };
+        enum { N = ELEMENTSOF(modules) };
+        char dir[] = "/tmp/test-planner-modules.XXXXXX", path[4096];
+        _cleanup_free_ char *targets = NULL, *ksyms = NULL;
+        uint32_t ids[N + 2];          /* the modules', vmlinux's, the unmet one's */
+        int fds[N + 1];
+        bool met[N + 2], ok = true;
+        struct bpf_object *obj = NULL, *plain = NULL;
+        struct btf *base = NULL;
+        BtfCache *cache = NULL;
+        unsigned walks, shown;
+
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+                fds[i] = -1;
+        if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
+                tap_skip("this kernel has no /sys/kernel/btf/vmlinux", "module walk");
                 return;
         }
+        base = btf__parse("/sys/kernel/btf/vmlinux", NULL);
+        if (!tap_ok(base && mkdtemp(dir), "vmlinux parsed, module directory %s", dir))
+                goto finish;
+        for (size_t i = 0; i < N; i++) {
+                ids[i] = kernel_btf_object(&fds[i]);
+                ok = ok && ids[i] > 0 && write_module(dir, modules[i].module, base, modules[i].type, modules[i].kind);
+        }
+        if (!tap_ok(ok, "%d module BTFs written, %d kernel BTF objects loaded for them", N, N) ||
+            !tap_is_int(btf_cache_new("/sys/kernel/btf/vmlinux", dir, NULL, &cache), 0, "cache with those modules") ||
+            !tap_is_int((int) cache->n_entries, N + 1, "vmlinux and %d modules cached", N))
+                goto finish;
+        for (size_t i = 0; i < N; i++)
+                btf_cache_find(cache, modules[i].module)->kernel_id = ids[i];
+        ids[N] = btf_cache_vmlinux(cache)->kernel_id;
+        ids[N + 1] = kernel_btf_object(&fds[N]);
+        tap_ok(ids[N] > 0 && ids[N + 1] > cache->walked_id, "vmlinux is BTF object %u; one loaded since is %u",
+               ids[N], ids[N + 1]);
+        tap_ok(btf_cache_accounts_for(cache, ids[0]) && btf_cache_accounts_for(cache, ids[N]) &&
+               !btf_cache_accounts_for(cache, ids[N + 1]), "the cache accounts for what it walked, not what came after");
+
+        if (asprintf(&targets, "%s/planner-targets.bpf.o", objects_dir()) < 0 ||
+            asprintf(&ksyms, "%s/bpf/ksyms.bpf.o", objects_dir()) < 0)
+                tap_bail("out of memory");
+        obj = bpf_object__open_file(targets, NULL);
+        plain = bpf_object__open_file(ksyms, NULL);
+        if (!tap_ok(obj && plain, "planner-targets.bpf.o and ksyms.bpf.o open"))
+                goto finish;
+
         walks = btf_targets_module_walks();
-        btf_targets_begin(cache, obj);
-        r = bpf_btf_get_next_id(0, &id);
-        tap_ok(r == -ENOENT && errno == ENOENT, "during its load, the walk meets no BTF object (%d)", r);
+        shown = btf_targets_modules_shown();
+        btf_targets_begin(cache, obj, false);
+        walk_meets(ids, N + 2, met);
+        for (size_t i = 0; i < N - 1; i++)
+                tap_ok(met[i], "the walk meets %s, which has %s", modules[i].module, modules[i].type);
+        tap_ok(!met[N - 1], "... not mod_other, which has nothing the object looks for");
+        tap_ok(!met[N], "... not vmlinux (libbpf skips it)");
+        tap_ok(met[N + 1], "... and the BTF object the cache has not met");
         tap_is_int(btf_targets_module_walks() - walks, 1, "one walk counted");
+        tap_is_int(btf_targets_modules_shown() - shown, N - 1, "%d cached modules shown", N - 1);
         btf_targets_end();
-        id = 0;
-        r = bpf_btf_get_next_id(0, &id);
-        tap_ok(r == 0 && id > 0, "outside a load it is the kernel's walk (first id %u)", id);
-        tap_is_int(btf_targets_module_walks() - walks, 1, "not counted");
+
+        btf_targets_begin(cache, obj, true);
+        walk_meets(ids, N + 2, met);
+        tap_ok(met[N - 1] && met[N], "with CO-RE on the kernel's BTF, the walk meets every BTF object");
+        btf_targets_end();
+
+        btf_targets_begin(cache, plain, false);
+        walk_meets(ids, N + 2, met);
+        ok = true;
+        for (size_t i = 0; i < N; i++)
+                ok = ok && !met[i];
+        tap_ok(ok && met[N + 1], "for ksyms.bpf.o (ksyms of vmlinux), no cached module, only the unmet object");
+        btf_targets_end();
+
+        walk_meets(ids, N + 2, met);
+        tap_ok(met[0] && met[N - 1] && met[N], "outside a load it is the kernel's walk");
+finish:
         bpf_object__close(obj);
+        bpf_object__close(plain);
         btf_cache_free(cache);
+        btf__free(base);
+        close_many(fds, ELEMENTSOF(fds));
+        for (size_t i = 0; i < N; i++) {
+                snprintf(path, sizeof(path), "%s/%s", dir, modules[i].module);
+                (void) unlink(path);
+        }
+        (void) rmdir(dir);
 }
 
 static void patch_shoff_past_end(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t size) {

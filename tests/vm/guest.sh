@@ -199,6 +199,24 @@ id=$(object_id nobtf-load)
 stop_daemon
 umount /sys/kernel/btf
 
+# Modules the BTF cache has not met (as when it missed their uevent): /sys/kernel/btf shows the daemon only
+# vmlinux, nf_conntrack is loaded and veth comes after. libbpf still finds their kfuncs and attach targets.
+mount -t tmpfs none /sys/kernel/btf
+cp /tmp/btf-copy/vmlinux.btf /sys/kernel/btf/vmlinux
+start_daemon daemon-unmet
+run unmet-btf-list bpfcorectl --json btf list
+run unmet-modprobe modprobe veth
+run unmet-kfunc-load bpfcorectl --json load $objs/module_kfunc.bpf.o
+id=$(object_id unmet-kfunc-load)
+[ -n "$id" ] && run unmet-kfunc-unload bpfcorectl unload "$id"
+run unmet-fentry-load bpfcorectl --json load $objs/module_fentry.bpf.o --attach
+id=$(object_id unmet-fentry-load)
+[ -n "$id" ] && run unmet-fentry-unload bpfcorectl unload "$id"
+run unmet-status bpfcorectl --json status
+stop_daemon
+umount /sys/kernel/btf
+modprobe -r veth
+
 bpftool prog show >$out/progs-left 2>&1
 cat /proc/uptime >$out/uptime.end
 echo finished >$out/done

@@ -673,6 +673,28 @@ def test_no_sysfs_btf(label, g, tp_core):
     check(g.rc('nobtf-unload') == 0, '%s: ... and unloads' % label, g.why('nobtf-unload'))
 
 
+def test_unmet_modules(label, g):
+    """Modules the BTF cache has not met: libbpf meets them in its walk, the daemon searches them for attach
+    targets."""
+    names = btf_names(g.json('unmet-btf-list'))
+    check(names == ['vmlinux'], '%s: a daemon whose /sys/kernel/btf shows only vmlinux caches only vmlinux' % label,
+          'btf list: %s' % names)
+    check(g.rc('unmet-modprobe') == 0, '%s: modprobe veth after it started' % label, g.why('unmet-modprobe'))
+    load = g.json('unmet-kfunc-load')
+    check(g.rc('unmet-kfunc-load') == 0 and load, '%s: module_kfunc loads: libbpf meets nf_conntrack\'s BTF, '
+          'which the cache has not' % label, g.why('unmet-kfunc-load') + (g.text('daemon-unmet', '.log') or '')[-2000:])
+    check(g.rc('unmet-kfunc-unload') == 0, '%s: ... and unloads' % label, g.why('unmet-kfunc-unload'))
+    load = g.json('unmet-fentry-load')
+    links = sum(len(p.get('links', [])) for p in load['object']['programs']) if load else 0
+    check(g.rc('unmet-fentry-load') == 0 and links == 2, '%s: fentry and fexit on veth_open load and attach '
+          '(2 links, got %d): veth\'s BTF searched from the kernel' % (label, links),
+          g.why('unmet-fentry-load') + (g.text('daemon-unmet', '.log') or '')[-2000:])
+    check(g.rc('unmet-fentry-unload') == 0, '%s: ... and unloads' % label, g.why('unmet-fentry-unload'))
+    searches = counters(g.json('unmet-status')).get('unmet_module_searches', 0)
+    check(searches >= 2, '%s: Status counts the module BTFs searched (%d)' % (label, searches),
+          g.text('unmet-status') or '')
+
+
 # ---------------------------------------------------------------------------------------------------
 # The pre-flight check on this host: each VM kernel's BTF registered as an external BTF.
 
@@ -854,6 +876,7 @@ def main():
             test_module_tp_btf(label, g, matrix[label])
             test_module(label, g, kbtf, matrix[label])
             test_no_sysfs_btf(label, g, objs.get('tp_core'))
+            test_unmet_modules(label, g)
             progs = g.text('progs-left', '') or ''
             check(progs.strip() == '', '%s: nothing left loaded in the guest' % label, progs)
             booted[label] = (g, objs)
