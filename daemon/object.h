@@ -73,6 +73,9 @@ static inline void object_freep(Object **o) {
 void owner_done(Owner *o);
 
 json_object *object_to_json(const Object *o);
+/* object_to_json()'s text (PLAIN | NOSLASHESCAPE), rendered straight from o: what a state file and a Load
+ * reply hold. Its length in *ret_len; NULL when out of memory. */
+char *object_render(const Object *o, size_t *ret_len);
 
 /*
  * A JSON value that serializes to text rendered once: a report of hundreds
@@ -84,6 +87,8 @@ json_object *object_to_json(const Object *o);
  */
 json_object *json_freeze(json_object *tree);
 json_object *json_frozen_text(json_type type, const char *text, size_t len);
+/* The same, taking text (a malloc'd string of len bytes), even on failure. */
+json_object *json_frozen_take(json_type type, char *text, size_t len);
 
 ProgramInfo *object_find_program(Object *o, const char *name);
 /* Adds a link (its strings taken) to a program. */

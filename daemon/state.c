@@ -94,26 +94,24 @@ static int write_json_atomic(const char *dir, const char *name, json_object *j) 
 
 int state_write(const char *state_dir, const Object *o, json_object **ret_object, Failure *f) {
         char name[64];
-        json_object *j;
-        const char *text;
-        size_t len;
+        size_t len = 0;
+        char *text;
         int r;
 
         snprintf(name, sizeof(name), "%llu.json", (unsigned long long) o->id);
-        j = object_to_json(o);
-        text = j ? json_object_to_json_string_length(j, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len)
-                 : NULL;
-        if (!text) {
-                json_object_put(j);
+        text = object_render(o, &len);
+        if (!text)
                 return -ENOMEM;
-        }
         r = write_text_atomic(state_dir, name, text, len);
-        /* What was written is the object as a reply describes it: the caller may send the same text. */
-        if (r >= 0 && ret_object)
-                *ret_object = json_frozen_text(json_type_object, text, len);
-        json_object_put(j);
-        if (r < 0)
+        if (r < 0) {
+                free(text);
                 return failure_system(f, r, "writing state file %s/%s", state_dir, name);
+        }
+        /* What was written is the object as a reply describes it: the caller may send the same text. */
+        if (ret_object)
+                *ret_object = json_frozen_take(json_type_object, text, len);
+        else
+                free(text);
         return 0;
 }
 
