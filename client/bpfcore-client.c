@@ -72,14 +72,15 @@ void bpfcore_reply_done(BpfcoreReply *r) {
 }
 
 int bpfcore_next_reply(BpfcoreClient *c, BpfcoreReply *ret) {
-        _cleanup_free_ char *text = NULL, *reason = NULL;
+        _cleanup_free_ char *reason = NULL;
         _cleanup_free_ int *fds = NULL;
         json_object *msg = NULL, *v;
+        const char *text;
         size_t len, n_fds = 0;
         int r;
 
         for (;;) {
-                r = vl_reader_next(&c->reader, &text, &len, &fds, &n_fds);
+                r = vl_reader_peek(&c->reader, &text, &len, &fds, &n_fds);
                 if (r < 0)
                         return r;
                 if (r > 0)
@@ -99,7 +100,9 @@ int bpfcore_next_reply(BpfcoreClient *c, BpfcoreReply *ret) {
                         return -ECONNRESET;
         }
 
+        /* Parsed where it was read: a big reply is not copied first. */
         r = vl_parse(text, len, &msg, &reason);
+        vl_reader_consume(&c->reader);
         if (r < 0) {
                 close_many(fds, n_fds);
                 return r;

@@ -277,6 +277,36 @@ static int after_item(Parser *ps, char close, const char *error) {
         return 0;
 }
 
+/*
+ * The keys of the daemon's messages, kept once: any other key is a strdup()
+ * of its own in every object that has it, and a relocation report of 900
+ * entries has 9,000 of them. By length, for known_key().
+ */
+static const char *const known_keys[15][14] = {
+        [2] = { "fd", "id", "ok" },
+        [3] = { "btf", "gid", "key", "map", "pid", "pin", "tag", "uid" },
+        [4] = { "insn", "kind", "link", "load", "maps", "more", "name", "open", "plan", "type" },
+        [5] = { "error", "links", "local", "owner", "total", "value" },
+        [6] = { "access", "attach", "btf_fd", "cgroup", "clsact", "digest", "method", "module", "object", "offset", "reason", "source", "target" },
+        [7] = { "entries", "globals", "message", "objects", "program", "receive", "section" },
+        [8] = { "counters", "key_size", "pin_path", "poisoned", "priority", "programs" },
+        [9] = { "continues", "direction", "functions", "interface", "loaded_at", "parameter" },
+        [10] = { "parameters", "timings_us", "value_size" },
+        [11] = { "attach_type", "jited_bytes", "max_entries", "relocations" },
+        [12] = { "xlated_bytes" },
+        [13] = { "source_digest" },
+        [14] = { "verified_insns" },
+};
+
+static const char *known_key(const char *k, size_t len) {
+        if (len >= ELEMENTSOF(known_keys))
+                return NULL;
+        for (const char *const *e = known_keys[len]; *e; e++)
+                if ((*e)[0] == k[0] && memcmp(*e, k, len) == 0)
+                        return *e;
+        return NULL;
+}
+
 static int object(Parser *ps, json_object **ret) {
         _cleanup_(putp) json_object *o = json_object_new_object();
         char small[128];
@@ -287,7 +317,7 @@ static int object(Parser *ps, json_object **ret) {
         for (bool more = !closes_empty(ps, '}'); more;) {
                 _cleanup_free_ char *big = NULL;
                 json_object *v = NULL;
-                const char *k;
+                const char *k, *known;
                 char *key;
                 size_t len;
 
@@ -300,11 +330,14 @@ static int object(Parser *ps, json_object **ret) {
                         return r;
                 if (memchr(k, 0, len))
                         return bad(ps, ps->p, "a NUL in a key");
-                key = len < sizeof(small) ? small : (big = malloc(len + 1));
-                if (!key)
+                known = known_key(k, len);
+                key = known ? NULL : len < sizeof(small) ? small : (big = malloc(len + 1));
+                if (!known && !key)
                         return -ENOMEM;
-                memcpy(key, k, len);
-                key[len] = 0;
+                if (key) {
+                        memcpy(key, k, len);
+                        key[len] = 0;
+                }
 
                 skip_space(ps);
                 if (!at(ps, ':'))
@@ -313,7 +346,7 @@ static int object(Parser *ps, json_object **ret) {
                 r = value(ps, &v);
                 if (r < 0)
                         return r;
-                if (json_object_object_add(o, key, v) < 0) {
+                if (json_object_object_add_ex(o, known ?: key, v, known ? JSON_C_OBJECT_ADD_CONSTANT_KEY : 0) < 0) {
                         json_object_put(v);
                         return -ENOMEM;
                 }

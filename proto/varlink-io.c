@@ -86,6 +86,8 @@ int vl_reader_fill(VlReader *r, int sock) {
         ssize_t n;
         int ret = 0;
 
+        if (r->peeked > 0)
+                return -EBUSY; /* the text handed out must stay where it is */
         /* Room for one more read, but never more than one message's worth. */
         if (r->len >= r->max_message + 1)
                 return -EMSGSIZE;
@@ -136,11 +138,12 @@ int vl_reader_fill(VlReader *r, int sock) {
         return (int) MIN(n, (ssize_t) INT32_MAX);
 }
 
-int vl_reader_next(VlReader *r, char **ret_text, size_t *ret_len, int **ret_fds, size_t *ret_n_fds) {
+/* The length of the first complete message, its fds taken out of the reader; 0 if there is none. */
+static int take_message(VlReader *r, size_t *ret_len, int **ret_fds, size_t *ret_n_fds) {
         _cleanup_free_ int *fds = NULL;
         size_t n_fds = 0, used_groups = 0, len;
-        char *end, *text;
         uint64_t end_offset;
+        char *end;
 
         end = r->len > 0 ? memchr(r->buf, 0, r->len) : NULL;
         if (!end)
@@ -166,25 +169,65 @@ int vl_reader_next(VlReader *r, char **ret_text, size_t *ret_len, int **ret_fds,
                         n_fds += r->fds[i].n;
                 }
         }
-
-        text = malloc(len + 1);
-        if (!text)
-                return -ENOMEM;
-        memcpy(text, r->buf, len + 1);
-
         if (r->n_fd_groups > used_groups)
                 memmove(r->fds, r->fds + used_groups, (r->n_fd_groups - used_groups) * sizeof(VlFdGroup));
         r->n_fd_groups -= used_groups;
         r->n_fds -= n_fds;
-        memmove(r->buf, end + 1, r->len - len - 1);
-        r->len -= len + 1;
-        r->base += len + 1;
 
-        *ret_text = text;
         *ret_len = len;
         *ret_n_fds = n_fds;
         *ret_fds = TAKE_PTR(fds);
         return 1;
+}
+
+/* Drops the first n bytes (a message and its NUL). */
+static void drop(VlReader *r, size_t n) {
+        memmove(r->buf, r->buf + n, r->len - n);
+        r->len -= n;
+        r->base += n;
+}
+
+int vl_reader_next(VlReader *r, char **ret_text, size_t *ret_len, int **ret_fds, size_t *ret_n_fds) {
+        const char *view;
+        char *text;
+        int k;
+
+        k = vl_reader_peek(r, &view, ret_len, ret_fds, ret_n_fds);
+        if (k <= 0)
+                return k;
+        text = malloc(*ret_len + 1);
+        if (text)
+                memcpy(text, view, *ret_len + 1);
+        vl_reader_consume(r);
+        if (!text) {
+                /* The connection ends: its message goes, and the fds with it. */
+                close_many(*ret_fds, *ret_n_fds);
+                free(*ret_fds);
+                *ret_fds = NULL;
+                return -ENOMEM;
+        }
+        *ret_text = text;
+        return 1;
+}
+
+int vl_reader_peek(VlReader *r, const char **ret_text, size_t *ret_len, int **ret_fds, size_t *ret_n_fds) {
+        size_t len;
+        int k;
+
+        if (r->peeked > 0)
+                return -EBUSY;
+        k = take_message(r, &len, ret_fds, ret_n_fds);
+        if (k <= 0)
+                return k;
+        r->peeked = len + 1;
+        *ret_text = r->buf;
+        *ret_len = len;
+        return 1;
+}
+
+void vl_reader_consume(VlReader *r) {
+        drop(r, r->peeked);
+        r->peeked = 0;
 }
 
 /* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing past U+10FFFF.

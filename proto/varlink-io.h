@@ -25,6 +25,7 @@ typedef struct VlReader {
         VlFdGroup *fds;   /* fds in arrival order, with their stream offset */
         size_t n_fd_groups;
         size_t n_fds;     /* fds held across all groups */
+        size_t peeked;    /* bytes of the message vl_reader_peek() handed out, frame NUL included */
 } VlReader;
 
 void vl_reader_init(VlReader *r, size_t max_message);
@@ -43,6 +44,13 @@ int vl_reader_fill(VlReader *r, int sock);
  * that came with it; 0 when no complete message is buffered.
  */
 int vl_reader_next(VlReader *r, char **ret_text, size_t *ret_len, int **ret_fds, size_t *ret_n_fds);
+/*
+ * The same with the text left in the reader's buffer, valid until
+ * vl_reader_consume() (which must come before the next fill): a big reply
+ * is parsed where it was read, not copied first.
+ */
+int vl_reader_peek(VlReader *r, const char **ret_text, size_t *ret_len, int **ret_fds, size_t *ret_n_fds);
+void vl_reader_consume(VlReader *r);
 
 /* True when bytes of an incomplete message are buffered. */
 bool vl_reader_partial(const VlReader *r);

@@ -61,6 +61,9 @@ TEST(accepts_as_json_c_does) {
                 "\"\\u0041\\u00e9\\u20ac\"", "\"\\uD834\\uDD1E\"", "\"x\\u0000y\"",
                 "\"\\ud800\"", "\"\\udc00x\"", "\"\\ud800\\u0041\"", "\"\\ud800\\ud800\"", /* unpaired: U+FFFD */
                 "{\"a\":1,\"a\":2}", /* the later key wins */
+                /* Keys of the daemon's messages (kept once), their prefixes and extensions, and a repeat */
+                "{\"id\":1,\"i\":2,\"idx\":3,\"key\":4,\"key_size\":5,\"key_siz\":6,\"access\":7,\"xlated_bytes\":8,"
+                "\"xlated_bytesz\":9,\"_\":10,\"zzz\":11,\"program\":{\"program\":[{\"id\":1}]},\"id\":12}",
                 "{\"\":1}", "{\"k\\u00e9y\":\"v\"}", "{\"a\\\"b\":1}",
                 "[\"a\\nb\", \"tab\\tand a long string with an escape at the end\\n\"]",
         };

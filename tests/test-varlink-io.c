@@ -240,6 +240,41 @@ TEST(fds_of_two_messages_stay_apart) {
         close_pair(sv);
 }
 
+/* A message handed out in place: its fds as with vl_reader_next(), no read until it is consumed. */
+TEST(peek_in_place) {
+        _cleanup_(vl_reader_done) VlReader r;
+        const char *text = NULL;
+        int sv[2], fd, *fds = NULL;
+        size_t len = 0, n_fds = 0;
+        Message b = {};
+
+        socket_pair(sv);
+        vl_reader_init(&r, VL_MAX_MESSAGE);
+        fd = memfd_with("A0");
+        tap_ok(send_raw(sv[0], NUL_STR("{\"n\":\"A\"}"), &fd, 1) > 0, "A sent with an fd");
+        safe_close(fd);
+        tap_ok(send_raw(sv[0], NUL_STR("{\"n\":\"B\"}"), NULL, 0) > 0, "B sent");
+        tap_is_int(fill_all(&r, sv[1]), 0, "both read");
+
+        tap_is_int(vl_reader_peek(&r, &text, &len, &fds, &n_fds), 1, "A is complete");
+        tap_ok(text == r.buf, "A's text is the reader's buffer, not a copy");
+        tap_is_str(text, "{\"n\":\"A\"}", "A's text, NUL-terminated");
+        tap_is_int(len, 9, "its length");
+        if (tap_is_int(n_fds, 1, "A carries its fd"))
+                tap_is_str(fd_content(fds[0]), "A0", "A's fd");
+        tap_is_int(vl_reader_fill(&r, sv[1]), -EBUSY, "no read while A is handed out");
+        tap_is_int(vl_reader_peek(&r, &text, &len, &fds, &n_fds), -EBUSY, "nor a second peek");
+        close_many(fds, n_fds);
+        free(fds);
+        vl_reader_consume(&r);
+        tap_is_int(next_message(&r, &b), 1, "after consuming A, B is next");
+        tap_is_str(b.text, "{\"n\":\"B\"}", "B's text");
+        tap_is_int(b.n_fds, 0, "B carries no fd");
+        tap_is_int(vl_reader_peek(&r, &text, &len, &fds, &n_fds), 0, "nothing more");
+        message_done(&b);
+        close_pair(sv);
+}
+
 TEST(message_size_limit) {
         enum { MAX = 64 };
         char wire[MAX + 2];
