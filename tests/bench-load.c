@@ -224,11 +224,6 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "cannot connect to bpfcored\n");
                 return 1;
         }
-        for (int i = 0; i < 11; i++) {
-                int64_t v = cold_parse();
-                if (v >= 0)
-                        parse[n_parse++] = (uint64_t) v;
-        }
 
         printf("%d iterations per cell, medians in microseconds\n\n", iterations);
         printf("%-10s %5s %6s %12s %12s %12s %12s %8s %8s %8s\n", "object", "progs", "relos", "(a) libbpf",
@@ -344,13 +339,16 @@ int main(int argc, char **argv) {
                        (long long) json_int(c, "load_probes_skipped"), (long long) json_int(c, "object_btf_reused"),
                        (long long) json_int(c, "known_files"));
         }
-        /* Start-up, as often as the parse was timed: one start is too noisy a sample. */
+        /* Start-up against libbpf's parse, in turns (as the loads above): one start is too noisy a sample. */
         bpfcore_disconnect(client);
         client = NULL;
-        for (int i = 0; i < n_parse; i++) {
+        for (int i = 0; i < 11; i++) {
                 BpfcoreReply st = {};
                 json_object *c = NULL;
+                int64_t v = cold_parse();
 
+                if (v >= 0)
+                        parse[n_parse++] = (uint64_t) v;
                 startup[n_startup] = 0;
                 if (daemon_stop(&d) == 0 && daemon_start(&d) == 0 && bpfcore_connect(d.socket_path, &client) >= 0 &&
                     bpfcore_call(client, "io.bpfcored.Status", NULL, NULL, 0, &st) >= 0 &&
