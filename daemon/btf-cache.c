@@ -509,11 +509,12 @@ BtfEntry *btf_cache_vmlinux(const BtfCache *c) {
 }
 
 /* The kernel's ids for its BTF objects, by name ("vmlinux", module names), and those of its kernel BTF the
- * cache has no entry for. */
+ * cache has no entry for (or could not look at): taken together once the walk is through. */
 static int assign_kernel_ids(BtfCache *c) {
-        uint32_t id = 0;
+        _cleanup_free_ uint32_t *unmet = NULL;
+        size_t n_unmet = 0;
+        uint32_t id = 0, walked = c->walked_id;
 
-        c->n_unmet_ids = 0;
         while (bpf_btf_get_next_id(id, &id) == 0) {
                 char name[64] = "";
                 struct bpf_btf_info info = { .name = (uintptr_t) name, .name_len = sizeof(name) };
@@ -521,29 +522,33 @@ static int assign_kernel_ids(BtfCache *c) {
                 int fd = bpf_btf_get_fd_by_id(id);
                 bool met = false;
 
-                c->walked_id = MAX(c->walked_id, id);
-                if (fd < 0)
+                walked = MAX(walked, id);
+                if (fd < 0 && errno == ENOENT)
                         continue; /* gone since */
-                if (bpf_btf_get_info_by_fd(fd, &info, &len) == 0 && info.kernel_btf) {
-                        for (size_t i = 0; i < c->n_entries; i++)
+                if (fd >= 0 && bpf_btf_get_info_by_fd(fd, &info, &len) == 0) {
+                        if (!info.kernel_btf)
+                                met = true;
+                        for (size_t i = 0; i < c->n_entries && info.kernel_btf; i++)
                                 if (c->entries[i]->origin != BTF_ORIGIN_EXTERNAL &&
                                     strcmp(c->entries[i]->name, name) == 0) {
                                         c->entries[i]->kernel_id = id;
                                         met = true;
                                 }
-                        if (!met) {
-                                uint32_t *a = reallocarray(c->unmet_ids, c->n_unmet_ids + 1, sizeof(uint32_t));
-
-                                if (!a) {
-                                        close(fd);
-                                        return -ENOMEM;
-                                }
-                                c->unmet_ids = a;
-                                c->unmet_ids[c->n_unmet_ids++] = id;
-                        }
                 }
-                close(fd);
+                safe_close(fd);
+                if (!met) {
+                        uint32_t *a = reallocarray(unmet, n_unmet + 1, sizeof(uint32_t));
+
+                        if (!a)
+                                return -ENOMEM;
+                        unmet = a;
+                        unmet[n_unmet++] = id;
+                }
         }
+        free(c->unmet_ids);
+        c->unmet_ids = TAKE_PTR(unmet);
+        c->n_unmet_ids = n_unmet;
+        c->walked_id = walked;
         return 0;
 }
 
@@ -754,15 +759,16 @@ int btf_cache_new(const char *vmlinux_path, const char *sysfs_dir, const char *e
 }
 
 BtfCache *btf_cache_free(BtfCache *c) {
+        BtfEntry *vmlinux;
+
         if (!c)
                 return NULL;
+        vmlinux = btf_cache_vmlinux(c);
         /* Modules are split on vmlinux: free them before their base. */
         for (size_t i = c->n_entries; i > 0; i--)
-                if (c->entries[i - 1]->origin != BTF_ORIGIN_VMLINUX)
+                if (c->entries[i - 1] != vmlinux)
                         entry_free(c->entries[i - 1]);
-        for (size_t i = 0; i < c->n_entries; i++)
-                if (c->entries[i]->origin == BTF_ORIGIN_VMLINUX)
-                        entry_free(c->entries[i]);
+        entry_free(vmlinux);
         free(c->entries);
         free(c->unmet_ids);
         btf_index_done(&c->kernel);

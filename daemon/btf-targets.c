@@ -38,8 +38,20 @@ static const TargetKind kinds[] = {
 
 /* The load in progress (the daemon loads one object at a time per thread). */
 static __thread BtfCache *current;
-static __thread int module_fds[8];
+/* The module BTF objects attach targets were found in, one fd each for the load (kernel BTF id, fd). */
+static __thread uint32_t module_fd_ids[64];
+static __thread int module_fds[64];
 static __thread size_t n_module_fds;
+/* Modules the cache has not met, their BTF read from the kernel during the load: once per load, as libbpf. */
+typedef struct UnmetModule {
+        uint32_t id;
+        char name[64];
+        struct btf *btf; /* NULL: no kernel BTF of a module */
+} UnmetModule;
+static __thread UnmetModule *unmet;
+static __thread size_t n_unmet;
+static __thread bool unmet_read;
+static void unmet_modules_done(void);
 /* The cached modules whose BTF libbpf may see during the load: those the object's ksyms, kfuncs, iter and
  * struct_ops targets are in (kernel BTF ids). Modules the cache has not met are never hidden. */
 static __thread uint32_t shown_modules[16];
@@ -128,8 +140,9 @@ void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj, bool core_
                 for (unsigned i = 0; i < btf_vlen(t) && modules_filtered; i++) {
                         const struct btf_type *var = btf__type_by_id(btf, v[i].type);
 
-                        if (var && btf_is_var(var))
-                                show_module_of_essential("", btf__name_by_offset(btf, var->name_off), BTF_KIND_VAR);
+                        /* libbpf 1.4 looks a typed ksym up by its full name (a kfunc by its essential one). */
+                        if (var && btf_is_var(var) && btf__name_by_offset(btf, var->name_off))
+                                show_module_of(btf__name_by_offset(btf, var->name_off), BTF_KIND_VAR);
                 }
         }
         if (!obj)
@@ -164,7 +177,91 @@ void *libbpf_own(void **cache, const char *symbol) {
 void btf_targets_end(void) {
         close_many(module_fds, n_module_fds);
         n_module_fds = 0;
+        unmet_modules_done();
         current = NULL;
+}
+
+/* An fd of the kernel's BTF object id for the load in progress: one per object, kept until its end. */
+static int module_fd(uint32_t id, int fd_if_open) {
+        int fd;
+
+        for (size_t i = 0; i < n_module_fds; i++)
+                if (module_fd_ids[i] == id) {
+                        safe_close(fd_if_open);
+                        return module_fds[i];
+                }
+        if (n_module_fds == ELEMENTSOF(module_fds)) {
+                safe_close(fd_if_open);
+                return -E2BIG;
+        }
+        fd = fd_if_open >= 0 ? fd_if_open : bpf_btf_get_fd_by_id(id);
+        if (fd < 0)
+                return -errno;
+        module_fd_ids[n_module_fds] = id;
+        module_fds[n_module_fds++] = fd;
+        return fd;
+}
+
+/* A type of exactly this name and kind among a split BTF's own types (not its base's). */
+static __s32 find_own(const struct btf *btf, const char *name, int kind) {
+        const struct btf *base = btf__base_btf(btf);
+
+        for (__u32 id = base ? btf__type_cnt(base) : 1; id < btf__type_cnt(btf); id++) {
+                const struct btf_type *t = btf__type_by_id(btf, id);
+
+                if (btf_kind(t) == kind && strcmp(btf__name_by_offset(btf, t->name_off) ?: "", name) == 0)
+                        return (__s32) id;
+        }
+        return -ENOENT;
+}
+
+/* The BTF of every module the cache has not met, read once per load (in the order of their ids). */
+static int read_unmet_modules(void) {
+        __typeof__(&bpf_btf_get_next_id) next = libbpf_own(&own_next_id, "bpf_btf_get_next_id");
+        const BtfEntry *v = btf_cache_vmlinux(current);
+        __u32 id = 0;
+
+        if (unmet_read)
+                return 0;
+        unmet_read = true;
+        while (next && v && next(id, &id) == 0) {
+                struct bpf_btf_info info = {};
+                __u32 len = sizeof(info);
+                UnmetModule *a, m = { .id = id };
+                int fd;
+
+                if (btf_cache_accounts_for(current, id))
+                        continue;
+                fd = bpf_btf_get_fd_by_id(id);
+                if (fd < 0)
+                        continue;
+                info.name = (uintptr_t) m.name;
+                info.name_len = sizeof(m.name);
+                if (bpf_btf_get_info_by_fd(fd, &info, &len) < 0 || !info.kernel_btf || strcmp(m.name, "vmlinux") == 0) {
+                        close(fd);
+                        continue;
+                }
+                close(fd);
+                a = reallocarray(unmet, n_unmet + 1, sizeof(UnmetModule));
+                if (!a)
+                        return -ENOMEM;
+                unmet = a;
+                unmet_module_searches++;
+                m.btf = btf__load_from_kernel_by_id_split(id, v->btf);
+                if (!m.btf)
+                        log_debug("Cannot read the BTF of module %s (BTF object %u): %m", m.name, id);
+                unmet[n_unmet++] = m;
+        }
+        return 0;
+}
+
+static void unmet_modules_done(void) {
+        for (size_t i = 0; i < n_unmet; i++)
+                btf__free(unmet[i].btf);
+        free(unmet);
+        unmet = NULL;
+        n_unmet = 0;
+        unmet_read = false;
 }
 
 /*
@@ -173,39 +270,23 @@ void btf_targets_end(void) {
  * module's BTF from the kernel, parsed on top of the cached vmlinux.
  */
 static int find_in_unmet_module(const char *module, const char *name, int kind, int *ret_fd, __s32 *ret_id) {
-        __typeof__(&bpf_btf_get_next_id) next = libbpf_own(&own_next_id, "bpf_btf_get_next_id");
-        const BtfEntry *v = btf_cache_vmlinux(current);
-        __u32 id = 0;
+        int r = read_unmet_modules();
 
-        while (next && v && next(id, &id) == 0) {
-                char mod[64] = "";
-                struct bpf_btf_info info = { .name = (uintptr_t) mod, .name_len = sizeof(mod) };
-                __u32 len = sizeof(info);
-                struct btf *btf;
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n_unmet; i++) {
                 __s32 type_id;
-                int fd;
 
-                if (btf_cache_accounts_for(current, id))
+                if (!unmet[i].btf || (module && strcmp(unmet[i].name, module) != 0))
                         continue;
-                fd = bpf_btf_get_fd_by_id(id);
-                if (fd < 0)
+                type_id = find_own(unmet[i].btf, name, kind);
+                if (type_id < 0)
                         continue;
-                if (bpf_btf_get_info_by_fd(fd, &info, &len) < 0 || !info.kernel_btf || strcmp(mod, "vmlinux") == 0 ||
-                    (module && strcmp(mod, module) != 0)) {
-                        close(fd);
-                        continue;
-                }
-                unmet_module_searches++;
-                btf = btf__load_from_kernel_by_id_split(id, v->btf);
-                type_id = btf ? btf__find_by_name_kind(btf, name, kind) : -ENOENT;
-                btf__free(btf);
-                if (type_id > 0) {
-                        log_debug("%s is in %s (BTF object %u), a module the BTF cache has not met.", name, mod, id);
-                        *ret_fd = fd;
-                        *ret_id = type_id;
-                        return 0;
-                }
-                close(fd);
+                log_debug("%s is in %s (BTF object %u), a module the BTF cache has not met.", name, unmet[i].name,
+                          unmet[i].id);
+                *ret_fd = module_fd(unmet[i].id, -1);
+                *ret_id = type_id;
+                return *ret_fd < 0 ? *ret_fd : 0;
         }
         return -ESRCH;
 }
@@ -214,11 +295,12 @@ static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opt
         const TargetKind *k = &kinds[cookie];
         const char *sec = bpf_program__section_name(prog), *target = sec + strlen(k->sec);
         _cleanup_free_ char *module = NULL;
-        const CoreCandidate *cands;
+        const CoreCandidate *cands, *found = NULL;
+        const BtfEntry *found_in = NULL;
         char name[256];
         size_t n = 0;
         __s32 type_id;
-        int fd, r;
+        int fd = 0, r;
 
         if (!current)
                 return -ENOENT;
@@ -231,8 +313,7 @@ static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opt
         }
         if ((size_t) snprintf(name, sizeof(name), "%s%s", k->name_prefix, target) >= sizeof(name))
                 return -ENAMETOOLONG;
-        if (n_module_fds >= ELEMENTSOF(module_fds))
-                return -E2BIG;
+        /* As libbpf looks: vmlinux first, then the modules in the order of their ids. */
         btf_cache_lookup(current, name, strlen(name), &cands, &n);
         for (size_t i = 0; i < n; i++) {
                 const struct btf_type *t = btf__type_by_id(cands[i].target->btf, cands[i].type_id);
@@ -242,31 +323,34 @@ static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opt
                     strcmp(btf__name_by_offset(cands[i].target->btf, t->name_off) ?: "", name) != 0)
                         continue;
                 e = entry_of(&cands[i]);
-                if (!e || (module && strcmp(e->name, module) != 0))
+                if (!e || (module && strcmp(e->name, module) != 0) ||
+                    (e->origin == BTF_ORIGIN_MODULE && e->kernel_id == 0))
                         continue;
-                if (e->origin == BTF_ORIGIN_MODULE) {
-                        if (e->kernel_id == 0)
-                                continue;
-                        fd = bpf_btf_get_fd_by_id(e->kernel_id);
-                        if (fd < 0)
-                                return -errno;
-                        module_fds[n_module_fds++] = fd;
-                        opts->attach_btf_obj_fd = (__u32) fd;
-                } else
-                        opts->attach_btf_obj_fd = 0;
-                opts->attach_btf_id = cands[i].type_id;
-                if (k->sleepable)
-                        opts->prog_flags |= BPF_F_SLEEPABLE;
-                log_debug("%s: attach target %s is BTF id %u in %s.", bpf_program__name(prog), name,
-                          cands[i].type_id, e->name);
-                return 0;
+                if (!found_in || (found_in->origin == BTF_ORIGIN_MODULE &&
+                                  (e->origin != BTF_ORIGIN_MODULE || e->kernel_id < found_in->kernel_id))) {
+                        found = &cands[i];
+                        found_in = e;
+                }
         }
-        r = find_in_unmet_module(module, name, k->btf_kind, &fd, &type_id);
-        if (r < 0) {
-                log_debug("%s: no attach target %s in the kernel's BTF.", bpf_program__name(prog), name);
-                return -ESRCH;
+        if (found_in && found_in->origin == BTF_ORIGIN_MODULE) {
+                fd = module_fd(found_in->kernel_id, -1);
+                if (fd == -ENOENT) /* that module went since the cache met it: it may be back, under a new id */
+                        found_in = NULL;
+                else if (fd < 0)
+                        return fd;
         }
-        module_fds[n_module_fds++] = fd;
+        if (found_in) {
+                type_id = (__s32) found->type_id;
+                log_debug("%s: attach target %s is BTF id %d in %s.", bpf_program__name(prog), name, type_id,
+                          found_in->name);
+        } else {
+                r = find_in_unmet_module(module, name, k->btf_kind, &fd, &type_id);
+                if (r < 0) {
+                        log_debug("%s: no attach target %s in the kernel's BTF: %s", bpf_program__name(prog), name,
+                                  strerror(-r));
+                        return r;
+                }
+        }
         opts->attach_btf_obj_fd = (__u32) fd;
         opts->attach_btf_id = (__u32) type_id;
         if (k->sleepable)

@@ -23,7 +23,7 @@ unsigned btf_targets_lookups(void);
  * for (bpf_btf_get_next_id). */
 unsigned btf_targets_module_walks(void);
 unsigned btf_targets_modules_shown(void);
-/* Module BTFs read from the kernel for an attach target, modules the cache had not met. */
+/* Module BTFs read from the kernel during loads for attach targets: modules the cache had not met (once per load). */
 unsigned btf_targets_unmet_searches(void);
 
 /* The cache the handlers resolve against during the current load of obj (its ksyms, kfuncs, iter and

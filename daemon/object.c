@@ -274,7 +274,7 @@ typedef struct Text {
 } Text;
 
 static void text_add(Text *t, const char *s, size_t n) {
-        if (t->failed)
+        if (t->failed || n == 0)
                 return;
         if (t->len + n + 1 > t->cap) {
                 size_t cap = MAX(t->cap * 2, t->len + n + 1);
@@ -298,8 +298,10 @@ static void text_add(Text *t, const char *s, size_t n) {
 static void text_str(Text *t, const char *s) {
         size_t start = 0, i;
 
+        if (!s)
+                s = "";
         text_lit(t, "\"");
-        for (i = 0; s && s[i]; i++) {
+        for (i = 0; s[i]; i++) {
                 unsigned char c = (unsigned char) s[i];
                 char esc[8];
 
