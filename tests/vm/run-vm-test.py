@@ -609,7 +609,8 @@ def test_module(label, g, kbtf, row):
         row['module_core'] = {'loads': 'no', 'relos': '-', 'attach': '-'}
     row['module_fentry'] = {'loads': 'no', 'relos': '-', 'attach': '-'}
     load = g.json('modfentry-load')
-    if check(g.rc('modfentry-load') == 0 and load, '%s: fentry and fexit (naming the module, veth:veth_open) on veth_open (a module\'s function) '
+    if check(g.rc('modfentry-load') == 0 and load, '%s: fentry and fexit (fexit/veth:veth_open) on veth_open '
+             '(a module\'s function) '
              'load and attach' % label, g.why('modfentry-load')):
         links = sum(len(p.get('links', [])) for p in load['object']['programs'])
         check(links == 2, '%s: ... with 2 links (got %d)' % (label, links))
