@@ -115,8 +115,8 @@ void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj, bool core_
         struct bpf_program *prog;
         struct bpf_map *map;
 
+        btf_targets_end(); /* nothing of an earlier load carries over */
         current = cache;
-        n_module_fds = 0;
         n_shown_modules = 0;
         /* CO-RE against the kernel's own BTF: libbpf looks for candidates in every module vmlinux lacks. */
         modules_filtered = cache && btf_cache_vmlinux(cache) && !core_on_kernel;
@@ -182,19 +182,15 @@ void btf_targets_end(void) {
 }
 
 /* An fd of the kernel's BTF object id for the load in progress: one per object, kept until its end. */
-static int module_fd(uint32_t id, int fd_if_open) {
+static int module_fd(uint32_t id) {
         int fd;
 
         for (size_t i = 0; i < n_module_fds; i++)
-                if (module_fd_ids[i] == id) {
-                        safe_close(fd_if_open);
+                if (module_fd_ids[i] == id)
                         return module_fds[i];
-                }
-        if (n_module_fds == ELEMENTSOF(module_fds)) {
-                safe_close(fd_if_open);
+        if (n_module_fds == ELEMENTSOF(module_fds))
                 return -E2BIG;
-        }
-        fd = fd_if_open >= 0 ? fd_if_open : bpf_btf_get_fd_by_id(id);
+        fd = bpf_btf_get_fd_by_id(id);
         if (fd < 0)
                 return -errno;
         module_fd_ids[n_module_fds] = id;
@@ -223,7 +219,6 @@ static int read_unmet_modules(void) {
 
         if (unmet_read)
                 return 0;
-        unmet_read = true;
         while (next && v && next(id, &id) == 0) {
                 struct bpf_btf_info info = {};
                 __u32 len = sizeof(info);
@@ -243,8 +238,10 @@ static int read_unmet_modules(void) {
                 }
                 close(fd);
                 a = reallocarray(unmet, n_unmet + 1, sizeof(UnmetModule));
-                if (!a)
+                if (!a) {
+                        unmet_modules_done();
                         return -ENOMEM;
+                }
                 unmet = a;
                 unmet_module_searches++;
                 m.btf = btf__load_from_kernel_by_id_split(id, v->btf);
@@ -252,6 +249,7 @@ static int read_unmet_modules(void) {
                         log_debug("Cannot read the BTF of module %s (BTF object %u): %m", m.name, id);
                 unmet[n_unmet++] = m;
         }
+        unmet_read = true;
         return 0;
 }
 
@@ -269,34 +267,48 @@ static void unmet_modules_done(void) {
  * its BTF would not parse there): looked for as libbpf would, in each such
  * module's BTF from the kernel, parsed on top of the cached vmlinux.
  */
-static int find_in_unmet_module(const char *module, const char *name, int kind, int *ret_fd, __s32 *ret_id) {
+static int find_in_unmet_module(const char *module, const char *name, int kind, uint32_t below_id, int *ret_fd,
+                                __s32 *ret_id) {
         int r = read_unmet_modules();
 
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < n_unmet; i++) {
+        for (size_t i = 0; i < n_unmet && unmet[i].id < below_id; i++) {
                 __s32 type_id;
+                int fd;
 
                 if (!unmet[i].btf || (module && strcmp(unmet[i].name, module) != 0))
                         continue;
                 type_id = find_own(unmet[i].btf, name, kind);
                 if (type_id < 0)
                         continue;
+                fd = module_fd(unmet[i].id);
+                if (fd == -ENOENT)
+                        continue; /* gone since */
+                if (fd < 0)
+                        return fd;
                 log_debug("%s is in %s (BTF object %u), a module the BTF cache has not met.", name, unmet[i].name,
                           unmet[i].id);
-                *ret_fd = module_fd(unmet[i].id, -1);
+                *ret_fd = fd;
                 *ret_id = type_id;
-                return *ret_fd < 0 ? *ret_fd : 0;
+                return 0;
         }
         return -ESRCH;
+}
+
+/* Whether the cache knows of kernel BTF below this id that it has no entry for (its BTF would not parse). */
+static bool unmet_below(uint32_t id) {
+        for (size_t i = 0; i < current->n_unmet_ids; i++)
+                if (current->unmet_ids[i] < id)
+                        return true;
+        return false;
 }
 
 static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opts, long cookie) {
         const TargetKind *k = &kinds[cookie];
         const char *sec = bpf_program__section_name(prog), *target = sec + strlen(k->sec);
         _cleanup_free_ char *module = NULL;
-        const CoreCandidate *cands, *found = NULL;
-        const BtfEntry *found_in = NULL;
+        const CoreCandidate *cands;
         char name[256];
         size_t n = 0;
         __s32 type_id;
@@ -313,43 +325,65 @@ static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opt
         }
         if ((size_t) snprintf(name, sizeof(name), "%s%s", k->name_prefix, target) >= sizeof(name))
                 return -ENAMETOOLONG;
-        /* As libbpf looks: vmlinux first, then the modules in the order of their ids. */
-        btf_cache_lookup(current, name, strlen(name), &cands, &n);
-        for (size_t i = 0; i < n; i++) {
-                const struct btf_type *t = btf__type_by_id(cands[i].target->btf, cands[i].type_id);
-                const BtfEntry *e;
+        /*
+         * As libbpf looks: vmlinux first, then every module in the order of
+         * their ids, those the cache has met (by its index) and those it has
+         * not (read from the kernel) alike. A cached module whose id is gone
+         * is passed over: it may be back under a new id.
+         */
+        btf_cache_lookup(current, name, core_essential_name_len(name), &cands, &n);
+        for (uint32_t after = 0;;) {
+                const CoreCandidate *found = NULL;
+                const BtfEntry *found_in = NULL;
 
-                if (btf_kind(t) != k->btf_kind ||
-                    strcmp(btf__name_by_offset(cands[i].target->btf, t->name_off) ?: "", name) != 0)
-                        continue;
-                e = entry_of(&cands[i]);
-                if (!e || (module && strcmp(e->name, module) != 0) ||
-                    (e->origin == BTF_ORIGIN_MODULE && e->kernel_id == 0))
-                        continue;
-                if (!found_in || (found_in->origin == BTF_ORIGIN_MODULE &&
-                                  (e->origin != BTF_ORIGIN_MODULE || e->kernel_id < found_in->kernel_id))) {
-                        found = &cands[i];
-                        found_in = e;
+                for (size_t i = 0; i < n; i++) {
+                        const struct btf_type *t = btf__type_by_id(cands[i].target->btf, cands[i].type_id);
+                        const BtfEntry *e;
+
+                        if (btf_kind(t) != k->btf_kind ||
+                            strcmp(btf__name_by_offset(cands[i].target->btf, t->name_off) ?: "", name) != 0)
+                                continue;
+                        e = entry_of(&cands[i]);
+                        if (!e || (module && strcmp(e->name, module) != 0))
+                                continue;
+                        if (e->origin == BTF_ORIGIN_VMLINUX && after == 0) {
+                                found = &cands[i];
+                                found_in = e;
+                                break;
+                        }
+                        if (e->origin == BTF_ORIGIN_MODULE && e->kernel_id > after &&
+                            (!found_in || e->kernel_id < found_in->kernel_id)) {
+                                found = &cands[i];
+                                found_in = e;
+                        }
                 }
-        }
-        if (found_in && found_in->origin == BTF_ORIGIN_MODULE) {
-                fd = module_fd(found_in->kernel_id, -1);
-                if (fd == -ENOENT) /* that module went since the cache met it: it may be back, under a new id */
-                        found_in = NULL;
-                else if (fd < 0)
+                if (found_in && found_in->origin == BTF_ORIGIN_VMLINUX) {
+                        fd = 0;
+                        type_id = (__s32) found->type_id;
+                        break;
+                }
+                if (!found_in) {
+                        r = find_in_unmet_module(module, name, k->btf_kind, UINT32_MAX, &fd, &type_id);
+                        if (r < 0) {
+                                log_debug("%s: no attach target %s in the kernel's BTF: %s",
+                                          bpf_program__name(prog), name, strerror(-r));
+                                return r;
+                        }
+                        break;
+                }
+                if (unmet_below(found_in->kernel_id) &&
+                    find_in_unmet_module(module, name, k->btf_kind, found_in->kernel_id, &fd, &type_id) == 0)
+                        break;
+                fd = module_fd(found_in->kernel_id);
+                if (fd >= 0) {
+                        type_id = (__s32) found->type_id;
+                        log_debug("%s: attach target %s is BTF id %d in %s.", bpf_program__name(prog), name,
+                                  type_id, found_in->name);
+                        break;
+                }
+                if (fd != -ENOENT)
                         return fd;
-        }
-        if (found_in) {
-                type_id = (__s32) found->type_id;
-                log_debug("%s: attach target %s is BTF id %d in %s.", bpf_program__name(prog), name, type_id,
-                          found_in->name);
-        } else {
-                r = find_in_unmet_module(module, name, k->btf_kind, &fd, &type_id);
-                if (r < 0) {
-                        log_debug("%s: no attach target %s in the kernel's BTF: %s", bpf_program__name(prog), name,
-                                  strerror(-r));
-                        return r;
-                }
+                after = found_in->kernel_id;
         }
         opts->attach_btf_obj_fd = (__u32) fd;
         opts->attach_btf_id = (__u32) type_id;
