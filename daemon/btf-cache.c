@@ -552,6 +552,21 @@ static int assign_kernel_ids(BtfCache *c) {
         return 0;
 }
 
+int btf_cache_account(BtfCache *c, uint32_t id, bool kernel_btf) {
+        if (id <= c->walked_id)
+                return 0;
+        if (kernel_btf) {
+                uint32_t *a = reallocarray(c->unmet_ids, c->n_unmet_ids + 1, sizeof(uint32_t));
+
+                if (!a)
+                        return -ENOMEM;
+                c->unmet_ids = a;
+                c->unmet_ids[c->n_unmet_ids++] = id;
+        }
+        c->walked_id = id;
+        return 0;
+}
+
 bool btf_cache_accounts_for(const BtfCache *c, uint32_t id) {
         if (id > c->walked_id)
                 return false;

@@ -71,6 +71,9 @@ BtfEntry *btf_cache_vmlinux(const BtfCache *c);
  * BTF at all. False for a module the cache has not met (loaded after its last look, or its BTF would not
  * parse). Ids are not reused until the kernel's 31-bit id space wraps. */
 bool btf_cache_accounts_for(const BtfCache *c, uint32_t id);
+/* Takes in id, the kernel's next BTF object after those the cache accounts for (every id between was looked
+ * at): kernel BTF of a module it has no entry for, or no kernel BTF at all (or gone). */
+int btf_cache_account(BtfCache *c, uint32_t id, bool kernel_btf);
 
 /* CoreLookup over the kernel's BTF (vmlinux first, then modules). userdata: the BtfCache. */
 int btf_cache_lookup(void *userdata, const char *essential_name, size_t len, const CoreCandidate **ret,

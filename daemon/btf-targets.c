@@ -522,16 +522,37 @@ __s32 btf__find_by_name_kind(const struct btf *btf, const char *type_name, __u32
 /*
  * libbpf finds a kfunc, typed ksym, iter or struct_ops target that is not in
  * vmlinux by walking every BTF object of the kernel (bpf_btf_get_next_id(),
- * through its PLT) and parsing each module's BTF it meets: on a distribution
- * kernel, a hundred modules for one kfunc. During a load the walk skips the
- * BTF objects the cache accounts for but the modules holding what the object
+ * through its PLT), opening each and parsing each module's BTF it meets: on
+ * a distribution kernel, a hundred modules for one kfunc, and every loaded
+ * program's BTF opened on the way. During a load the walk skips the BTF
+ * objects the cache accounts for but the modules holding what the object
  * looks for (btf_targets_begin()): vmlinux's, the other cached modules', and
- * those that are no kernel BTF. libbpf still meets every module the cache has
- * not, and finds what it would have found. Outside a load, with more modules
- * than kept above, or for CO-RE on the kernel's BTF, it is libbpf's own walk.
+ * those that are no kernel BTF. What is newer than the cache's last walk is
+ * looked at here once and taken into the cache: no kernel BTF, skipped from
+ * then on; a module's the cache has not met, shown to libbpf now and in
+ * every later walk. So libbpf finds what it would have found. Outside a
+ * load, with more modules than kept above, or for CO-RE on the kernel's
+ * BTF, it is libbpf's own walk.
  */
+/* 1 if the kernel's BTF object id is kernel BTF (vmlinux's or a module's), 0 if not or gone, < 0 if unknown. */
+static int is_kernel_btf(uint32_t id) {
+        struct bpf_btf_info info = {};
+        __u32 len = sizeof(info);
+        _cleanup_close_ int fd = bpf_btf_get_fd_by_id(id);
+
+        if (fd < 0)
+                return errno == ENOENT ? 0 : -errno;
+        if (bpf_btf_get_info_by_fd(fd, &info, &len) < 0)
+                return -errno;
+        return info.kernel_btf ? 1 : 0;
+}
+
 int bpf_btf_get_next_id(__u32 start_id, __u32 *next_id) {
         __typeof__(&bpf_btf_get_next_id) f = libbpf_own(&own_next_id, "bpf_btf_get_next_id");
+        /* Where this walk is, if it has gone through every id from the first: what it meets past the cache's
+         * last walk can then be taken in, so that the next walk skips it. */
+        static __thread __u32 walk_at;
+        static __thread bool walk_whole;
         __u32 id = start_id;
         int r;
 
@@ -541,19 +562,33 @@ int bpf_btf_get_next_id(__u32 start_id, __u32 *next_id) {
                 return f(start_id, next_id);
         if (start_id == 0)
                 module_walks++;
+        walk_whole = start_id == 0 || (walk_whole && start_id == walk_at);
         for (;;) {
                 bool shown = false;
+                int k;
 
                 r = f(id, &id);
                 if (r < 0)
                         return r;
                 for (size_t i = 0; i < n_shown_modules; i++)
                         shown = shown || shown_modules[i] == id;
-                if (shown)
+                if (shown) {
                         modules_shown++;
-                if (shown || !btf_cache_accounts_for(current, id))
                         break;
+                }
+                if (btf_cache_accounts_for(current, id))
+                        continue;
+                /* Newer than the cache's last walk: looked at once, here, rather than by libbpf in every load. */
+                k = walk_whole && id > current->walked_id ? is_kernel_btf(id) : -EAGAIN;
+                if (k >= 0 && btf_cache_account(current, id, k > 0) < 0)
+                        k = -ENOMEM;
+                if (k == 0)
+                        continue;
+                if (k < 0)
+                        walk_whole = false;
+                break; /* a module's BTF the cache has not met: libbpf's to see */
         }
+        walk_at = id;
         *next_id = id;
         return 0;
 }

@@ -1297,9 +1297,10 @@ TEST(module_walk_shows_modules_looked_for) {
         enum { N = ELEMENTSOF(modules) };
         char dir[] = "/tmp/test-planner-modules.XXXXXX", path[4096];
         _cleanup_free_ char *targets = NULL, *ksyms = NULL;
-        uint32_t ids[N + 2];          /* the modules', vmlinux's, the unmet one's */
-        int fds[N + 1];
-        bool met[N + 2], ok = true;
+        uint32_t ids[N + 3];          /* the modules', vmlinux's, two made since the cache's walk */
+        int fds[N + 2];
+        bool met[N + 3], ok = true;
+        __u32 next = 0;
         struct bpf_object *obj = NULL, *plain = NULL;
         struct btf *base = NULL;
         BtfCache *cache = NULL;
@@ -1342,30 +1343,37 @@ TEST(module_walk_shows_modules_looked_for) {
         walks = btf_targets_module_walks();
         shown = btf_targets_modules_shown();
         btf_targets_begin(cache, obj, false);
-        walk_meets(ids, N + 2, met);
+        walk_meets(ids, N + 3, met);
         for (size_t i = 0; i < N - 1; i++)
                 tap_ok(met[i], "the walk meets %s, which has %s", modules[i].module, modules[i].type);
         tap_ok(!met[N - 1], "... not mod_other, which has nothing the object looks for");
         tap_ok(!met[N], "... not vmlinux (libbpf skips it)");
-        tap_ok(met[N + 1], "... and the BTF object the cache has not met");
+        tap_ok(!met[N + 1] && btf_cache_accounts_for(cache, ids[N + 1]),
+               "... nor a BTF object made since the cache's walk that is no kernel BTF: looked at once, taken in");
         tap_is_int(btf_targets_module_walks() - walks, 1, "one walk counted");
         tap_is_int(btf_targets_modules_shown() - shown, N - 1, "%d cached modules shown", N - 1);
+        /* A walk that does not start from the first id cannot tell what lies between: it passes what is new. */
+        ids[N + 2] = kernel_btf_object(&fds[N + 1]);
+        tap_ok(bpf_btf_get_next_id(ids[N + 2] - 1, &next) == 0 && next == ids[N + 2] &&
+                       !btf_cache_accounts_for(cache, ids[N + 2]),
+               "a walk from the middle meets the newer BTF object %u and leaves it to libbpf", ids[N + 2]);
         btf_targets_end();
 
         btf_targets_begin(cache, obj, true);
-        walk_meets(ids, N + 2, met);
+        walk_meets(ids, N + 3, met);
         tap_ok(met[N - 1] && met[N], "with CO-RE on the kernel's BTF, the walk meets every BTF object");
         btf_targets_end();
 
         btf_targets_begin(cache, plain, false);
-        walk_meets(ids, N + 2, met);
+        walk_meets(ids, N + 3, met);
         ok = true;
         for (size_t i = 0; i < N; i++)
                 ok = ok && !met[i];
-        tap_ok(ok && met[N + 1], "for ksyms.bpf.o (ksyms of vmlinux), no cached module, only the unmet object");
+        tap_ok(ok && !met[N + 1] && !met[N + 2] && btf_cache_accounts_for(cache, ids[N + 2]),
+               "for ksyms.bpf.o (ksyms of vmlinux), no cached module, nor the newer objects (the second taken in)");
         btf_targets_end();
 
-        walk_meets(ids, N + 2, met);
+        walk_meets(ids, N + 3, met);
         tap_ok(met[0] && met[N - 1] && met[N], "outside a load it is the kernel's walk");
 finish:
         bpf_object__close(obj);
