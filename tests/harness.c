@@ -118,6 +118,12 @@ int daemon_start(TestDaemon *d) {
         return -ETIMEDOUT;
 }
 
+int daemon_signal(const TestDaemon *d, int sig) {
+        if (d->pid <= 0)
+                return -ESRCH;
+        return kill(d->pid, sig) < 0 ? -errno : 0;
+}
+
 int daemon_stop(TestDaemon *d) {
         int status = 0;
 

@@ -37,6 +37,9 @@ char *harness_object_path(const char *name);
 int daemon_start(TestDaemon *d);
 /* SIGTERM to the pid we started, and wait. */
 int daemon_stop(TestDaemon *d);
+/* kill(2) of the daemon this test started, by its pid: -ESRCH when none runs (never a kill(0) of our own
+ * process group). */
+int daemon_signal(const TestDaemon *d, int sig);
 /* Stops the daemon, removes its pins, socket and directories. */
 void daemon_cleanup(TestDaemon *d);
 /* Prints the daemon's log as TAP diagnostics (after a failure). */

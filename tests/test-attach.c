@@ -99,6 +99,8 @@ static void forget_child(pid_t pid) {
 
 /* Kills one of our children by its pid and reaps it. */
 static void end_child(pid_t pid) {
+        if (pid <= 0)
+                return; /* never kill(0) or kill(-1) */
         forget_child(pid);
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);

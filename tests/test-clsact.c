@@ -145,7 +145,7 @@ static int64_t ctl_attach(bool in_ns, const char *iface, const char *direction, 
 static void kill_daemon(void) {
         int status;
 
-        kill(d.pid, SIGKILL);
+        daemon_signal(&d, SIGKILL);
         waitpid(d.pid, &status, 0);
         d.pid = 0;
 }

@@ -1132,7 +1132,7 @@ TEST(perf_event) {
         tap_ok(berr && strstr(berr, "perf_event takes EVENT cpu=N|pid=N [freq=HZ|period=N], not 'core=0'"),
                "naming the word: %s", berr ?: "");
 
-        kill(d.pid, SIGKILL);
+        daemon_signal(&d, SIGKILL);
         waitpid(d.pid, NULL, 0);
         d.pid = 0;
         tap_is_int(daemon_start(&d), 0, "daemon restarts after SIGKILL");
@@ -1157,7 +1157,7 @@ TEST(sigkill_and_half_created) {
         load_object(&d, "globals", NULL, &r);
         id = (uint64_t) object_int(&r, "id");
         prog = (uint32_t) json_int(array_find_name(object_get(&r, "programs"), "count_getpid"), "id");
-        kill(d.pid, SIGKILL);
+        daemon_signal(&d, SIGKILL);
         waitpid(d.pid, &status, 0);
         d.pid = 0;
 
@@ -1243,7 +1243,7 @@ TEST(attach_detach) {
                (unsigned long long) after);
 
         /* Survives SIGKILL of the daemon, still counting while it is down. */
-        kill(d.pid, SIGKILL);
+        daemon_signal(&d, SIGKILL);
         waitpid(d.pid, NULL, 0);
         d.pid = 0;
         before = getpid_count(maps);
@@ -1550,7 +1550,7 @@ TEST(objects_d) {
         if (asprintf(&conf, "file = %s\nmap.settings.max_entries = 64\n", path) < 0)
                 abort();
         write_conf("good.conf", conf);
-        kill(d.pid, SIGHUP);
+        daemon_signal(&d, SIGHUP);
         id2 = wait_object("good", id, true);
         tap_ok(id2 > id, "SIGHUP reloads a changed entry under a new id");
         tap_is_int(json_int(array_find_name(json_object_object_get(find_name(list_objects(&l3), "good"), "maps"),
@@ -1562,7 +1562,7 @@ TEST(objects_d) {
         unlink(unlink_path);
         snprintf(unlink_path, sizeof(unlink_path), "%s/typo.conf", d.objects_dir);
         unlink(unlink_path);
-        kill(d.pid, SIGHUP);
+        daemon_signal(&d, SIGHUP);
         tap_is_int(wait_object("good", 0, false), 0, "SIGHUP after removing the entry unloads its object");
 }
 
@@ -1639,7 +1639,7 @@ TEST(objects_d_attach) {
                      comment, path, getpid()) < 0)
                 abort();
         write_conf("attached.conf", conf);
-        kill(d.pid, SIGHUP);
+        daemon_signal(&d, SIGHUP);
         tap_ok(wait_object("attached", id, true) > id, "SIGHUP reloads an entry whose attach line changed");
         links = json_object_object_get(
                 array_find_name(json_object_object_get(find_name(list_objects(&l2), "attached"), "programs"),
@@ -1668,7 +1668,7 @@ TEST(objects_d_attach) {
                            "a subscriber")) {
                         (void) setsockopt(bpfcore_client_fd(c), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
                         write_conf("partial.conf", conf);
-                        kill(d.pid, SIGHUP);
+                        daemon_signal(&d, SIGHUP);
                         for (int i = 0; i < 10 && strcmp(kind, "load_failed") != 0; i++) {
                                 kind = next_event(c, &ev);
                                 if (!*kind)
@@ -1686,7 +1686,7 @@ TEST(objects_d_attach) {
 
         snprintf(unlink_path, sizeof(unlink_path), "%s/attached.conf", d.objects_dir);
         unlink(unlink_path);
-        kill(d.pid, SIGHUP);
+        daemon_signal(&d, SIGHUP);
         tap_is_int(wait_object("attached", 0, false), 0, "SIGHUP after removing the entry unloads it, link and all");
 }
 

@@ -104,7 +104,7 @@ static void write_config(const char *text) {
 }
 
 static void reload(void) {
-        kill(d.pid, SIGHUP);
+        daemon_signal(&d, SIGHUP);
         /* The reload is done once a call after it is answered: calls are served in order. */
         BpfcoreReply r = {};
         usleep(50000);
