@@ -633,11 +633,12 @@ static int scan(BtfCache *c, bool *changed) {
                         snprintf(path, sizeof(path), "%s/%s", c->sysfs_dir, e->name);
                 else if (e->origin == BTF_ORIGIN_EXTERNAL)
                         snprintf(path, sizeof(path), "%s/%s.btf", c->external_dir, e->name);
-                if (e->origin == BTF_ORIGIN_VMLINUX || stat(path, &st) == 0) {
+                if (e->origin == BTF_ORIGIN_VMLINUX ||
+                    (stat(path, &st) == 0 && (uint64_t) st.st_dev == e->file_dev && (uint64_t) st.st_ino == e->file_ino)) {
                         i++;
                         continue;
                 }
-                log_btf_change(e, MESSAGE_ID_BTF_REMOVED, "is gone; dropped from the cache");
+                log_btf_change(e, MESSAGE_ID_BTF_REMOVED, "is gone or replaced; dropped from the cache");
                 entry_free(e);
                 memmove(c->entries + i, c->entries + i + 1, (c->n_entries - i - 1) * sizeof(BtfEntry *));
                 c->n_entries--;
@@ -647,17 +648,22 @@ static int scan(BtfCache *c, bool *changed) {
         d = vmlinux ? opendir(c->sysfs_dir) : NULL;
         while (d && (de = readdir(d))) {
                 char path[4096];
+                struct stat st;
                 BtfEntry *e;
                 int r;
 
                 if (de->d_name[0] == '.' || strcmp(de->d_name, "vmlinux") == 0 || btf_cache_find(c, de->d_name))
                         continue;
                 snprintf(path, sizeof(path), "%s/%s", c->sysfs_dir, de->d_name);
+                if (stat(path, &st) < 0)
+                        continue; /* gone since */
                 r = entry_new(de->d_name, BTF_ORIGIN_MODULE, path, vmlinux->btf, NULL, &e);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot parse module BTF %s: %m", path);
                         continue;
                 }
+                e->file_dev = (uint64_t) st.st_dev;
+                e->file_ino = (uint64_t) st.st_ino;
                 r = add_entry(c, e);
                 if (r < 0) {
                         closedir(d);
@@ -673,6 +679,7 @@ static int scan(BtfCache *c, bool *changed) {
         while (d && (de = readdir(d))) {
                 _cleanup_free_ char *name = NULL;
                 char path[4096];
+                struct stat st;
                 BtfEntry *e;
                 int r;
 
@@ -682,11 +689,15 @@ static int scan(BtfCache *c, bool *changed) {
                 if (!name || btf_cache_find(c, name))
                         continue;
                 snprintf(path, sizeof(path), "%s/%s", c->external_dir, de->d_name);
+                if (stat(path, &st) < 0)
+                        continue;
                 r = entry_new(name, BTF_ORIGIN_EXTERNAL, path, NULL, NULL, &e);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot parse external BTF %s: %m", path);
                         continue;
                 }
+                e->file_dev = (uint64_t) st.st_dev;
+                e->file_ino = (uint64_t) st.st_ino;
                 r = add_entry(c, e);
                 if (r < 0) {
                         closedir(d);

@@ -51,6 +51,8 @@ typedef struct UnmetModule {
 static __thread UnmetModule *unmet;
 static __thread size_t n_unmet;
 static __thread bool unmet_read;
+/* A cached module's BTF id was gone during a load: the cache missed the module going (and coming back). */
+static bool stale_seen;
 static void unmet_modules_done(void);
 /* The cached modules whose BTF libbpf may see during the load: those the object's ksyms, kfuncs, iter and
  * struct_ops targets are in (kernel BTF ids). Modules the cache has not met are never hidden. */
@@ -383,6 +385,7 @@ static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opt
                 }
                 if (fd != -ENOENT)
                         return fd;
+                stale_seen = true;
                 after = found_in->kernel_id;
         }
         opts->attach_btf_obj_fd = (__u32) fd;
@@ -599,6 +602,13 @@ unsigned btf_targets_module_walks(void) {
 
 unsigned btf_targets_modules_shown(void) {
         return modules_shown;
+}
+
+bool btf_targets_take_stale(void) {
+        bool stale = stale_seen;
+
+        stale_seen = false;
+        return stale;
 }
 
 unsigned btf_targets_unmet_searches(void) {

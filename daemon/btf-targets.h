@@ -25,6 +25,8 @@ unsigned btf_targets_module_walks(void);
 unsigned btf_targets_modules_shown(void);
 /* Module BTFs read from the kernel during loads for attach targets: modules the cache had not met (once per load). */
 unsigned btf_targets_unmet_searches(void);
+/* Whether a load since the last call found a cached module's BTF id gone (the cache is to look again). */
+bool btf_targets_take_stale(void);
 
 /* The cache the handlers resolve against during the current load of obj (its ksyms, kfuncs, iter and
  * struct_ops targets decide which cached modules' BTF libbpf may see; with core_on_kernel, libbpf does CO-RE

@@ -109,6 +109,14 @@ static int on_btf_refresh_timer(sd_event_source *s, uint64_t usec, void *userdat
         return 0;
 }
 
+void manager_refresh_btf_soon(Manager *m) {
+        uint64_t now;
+
+        if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
+                (void) sd_event_source_set_time(m->btf_refresh, now);
+        (void) sd_event_source_set_enabled(m->btf_refresh, SD_EVENT_ONESHOT);
+}
+
 static void module_changed(Manager *m) {
         uint64_t now;
 

@@ -82,6 +82,8 @@ int manager_startup(Manager *m);
 void manager_notify_status(Manager *m);
 /* Re-reads module and external BTF; drops cached plans when anything changed. */
 void manager_refresh_btf(Manager *m, const char *why);
+/* The same from the event loop, once the call in progress is answered. */
+void manager_refresh_btf_soon(Manager *m);
 
 static inline void manager_freep(Manager **m) {
         manager_free(*m);

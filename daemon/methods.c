@@ -861,6 +861,8 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
                 if (s.opened)
                         m->counters.opened_ahead++;
                 r = loader_load(in->obj.data, in->obj.size, &s, o, f);
+                if (btf_targets_take_stale())
+                        manager_refresh_btf_soon(m); /* a module went and came back unseen */
         }
         {
                 int k = loader_digest_wait(&in->digest);

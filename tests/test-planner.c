@@ -1388,6 +1388,57 @@ finish:
         (void) rmdir(dir);
 }
 
+/* Whether the cache's index has a FUNC of exactly this name. */
+static bool cache_has_func(BtfCache *cache, const char *name) {
+        const CoreCandidate *cands;
+        size_t n = 0;
+
+        btf_cache_lookup(cache, name, strlen(name), &cands, &n);
+        for (size_t i = 0; i < n; i++) {
+                const struct btf_type *t = btf__type_by_id(cands[i].target->btf, cands[i].type_id);
+
+                if (btf_is_func(t) && strcmp(btf__name_by_offset(cands[i].target->btf, t->name_off), name) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/* A module loaded again while the daemon heard nothing: its sysfs file is another one, and is read again. */
+TEST(module_file_replaced) {
+        char dir[] = "/tmp/test-planner-replaced.XXXXXX", path[4096] = "", tmp[4096] = "";
+        struct btf *base = NULL;
+        BtfCache *cache = NULL;
+        uint64_t generation;
+
+        if (access("/sys/kernel/btf/vmlinux", R_OK) < 0) {
+                tap_skip("this kernel has no /sys/kernel/btf/vmlinux", "module file replaced");
+                return;
+        }
+        base = btf__parse("/sys/kernel/btf/vmlinux", NULL);
+        if (!tap_ok(base && mkdtemp(dir), "vmlinux parsed, module directory"))
+                goto finish;
+        snprintf(path, sizeof(path), "%s/mod_a", dir);
+        snprintf(tmp, sizeof(tmp), "%s/.next", dir);
+        if (!tap_ok(write_module(dir, "mod_a", base, "bpfcored_first", BTF_KIND_FUNC), "module mod_a with bpfcored_first") ||
+            !tap_is_int(btf_cache_new("/sys/kernel/btf/vmlinux", dir, NULL, &cache), 0, "cache with it"))
+                goto finish;
+        generation = cache->generation;
+        tap_ok(cache_has_func(cache, "bpfcored_first"), "the cache has bpfcored_first");
+        tap_is_int(btf_cache_refresh(cache), 0, "looking again changes nothing");
+        tap_ok(write_module(dir, ".next", base, "bpfcored_second", BTF_KIND_FUNC) && rename(tmp, path) == 0,
+               "mod_a replaced by another file (another inode), with bpfcored_second");
+        tap_is_int(btf_cache_refresh(cache), 1, "looking again reads it again");
+        tap_ok(!cache_has_func(cache, "bpfcored_first") && cache_has_func(cache, "bpfcored_second") &&
+                       cache->generation > generation,
+               "the cache has bpfcored_second, no more bpfcored_first, and a new generation");
+finish:
+        btf_cache_free(cache);
+        btf__free(base);
+        (void) unlink(path);
+        (void) unlink(tmp);
+        (void) rmdir(dir);
+}
+
 static void patch_shoff_past_end(uint8_t *d, Elf64_Ehdr *e, Elf64_Shdr *s, size_t size) {
         e->e_shoff = size - 8;
 }
