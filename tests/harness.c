@@ -41,9 +41,54 @@ static void sleep_ms(unsigned ms) {
         nanosleep(&ts, NULL);
 }
 
+/*
+ * The daemons this process started and has not cleaned up: a test ended by
+ * a signal (meson's timeout, a sanitizer's abort) still removes their pins,
+ * state and sockets, so nothing stays loaded after it.
+ */
+static TestDaemon *live[16];
+
+static void on_fatal_signal(int sig) {
+        /* Not async-signal-safe (directory walks), but the process ends here either way. */
+        for (size_t i = 0; i < ELEMENTSOF(live); i++)
+                if (live[i])
+                        daemon_cleanup(live[i]);
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+static void track(TestDaemon *d) {
+        static bool handlers;
+        size_t free_slot = ELEMENTSOF(live);
+
+        for (size_t i = 0; i < ELEMENTSOF(live); i++) {
+                if (live[i] == d)
+                        return;
+                if (!live[i] && free_slot == ELEMENTSOF(live))
+                        free_slot = i;
+        }
+        if (free_slot < ELEMENTSOF(live))
+                live[free_slot] = d;
+        if (!handlers) {
+                /* Not SIGSEGV: the sanitizers' own handler reports it first. */
+                static const int sigs[] = { SIGTERM, SIGINT, SIGHUP, SIGABRT };
+
+                for (size_t i = 0; i < ELEMENTSOF(sigs); i++)
+                        signal(sigs[i], on_fatal_signal);
+                handlers = true;
+        }
+}
+
+static void untrack(TestDaemon *d) {
+        for (size_t i = 0; i < ELEMENTSOF(live); i++)
+                if (live[i] == d)
+                        live[i] = NULL;
+}
+
 int daemon_start(TestDaemon *d) {
         BpfcoreClient *c = NULL;
 
+        track(d);
         if (!d->tmpdir[0]) {
                 strcpy(d->tmpdir, "/tmp/bpfcored-test-XXXXXX");
                 if (!mkdtemp(d->tmpdir))
@@ -159,6 +204,7 @@ static void remove_tree(const char *path) {
 }
 
 void daemon_cleanup(TestDaemon *d) {
+        untrack(d);
         daemon_stop(d);
         if (d->bpffs_root[0])
                 remove_tree(d->bpffs_root);

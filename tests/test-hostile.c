@@ -664,8 +664,10 @@ TEST(out_of_fds) {
         unsigned accepted = 0, refused = 0, other = 0;
 
         r = daemon_start(&small);
-        if (!tap_is_int(r, 0, "a daemon with RLIMIT_NOFILE 64 (soft and hard) started"))
+        if (!tap_is_int(r, 0, "a daemon with RLIMIT_NOFILE 64 (soft and hard) started")) {
+                daemon_cleanup(&small);
                 return;
+        }
         for (size_t i = 0; i < ELEMENTSOF(fds); i++) {
                 struct sockaddr_un sa = {.sun_family = AF_UNIX};
                 _cleanup_free_ char *reply = NULL;
