@@ -617,6 +617,22 @@ static void log_btf_change(const BtfEntry *e, const char *message_id, const char
                   what, e->bytes);
 }
 
+static uint64_t mtime_ns(const struct stat *st) {
+        return (uint64_t) st->st_mtim.tv_sec * 1000000000ULL + (uint64_t) st->st_mtim.tv_nsec;
+}
+
+static void remember_file(BtfEntry *e, const struct stat *st) {
+        e->file_dev = (uint64_t) st->st_dev;
+        e->file_ino = (uint64_t) st->st_ino;
+        e->file_size = (uint64_t) st->st_size;
+        e->file_mtime_ns = mtime_ns(st);
+}
+
+static bool same_file(const BtfEntry *e, const struct stat *st) {
+        return e->file_dev == (uint64_t) st->st_dev && e->file_ino == (uint64_t) st->st_ino &&
+               e->file_size == (uint64_t) st->st_size && e->file_mtime_ns == mtime_ns(st);
+}
+
 /* Module BTF in sysfs and *.btf files in the external directory, as they are now. */
 static int scan(BtfCache *c, bool *changed) {
         BtfEntry *vmlinux = btf_cache_vmlinux(c);
@@ -633,8 +649,7 @@ static int scan(BtfCache *c, bool *changed) {
                         snprintf(path, sizeof(path), "%s/%s", c->sysfs_dir, e->name);
                 else if (e->origin == BTF_ORIGIN_EXTERNAL)
                         snprintf(path, sizeof(path), "%s/%s.btf", c->external_dir, e->name);
-                if (e->origin == BTF_ORIGIN_VMLINUX ||
-                    (stat(path, &st) == 0 && (uint64_t) st.st_dev == e->file_dev && (uint64_t) st.st_ino == e->file_ino)) {
+                if (e->origin == BTF_ORIGIN_VMLINUX || (stat(path, &st) == 0 && same_file(e, &st))) {
                         i++;
                         continue;
                 }
@@ -662,8 +677,7 @@ static int scan(BtfCache *c, bool *changed) {
                         log_warning_errno(r, "Cannot parse module BTF %s: %m", path);
                         continue;
                 }
-                e->file_dev = (uint64_t) st.st_dev;
-                e->file_ino = (uint64_t) st.st_ino;
+                remember_file(e, &st);
                 r = add_entry(c, e);
                 if (r < 0) {
                         closedir(d);
@@ -696,8 +710,7 @@ static int scan(BtfCache *c, bool *changed) {
                         log_warning_errno(r, "Cannot parse external BTF %s: %m", path);
                         continue;
                 }
-                e->file_dev = (uint64_t) st.st_dev;
-                e->file_ino = (uint64_t) st.st_ino;
+                remember_file(e, &st);
                 r = add_entry(c, e);
                 if (r < 0) {
                         closedir(d);

@@ -24,8 +24,9 @@ typedef struct BtfEntry {
         char *name;
         BtfOrigin origin;
         uint32_t kernel_id; /* the kernel's BTF object id, 0 for files */
-        uint64_t file_dev, file_ino; /* the file it was read from (a module's in sysfs, an external one): one put
-                                      * in its place (a module loaded again) is read again */
+        /* The file it was read from (a module's in sysfs, an external one), as stat() saw it: one put in its
+         * place (a module loaded again, a file replaced or rewritten) is read again. */
+        uint64_t file_dev, file_ino, file_size, file_mtime_ns;
         struct btf *btf;
         size_t bytes;       /* raw size */
         uint64_t parse_us;

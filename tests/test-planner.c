@@ -1403,7 +1403,8 @@ static bool cache_has_func(BtfCache *cache, const char *name) {
         return false;
 }
 
-/* A module loaded again while the daemon heard nothing: its sysfs file is another one, and is read again. */
+/* A module loaded again while the daemon heard nothing (its sysfs file is another one), or a BTF file rewritten:
+ * read again. */
 TEST(module_file_replaced) {
         char dir[] = "/tmp/test-planner-replaced.XXXXXX", path[4096] = "", tmp[4096] = "";
         struct btf *base = NULL;
@@ -1431,6 +1432,10 @@ TEST(module_file_replaced) {
         tap_ok(!cache_has_func(cache, "bpfcored_first") && cache_has_func(cache, "bpfcored_second") &&
                        cache->generation > generation,
                "the cache has bpfcored_second, no more bpfcored_first, and a new generation");
+        tap_ok(write_module(dir, "mod_a", base, "bpfcored_third", BTF_KIND_FUNC), "mod_a rewritten in place");
+        tap_is_int(btf_cache_refresh(cache), 1, "looking again reads it again");
+        tap_ok(!cache_has_func(cache, "bpfcored_second") && cache_has_func(cache, "bpfcored_third"),
+               "the cache has bpfcored_third instead");
 finish:
         btf_cache_free(cache);
         btf__free(base);
