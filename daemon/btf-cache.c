@@ -508,6 +508,28 @@ BtfEntry *btf_cache_vmlinux(const BtfCache *c) {
         return NULL;
 }
 
+int btf_object_info(uint32_t id, char *name, bool *ret_kernel) {
+        struct bpf_btf_info info = { .name = (uintptr_t) name, .name_len = 64 };
+        __u32 len = sizeof(info);
+        _cleanup_close_ int fd = bpf_btf_get_fd_by_id(id);
+
+        name[0] = 0;
+        if (fd < 0 || bpf_btf_get_info_by_fd(fd, &info, &len) < 0)
+                return -errno;
+        *ret_kernel = info.kernel_btf;
+        return 0;
+}
+
+static int append_id(uint32_t **ids, size_t *n, uint32_t id) {
+        uint32_t *a = reallocarray(*ids, *n + 1, sizeof(uint32_t));
+
+        if (!a)
+                return -ENOMEM;
+        *ids = a;
+        (*ids)[(*n)++] = id;
+        return 0;
+}
+
 /* The kernel's ids for its BTF objects, by name ("vmlinux", module names), and those of its kernel BTF the
  * cache has no entry for (or could not look at): taken together once the walk is through. */
 static int assign_kernel_ids(BtfCache *c) {
@@ -516,34 +538,24 @@ static int assign_kernel_ids(BtfCache *c) {
         uint32_t id = 0, walked = c->walked_id;
 
         while (bpf_btf_get_next_id(id, &id) == 0) {
-                char name[64] = "";
-                struct bpf_btf_info info = { .name = (uintptr_t) name, .name_len = sizeof(name) };
-                __u32 len = sizeof(info);
-                int fd = bpf_btf_get_fd_by_id(id);
-                bool met = false;
+                char name[64];
+                bool kernel = false, met = false;
+                int r = btf_object_info(id, name, &kernel);
 
                 walked = MAX(walked, id);
-                if (fd < 0 && errno == ENOENT)
+                if (r == -ENOENT)
                         continue; /* gone since */
-                if (fd >= 0 && bpf_btf_get_info_by_fd(fd, &info, &len) == 0) {
-                        if (!info.kernel_btf)
-                                met = true;
-                        for (size_t i = 0; i < c->n_entries && info.kernel_btf; i++)
+                if (r >= 0) {
+                        met = !kernel;
+                        for (size_t i = 0; i < c->n_entries && kernel; i++)
                                 if (c->entries[i]->origin != BTF_ORIGIN_EXTERNAL &&
                                     strcmp(c->entries[i]->name, name) == 0) {
                                         c->entries[i]->kernel_id = id;
                                         met = true;
                                 }
                 }
-                safe_close(fd);
-                if (!met) {
-                        uint32_t *a = reallocarray(unmet, n_unmet + 1, sizeof(uint32_t));
-
-                        if (!a)
-                                return -ENOMEM;
-                        unmet = a;
-                        unmet[n_unmet++] = id;
-                }
+                if (!met && append_id(&unmet, &n_unmet, id) < 0)
+                        return -ENOMEM;
         }
         free(c->unmet_ids);
         c->unmet_ids = TAKE_PTR(unmet);
@@ -555,14 +567,8 @@ static int assign_kernel_ids(BtfCache *c) {
 int btf_cache_account(BtfCache *c, uint32_t id, bool kernel_btf) {
         if (id <= c->walked_id)
                 return 0;
-        if (kernel_btf) {
-                uint32_t *a = reallocarray(c->unmet_ids, c->n_unmet_ids + 1, sizeof(uint32_t));
-
-                if (!a)
-                        return -ENOMEM;
-                c->unmet_ids = a;
-                c->unmet_ids[c->n_unmet_ids++] = id;
-        }
+        if (kernel_btf && append_id(&c->unmet_ids, &c->n_unmet_ids, id) < 0)
+                return -ENOMEM;
         c->walked_id = id;
         return 0;
 }

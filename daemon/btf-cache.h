@@ -70,6 +70,10 @@ int btf_cache_refresh(BtfCache *c);
 BtfEntry *btf_cache_find(const BtfCache *c, const char *name);
 BtfEntry *btf_cache_vmlinux(const BtfCache *c);
 
+/* The kernel's BTF object id: its name (64 bytes) and whether it is kernel BTF (vmlinux's or a module's);
+ * -ENOENT if it is gone. */
+int btf_object_info(uint32_t id, char *name, bool *ret_kernel);
+
 /* Whether the kernel's BTF object id is accounted for by the cache: vmlinux's, a cached module's, or no kernel
  * BTF at all. False for a module the cache has not met (loaded after its last look, or its BTF would not
  * parse). Ids are not reused until the kernel's 31-bit id space wraps. */

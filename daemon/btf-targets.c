@@ -70,6 +70,15 @@ static const BtfEntry *entry_of(const CoreCandidate *cand) {
         return NULL;
 }
 
+/* The entry of an index candidate that is a type of exactly this name and kind, or NULL. */
+static const BtfEntry *exactly(const CoreCandidate *cand, const char *name, int kind) {
+        const struct btf_type *t = btf__type_by_id(cand->target->btf, cand->type_id);
+
+        if (!t || btf_kind(t) != kind || strcmp(btf__name_by_offset(cand->target->btf, t->name_off) ?: "", name) != 0)
+                return NULL;
+        return entry_of(cand);
+}
+
 /* Shows libbpf the cached modules that have a type of exactly this name and kind. */
 static void show_module_of(const char *name, int kind) {
         const CoreCandidate *cands;
@@ -77,14 +86,9 @@ static void show_module_of(const char *name, int kind) {
 
         btf_cache_lookup(current, name, core_essential_name_len(name), &cands, &n);
         for (size_t i = 0; i < n; i++) {
-                const struct btf_type *t = btf__type_by_id(cands[i].target->btf, cands[i].type_id);
-                const BtfEntry *e;
+                const BtfEntry *e = exactly(&cands[i], name, kind);
                 bool known = false;
 
-                if (!t || btf_kind(t) != kind ||
-                    strcmp(btf__name_by_offset(cands[i].target->btf, t->name_off) ?: "", name) != 0)
-                        continue;
-                e = entry_of(&cands[i]);
                 if (!e || e->origin != BTF_ORIGIN_MODULE || e->kernel_id == 0)
                         continue;
                 for (size_t j = 0; j < n_shown_modules; j++)
@@ -101,12 +105,12 @@ static void show_module_of(const char *name, int kind) {
         }
 }
 
-/* prefix + name without its ___flavor (as libbpf looks ksyms and struct_ops types up), to show_module_of(). */
-static void show_module_of_essential(const char *prefix, const char *name, int kind) {
+/* name without its ___flavor (as libbpf looks kfuncs and struct_ops types up), to show_module_of(). */
+static void show_module_of_essential(const char *name, int kind) {
         char essential[256];
 
-        if (name && (size_t) snprintf(essential, sizeof(essential), "%s%.*s", prefix,
-                                      (int) core_essential_name_len(name), name) < sizeof(essential))
+        if (name && (size_t) snprintf(essential, sizeof(essential), "%.*s", (int) core_essential_name_len(name),
+                                      name) < sizeof(essential))
                 show_module_of(essential, kind);
 }
 
@@ -133,7 +137,7 @@ void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj, bool core_
 
                 if (btf_is_func(t) && btf_vlen(t) == BTF_FUNC_GLOBAL && name &&
                     !bpf_object__find_program_by_name(o, name))
-                        show_module_of_essential("", name, BTF_KIND_FUNC);
+                        show_module_of_essential(name, BTF_KIND_FUNC);
         }
         if (sec > 0) {
                 const struct btf_type *t = btf__type_by_id(btf, (__u32) sec);
@@ -164,7 +168,7 @@ void btf_targets_begin(BtfCache *cache, const struct bpf_object *obj, bool core_
                                                    btf__type_by_id(btf, bpf_map__btf_value_type_id(map)) : NULL;
 
                 if (t && modules_filtered)
-                        show_module_of_essential("", btf__name_by_offset(btf, t->name_off), BTF_KIND_STRUCT);
+                        show_module_of_essential(btf__name_by_offset(btf, t->name_off), BTF_KIND_STRUCT);
         }
 }
 
@@ -222,23 +226,12 @@ static int read_unmet_modules(void) {
         if (unmet_read)
                 return 0;
         while (next && v && next(id, &id) == 0) {
-                struct bpf_btf_info info = {};
-                __u32 len = sizeof(info);
                 UnmetModule *a, m = { .id = id };
-                int fd;
+                bool kernel = false;
 
-                if (btf_cache_accounts_for(current, id))
+                if (btf_cache_accounts_for(current, id) || btf_object_info(id, m.name, &kernel) < 0 || !kernel ||
+                    strcmp(m.name, "vmlinux") == 0)
                         continue;
-                fd = bpf_btf_get_fd_by_id(id);
-                if (fd < 0)
-                        continue;
-                info.name = (uintptr_t) m.name;
-                info.name_len = sizeof(m.name);
-                if (bpf_btf_get_info_by_fd(fd, &info, &len) < 0 || !info.kernel_btf || strcmp(m.name, "vmlinux") == 0) {
-                        close(fd);
-                        continue;
-                }
-                close(fd);
                 a = reallocarray(unmet, n_unmet + 1, sizeof(UnmetModule));
                 if (!a) {
                         unmet_modules_done();
@@ -339,13 +332,8 @@ static int prepare_load(struct bpf_program *prog, struct bpf_prog_load_opts *opt
                 const BtfEntry *found_in = NULL;
 
                 for (size_t i = 0; i < n; i++) {
-                        const struct btf_type *t = btf__type_by_id(cands[i].target->btf, cands[i].type_id);
-                        const BtfEntry *e;
+                        const BtfEntry *e = exactly(&cands[i], name, k->btf_kind);
 
-                        if (btf_kind(t) != k->btf_kind ||
-                            strcmp(btf__name_by_offset(cands[i].target->btf, t->name_off) ?: "", name) != 0)
-                                continue;
-                        e = entry_of(&cands[i]);
                         if (!e || (module && strcmp(e->name, module) != 0))
                                 continue;
                         if (e->origin == BTF_ORIGIN_VMLINUX && after == 0) {
@@ -539,15 +527,11 @@ __s32 btf__find_by_name_kind(const struct btf *btf, const char *type_name, __u32
  */
 /* 1 if the kernel's BTF object id is kernel BTF (vmlinux's or a module's), 0 if not or gone, < 0 if unknown. */
 static int is_kernel_btf(uint32_t id) {
-        struct bpf_btf_info info = {};
-        __u32 len = sizeof(info);
-        _cleanup_close_ int fd = bpf_btf_get_fd_by_id(id);
+        char name[64];
+        bool kernel = false;
+        int r = btf_object_info(id, name, &kernel);
 
-        if (fd < 0)
-                return errno == ENOENT ? 0 : -errno;
-        if (bpf_btf_get_info_by_fd(fd, &info, &len) < 0)
-                return -errno;
-        return info.kernel_btf ? 1 : 0;
+        return r == -ENOENT ? 0 : r < 0 ? r : kernel;
 }
 
 int bpf_btf_get_next_id(__u32 start_id, __u32 *next_id) {

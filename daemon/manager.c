@@ -109,22 +109,23 @@ static int on_btf_refresh_timer(sd_event_source *s, uint64_t usec, void *userdat
         return 0;
 }
 
-void manager_refresh_btf_soon(Manager *m) {
+/* The BTF cache looks again in usec from now, from the event loop. */
+static void refresh_btf_in(Manager *m, uint64_t usec) {
         uint64_t now;
 
         if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
-                (void) sd_event_source_set_time(m->btf_refresh, now);
+                (void) sd_event_source_set_time(m->btf_refresh, now + usec);
         (void) sd_event_source_set_enabled(m->btf_refresh, SD_EVENT_ONESHOT);
 }
 
-static void module_changed(Manager *m) {
-        uint64_t now;
+void manager_refresh_btf_soon(Manager *m) {
+        refresh_btf_in(m, 0);
+}
 
+static void module_changed(Manager *m) {
         /* The module's BTF appears in sysfs after its uevent: look now and once more shortly. */
         manager_refresh_btf(m, "module change");
-        if (sd_event_now(m->event, CLOCK_MONOTONIC, &now) >= 0)
-                (void) sd_event_source_set_time(m->btf_refresh, now + 200 * 1000);
-        (void) sd_event_source_set_enabled(m->btf_refresh, SD_EVENT_ONESHOT);
+        refresh_btf_in(m, 200 * 1000);
 }
 
 static int on_module_event(sd_device_monitor *monitor, sd_device *device, void *userdata) {

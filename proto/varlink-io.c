@@ -180,13 +180,6 @@ static int take_message(VlReader *r, size_t *ret_len, int **ret_fds, size_t *ret
         return 1;
 }
 
-/* Drops the first n bytes (a message and its NUL). */
-static void drop(VlReader *r, size_t n) {
-        memmove(r->buf, r->buf + n, r->len - n);
-        r->len -= n;
-        r->base += n;
-}
-
 int vl_reader_next(VlReader *r, char **ret_text, size_t *ret_len, int **ret_fds, size_t *ret_n_fds) {
         const char *view;
         char *text;
@@ -226,7 +219,9 @@ int vl_reader_peek(VlReader *r, const char **ret_text, size_t *ret_len, int **re
 }
 
 void vl_reader_consume(VlReader *r) {
-        drop(r, r->peeked);
+        memmove(r->buf, r->buf + r->peeked, r->len - r->peeked);
+        r->len -= r->peeked;
+        r->base += r->peeked;
         r->peeked = 0;
 }
 
