@@ -1727,7 +1727,7 @@ static int plan_record(Planner *p, const Section *sec, const struct bpf_core_rel
         if (!out)
                 return -ENOMEM;
         out->kind = kind_names[rec->kind];
-        out->insn = (uint32_t) idx;
+        out->insn = (uint32_t) (idx - prog->start); /* as libbpf's log and `bpftool prog dump` count */
         out->program = strdup(prog->name);
         out->section = strdup(sec->name);
         out->type = strdup(name_of(p->local, lt->name_off));

@@ -38,7 +38,7 @@ typedef int (*CoreLookup)(void *userdata, const char *essential_name, size_t len
 typedef struct CoreRelocation {
         char *program;    /* the function symbol containing the instruction */
         char *section;    /* ELF section name of the program */
-        uint32_t insn;    /* instruction index within that section (insn_off / 8) */
+        uint32_t insn;    /* instruction index within the program (its first instruction is 0) */
         const char *kind; /* "field_byte_offset", "field_byte_size", "field_exists", "field_signed",
                            * "field_lshift_u64", "field_rshift_u64", "type_id_local", "type_id_target",
                            * "type_exists", "type_size", "enumval_exists", "enumval_value", "type_matches" */

@@ -196,7 +196,8 @@ static long rss_kib(pid_t pid) {
 }
 
 int main(int argc, char **argv) {
-        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core", "tp_btf", "ksyms" };
+        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core",
+                                                 "netmon", "secmon", "tp_btf", "ksyms" };
         int iterations;
         uint64_t parse[64], startup[64];
         BpfcoreReply status = {};

@@ -379,6 +379,63 @@ static int xlated(uint32_t prog_id, struct bpf_insn **ret, size_t *ret_n) {
         return 0;
 }
 
+static FILE *libbpf_log;
+
+static int print_to_log(enum libbpf_print_level level, const char *fmt, va_list ap) {
+        return libbpf_log ? vfprintf(libbpf_log, fmt, ap) : 0;
+}
+
+/*
+ * What libbpf's debug log says it did to each relocated instruction, next to
+ * the daemon's report of the same load: the patched value of each relocation
+ * the report calls resolved, a substituted (poisoned) instruction for each it
+ * calls poisoned. Instructions are matched by program and index.
+ */
+static void report_as_libbpf_patched(const char *name, BpfcoreReply *r, const char *log) {
+        json_object *relos = object_get(r, "relocations");
+        size_t n = relos ? json_object_array_length(relos) : 0, checked = 0, differ = 0;
+
+        for (size_t i = 0; i < n; i++) {
+                json_object *e = json_object_array_get_idx(relos, i), *v;
+                const char *prog = json_object_get_string(json_object_object_get(e, "program"));
+                long long insn = json_int(e, "insn"), from, to;
+                bool poisoned = json_object_object_get_ex(e, "poisoned", &v) && json_object_get_boolean(v);
+                bool ok = json_object_get_boolean(json_object_object_get(e, "ok")), seen = false, same = false;
+                char want[160];
+                int len;
+
+                len = snprintf(want, sizeof(want), "prog '%s': relo #", prog ?: "");
+                for (const char *p = strstr(log, want); p; p = strstr(p + 1, want)) {
+                        const char *q = strchr(p + len, ':'), *eol = strchr(p, '\n');
+                        char word[16];
+                        long long at;
+
+                        if (!q || (eol && q > eol))
+                                continue;
+                        if (sscanf(q, ": patched insn #%lld (%*[^)]) %15s %lld -> %lld", &at, word, &from, &to) == 4 &&
+                            at == insn && strcmp(word, "mem_sz") != 0) {
+                                seen = true;
+                                same = ok && !poisoned && to == json_int(e, "target");
+                        } else if (sscanf(q, ": substituting insn #%lld", &at) == 1 && at == insn) {
+                                seen = true;
+                                same = poisoned;
+                        }
+                        if (seen)
+                                break;
+                }
+                checked++;
+                if (!seen || !same) {
+                        differ++;
+                        tap_diag("%s: %s insn %lld (%s %s): libbpf %s", name, prog, insn,
+                                 json_object_get_string(json_object_object_get(e, "kind")),
+                                 json_object_get_string(json_object_object_get(e, "access")),
+                                 seen ? "did otherwise" : "did not patch it");
+                }
+        }
+        tap_ok(n == 0 || (checked == n && differ == 0), "%s: the report's %zu relocations are what libbpf patched", name,
+               n);
+}
+
 static void differential(const char *name) {
         _cleanup_reply_ BpfcoreReply r = {};
         _cleanup_free_ char *path = harness_object_path(name);
@@ -396,11 +453,24 @@ static void differential(const char *name) {
         snprintf(pin_root, sizeof(pin_root), "%s/libbpf-%s", d.bpffs_root, name);
         mkdir(pin_root, 0700);
         LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = pin_root);
+        _cleanup_free_ char *log = NULL;
+        size_t log_size = 0;
+        libbpf_print_fn_t old;
+        int loaded;
+
+        libbpf_log = open_memstream(&log, &log_size);
+        old = libbpf_set_print(print_to_log);
         obj = bpf_object__open_file(path, &opts);
-        if (!tap_ok(obj && bpf_object__load(obj) == 0, "%s loads through plain libbpf", name)) {
+        loaded = obj ? bpf_object__load(obj) : -errno;
+        libbpf_set_print(old);
+        if (libbpf_log)
+                fclose(libbpf_log);
+        libbpf_log = NULL;
+        if (!tap_ok(obj && loaded == 0, "%s loads through plain libbpf", name)) {
                 bpf_object__close(obj);
                 return;
         }
+        report_as_libbpf_patched(name, &r, log ?: "");
         bpf_object__for_each_program(prog, obj) {
                 json_object *mine = array_find_name(object_get(&r, "programs"), bpf_program__name(prog));
                 struct bpf_prog_info info = {};
@@ -429,8 +499,8 @@ static void differential(const char *name) {
 }
 
 TEST(differential) {
-        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core",
-                                               "tp_btf", "ksyms", "module_kfunc" };
+        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core", "netmon",
+                                               "secmon", "tp_btf", "ksyms", "module_kfunc" };
 
         for (size_t i = 0; i < ELEMENTSOF(objects); i++)
                 differential(objects[i]);
@@ -452,8 +522,8 @@ TEST(no_fallbacks) {
  * copy) loads every object, tp_btf included. A libbpf that parsed kernel BTF itself would fail here.
  */
 TEST(kernel_btf_never_read) {
-        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core",
-                                               "tp_btf", "ksyms", "module_kfunc" };
+        static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core", "netmon",
+                                               "secmon", "tp_btf", "ksyms", "module_kfunc" };
         _cleanup_reply_ BpfcoreReply status = {};
         json_object *counters = NULL;
         TestDaemon h = {};
