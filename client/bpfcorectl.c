@@ -891,23 +891,43 @@ static int do_check(int argc, char **argv) {
 }
 
 static int do_list(int argc, char **argv) {
+        _cleanup_(bpfcore_disconnectp) BpfcoreClient *c = NULL;
         _cleanup_(bpfcore_reply_done) BpfcoreReply reply = {};
         _cleanup_(table_freep) Table *t = NULL;
-        json_object *objects;
+        _cleanup_(json_object_putp) json_object *objects = NULL;
         int r;
 
         r = parse_no_options(argc, argv, 0);
         if (r <= 0)
                 return r;
-        r = call(VL_METHOD("List"), NULL, NULL, 0, &reply);
-        if (r < 0)
-                return r;
+        objects = json_object_new_array();
+        if (!objects)
+                return log_oom();
+        /* Many objects with large relocation reports come in batches: one message could not hold them. */
+        r = call_more(VL_METHOD("List"), NULL, &c, &reply);
+        for (;;) {
+                json_object *batch;
+
+                if (r < 0)
+                        return r;
+                batch = json_get(reply.parameters, "objects", json_type_array);
+                for (size_t i = 0; i < json_array_length(batch); i++)
+                        if (json_object_array_add(objects, json_object_get(json_object_array_get_idx(batch, i))) < 0)
+                                return log_oom();
+                if (!reply.continues)
+                        break;
+                bpfcore_reply_done(&reply);
+                r = next_reply(c, VL_METHOD("List"), &reply);
+        }
         if (arg_json) {
-                print_json(reply.parameters);
+                _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+
+                if (!o || json_add(o, "objects", TAKE_PTR(objects)) < 0)
+                        return log_oom();
+                print_json(o);
                 return 0;
         }
 
-        objects = json_get(reply.parameters, "objects", json_type_array);
         if (json_array_length(objects) == 0) {
                 puts("No objects.");
                 return 0;

@@ -100,6 +100,22 @@ static int reply_errorf(Call *call, const char *error, const char *key, const ch
         return vl_error(call, error, p);
 }
 
+/* TooLarge {limit, message}: which limit, and what went past it. */
+static int reply_too_large(Call *call, const char *limit, const char *fmt, ...) _printf_(3, 4);
+static int reply_too_large(Call *call, const char *limit, const char *fmt, ...) {
+        _cleanup_free_ char *s = NULL;
+        json_object *p = json_object_new_object();
+        va_list ap;
+
+        va_start(ap, fmt);
+        if (vasprintf(&s, fmt, ap) < 0)
+                s = NULL;
+        va_end(ap);
+        json_object_object_add(p, "limit", json_object_new_string(limit));
+        json_object_object_add(p, "message", json_object_new_string(s ?: ""));
+        return vl_error(call, VL_ERROR_TOO_LARGE, p);
+}
+
 static int reply_invalid_parameter(Call *call, const char *parameter, const char *message) {
         json_object *p = json_object_new_object();
 
@@ -209,16 +225,9 @@ static int read_object(Call *call, int fd, const char *param, bool sparse, Objec
                 return reply_invalid_parameter(call, param, "the passed fd is a directory: pass an open file or a memfd");
         if (!S_ISREG(st.st_mode))
                 return reply_invalid_parameter(call, param, "the passed fd is not a regular file or memfd");
-        if ((uint64_t) st.st_size > VL_MAX_OBJECT) {
-                json_object *p = json_object_new_object();
-                char msg[128];
-
-                snprintf(msg, sizeof(msg), "the object has %lld bytes, at most %u are accepted",
-                         (long long) st.st_size, VL_MAX_OBJECT);
-                json_object_object_add(p, "limit", json_object_new_string("object_size"));
-                json_object_object_add(p, "message", json_object_new_string(msg));
-                return vl_error(call, VL_ERROR_TOO_LARGE, p);
-        }
+        if ((uint64_t) st.st_size > VL_MAX_OBJECT)
+                return reply_too_large(call, "object_size", "the object has %lld bytes, at most %u are accepted",
+                                       (long long) st.st_size, VL_MAX_OBJECT);
         r = sparse ? loader_read(fd, (size_t) st.st_size, ret) : loader_read_whole(fd, (size_t) st.st_size, ret);
         if (r == -ENOMEM)
                 return r;
@@ -1233,7 +1242,7 @@ static int vl_method_get(Call *call) {
         if (!o)
                 return reply_no_such_object(call, p.id);
         reply = json_object_new_object();
-        json_object_object_add(reply, "object", object_to_json(o));
+        json_object_object_add(reply, "object", object_to_frozen(o, NULL));
         return vl_reply(call, reply, NULL, 0);
 }
 
@@ -1241,6 +1250,15 @@ typedef struct ListParameters {
         OptionalU32 owner;
 } ListParameters;
 
+/* With "more", List sends its objects in replies of about this much JSON each. */
+#define LIST_BATCH_BYTES (1u * 1024 * 1024)
+
+/*
+ * Objects with reports of thousands of relocations take hundreds of KB of
+ * JSON each: a few dozen of them are more than one message may carry. With
+ * "more" they go out in batches, each reply an "objects" array of its own;
+ * without, a list that does not fit is TooLarge, saying to ask with "more".
+ */
 static int vl_method_list(Call *call) {
         static const ParamField table[] = {
                 { "owner", json_type_int, param_optional_uint32, offsetof(ListParameters, owner) },
@@ -1249,15 +1267,39 @@ static int vl_method_list(Call *call) {
         Registry *reg = call->manager->registry;
         ListParameters p = {};
         json_object *reply, *objects;
+        size_t batch = 0, total = 0, n = 0;
         int r;
 
         r = decode(call, table, &p);
         if (r != 0)
                 return r;
         objects = json_object_new_array();
-        for (size_t i = 0; i < reg->n_objects; i++)
-                if ((!p.owner.set || reg->objects[i]->owner.uid == p.owner.value) && may_see(call, reg->objects[i]))
-                        json_object_array_add(objects, object_to_json(reg->objects[i]));
+        for (size_t i = 0; i < reg->n_objects; i++) {
+                size_t len = 0;
+
+                if ((p.owner.set && reg->objects[i]->owner.uid != p.owner.value) || !may_see(call, reg->objects[i]))
+                        continue;
+                if (call->more && batch >= LIST_BATCH_BYTES) {
+                        reply = json_object_new_object();
+                        json_object_object_add(reply, "objects", objects);
+                        r = vl_reply_continues(call, reply);
+                        if (r < 0)
+                                return r;
+                        objects = json_object_new_array();
+                        batch = 0;
+                }
+                json_object_array_add(objects, object_to_frozen(reg->objects[i], &len));
+                batch += len + 1;
+                total += len + 1;
+                n++;
+        }
+        if (!call->more && total + 64 > VL_MAX_MESSAGE) {
+                json_object_put(objects);
+                return reply_too_large(call, "message_size",
+                                       "the %zu objects take %zu bytes of JSON, over the %u a message may have: "
+                                       "call List with \"more\" to get them in batches",
+                                       n, total, VL_MAX_MESSAGE);
+        }
         reply = json_object_new_object();
         json_object_object_add(reply, "objects", objects);
         return vl_reply(call, reply, NULL, 0);

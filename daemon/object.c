@@ -241,6 +241,20 @@ json_object *json_frozen_take(json_type type, char *text, size_t len) {
         return frozen;
 }
 
+json_object *object_to_frozen(const Object *o, size_t *ret_len) {
+        size_t len = 0;
+        char *text = object_render(o, &len);
+        json_object *j = text ? json_frozen_take(json_type_object, text, len) : NULL;
+
+        if (!j) { /* out of memory: the tree serializes the same */
+                j = object_to_json(o);
+                len = 0;
+        }
+        if (ret_len)
+                *ret_len = len;
+        return j;
+}
+
 /* The text of a frozen value, without a copy; NULL for any other value. */
 static const char *frozen_peek(json_object *j, size_t *ret_len) {
         const FrozenText *t = j ? json_object_get_userdata(j) : NULL;

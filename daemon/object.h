@@ -90,6 +90,10 @@ json_object *json_frozen_text(json_type type, const char *text, size_t len);
 /* The same, taking text (a malloc'd string of len bytes), even on failure. */
 json_object *json_frozen_take(json_type type, char *text, size_t len);
 
+/* The object's JSON for a reply: object_render()'s text, frozen; its length in *ret_len (0 if it could only
+ * build the tree). */
+json_object *object_to_frozen(const Object *o, size_t *ret_len);
+
 ProgramInfo *object_find_program(Object *o, const char *name);
 /* Adds a link (its strings taken) to a program. */
 int program_add_link(ProgramInfo *p, LinkInfo *link);

@@ -88,6 +88,22 @@ static int queue_message(Connection *c, json_object *msg, int *fds, size_t n_fds
         int r = vl_writer_queue(&c->writer, msg, fds, n_fds);
 
         json_object_put(msg);
+        if (r == -EMSGSIZE) {
+                /* The caller gets an answer it can read instead of a reply it would hang up on. */
+                json_object *e = json_object_new_object(), *p = json_object_new_object();
+                char text[160];
+
+                snprintf(text, sizeof(text), "the reply would be larger than the %u bytes a message may have",
+                         VL_MAX_MESSAGE);
+                log_warning("A reply to pid %d was over %u bytes: sending TooLarge instead.", c->peer.cred.pid,
+                            VL_MAX_MESSAGE);
+                json_object_object_add(p, "limit", json_object_new_string("message_size"));
+                json_object_object_add(p, "message", json_object_new_string(text));
+                json_object_object_add(e, "error", json_object_new_string(VL_ERROR_TOO_LARGE));
+                json_object_object_add(e, "parameters", p);
+                r = vl_writer_queue(&c->writer, e, NULL, 0);
+                json_object_put(e);
+        }
         if (r >= 0 && c->writer.queued > MAX_QUEUED_OUTPUT) {
                 log_debug("Client pid %d does not read its replies: disconnecting.", c->peer.cred.pid);
                 r = -ENOBUFS;

@@ -6,6 +6,7 @@
 
 #include "json-parse.h"
 #include "macro.h"
+#include "protocol.h"
 #include "varlink-io.h"
 
 #define VL_READ_CHUNK (64u * 1024)
@@ -341,8 +342,12 @@ int vl_writer_queue(VlWriter *w, json_object *msg, int *fds, size_t n_fds) {
         c->n_fds = n_fds;
 
         s = json_object_to_json_string_length(msg, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
-        c->data = malloc(len + 1);
-        if (!s || !c->data) {
+        if (s && len > VL_MAX_MESSAGE) {
+                chunk_free(c); /* the other side's reader would refuse it, and hang up */
+                return -EMSGSIZE;
+        }
+        c->data = s ? malloc(len + 1) : NULL;
+        if (!c->data) {
                 chunk_free(c);
                 return -ENOMEM;
         }

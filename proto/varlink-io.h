@@ -68,7 +68,8 @@ typedef struct VlWriter {
 } VlWriter;
 
 void vl_writer_done(VlWriter *w);
-/* Queues json + NUL; takes ownership of fds (closed after sending). */
+/* Queues json + NUL; takes ownership of fds (closed after sending). -EMSGSIZE (nothing queued, fds closed)
+ * for a message over VL_MAX_MESSAGE, which no reader would take. */
 int vl_writer_queue(VlWriter *w, json_object *msg, int *fds, size_t n_fds);
 /* Sends what it can: 1 when all is sent, 0 on EAGAIN, -errno on failure. */
 int vl_writer_flush(VlWriter *w, int sock);

@@ -581,6 +581,71 @@ TEST(many_relocations) {
         tap_is_int(ok, n, "all of them resolve on this kernel");
 }
 
+/*
+ * secmon's object JSON is ~310 KB (1941 relocations): 56 of them are more
+ * than one message may carry. List without "more" says so (TooLarge); with
+ * "more" they come in batches, each reply an "objects" array of ~1 MiB; and
+ * `bpfcorectl list` shows them all.
+ */
+TEST(list_in_batches) {
+        enum { N = 56 };
+        _cleanup_reply_ BpfcoreReply whole = {};
+        _cleanup_free_ char *out = NULL;
+        BpfcoreClient *c = NULL;
+        uint64_t ids[N] = {};
+        size_t loaded = 0, replies = 0, mine = 0, lines = 0;
+
+        for (size_t i = 0; i < N; i++) {
+                _cleanup_reply_ BpfcoreReply r = {};
+
+                if (load_object(&d, "secmon", NULL, &r) < 0 || r.error)
+                        break;
+                ids[loaded++] = (uint64_t) object_int(&r, "id");
+        }
+        if (!tap_is_int(loaded, N, "%d secmon objects loaded", N))
+                goto done;
+
+        call(&d, "io.bpfcored.List", NULL, NULL, 0, &whole);
+        tap_is_str(reply_error(&whole), "TooLarge", "List without \"more\" is TooLarge");
+        tap_ok(strstr(json_str(whole.parameters, "message") ?: "", "\"more\""), "and says to ask with \"more\": %s",
+               json_str(whole.parameters, "message") ?: "");
+
+        if (tap_ok(bpfcore_connect(d.socket_path, &c) >= 0, "connected")) {
+                BpfcoreReply part = {};
+
+                for (int rc = bpfcore_call_more(c, "io.bpfcored.List", NULL, &part); rc >= 0 && !part.error;
+                     rc = bpfcore_next_reply(c, &part)) {
+                        json_object *objects = NULL;
+                        bool more = part.continues;
+
+                        replies++;
+                        if (json_object_object_get_ex(part.parameters, "objects", &objects))
+                                for (size_t i = 0; i < json_object_array_length(objects); i++) {
+                                        uint64_t id = (uint64_t) json_int(json_object_array_get_idx(objects, i), "id");
+
+                                        for (size_t k = 0; k < N; k++)
+                                                mine += ids[k] == id;
+                                }
+                        bpfcore_reply_done(&part);
+                        if (!more)
+                                break;
+                }
+                bpfcore_reply_done(&part);
+                bpfcore_disconnect(c);
+        }
+        tap_is_int(mine, N, "List with \"more\" has each of them once");
+        /* ~17 MB in replies of a little over 1 MiB each */
+        tap_ok(replies >= 8, "in %zu replies", replies);
+
+        tap_is_int(run_ctl(&d, &out, NULL, "list", NULL), 0, "bpfcorectl list succeeds");
+        for (const char *p = out; p && *p; p++)
+                lines += *p == '\n';
+        tap_ok(lines >= N + 1, "and shows all %d (%zu lines)", N, lines);
+done:
+        for (size_t i = 0; i < loaded; i++)
+                (void) unload_object(&d, ids[i]);
+}
+
 TEST(parser_worker_confined) {
         _cleanup_reply_ BpfcoreReply crashed = {}, status = {}, fine = {};
 

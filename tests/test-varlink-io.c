@@ -326,6 +326,30 @@ TEST(message_size_limit) {
         }
 }
 
+/* The writer keeps to the reader's limit: a message no reader would take is refused before it is queued. */
+TEST(writer_size_limit) {
+        for (size_t extra = 0; extra <= 1; extra++) {
+                VlWriter w = {};
+                json_object *msg = json_object_new_object();
+                /* {"s":"…"} is 8 bytes around the string */
+                size_t n = VL_MAX_MESSAGE - 8 + extra;
+                char *big = malloc(n);
+                int fd = memfd_with("x"), before = count_open_fds();
+
+                memset(big, 'a', n);
+                json_object_object_add(msg, "s", json_object_new_string_len(big, (int) n));
+                tap_is_int(vl_writer_queue(&w, msg, &fd, 1), extra ? -EMSGSIZE : 0,
+                           "a message of VL_MAX_MESSAGE%s bytes is %s", extra ? " + 1" : "",
+                           extra ? "refused (-EMSGSIZE)" : "queued");
+                tap_ok(vl_writer_empty(&w) == !!extra, "%s", extra ? "nothing is queued" : "it waits to be sent");
+                if (extra)
+                        tap_is_int(count_open_fds(), before - 1, "and its fd is closed");
+                json_object_put(msg);
+                free(big);
+                vl_writer_done(&w);
+        }
+}
+
 TEST(too_many_fds) {
         int fds[VL_MAX_FDS + 1], before, sv[2], r_fill;
 
