@@ -86,34 +86,41 @@ static int decode_any(Call *call, const ParamField table[], void *base, json_obj
         return 0;
 }
 
-static int reply_errorf(Call *call, const char *error, const char *key, const char *fmt, ...) _printf_(4, 5);
-static int reply_errorf(Call *call, const char *error, const char *key, const char *fmt, ...) {
+/* An error reply: p (taken) gets key set to the formatted text. */
+static int reply_vformat(Call *call, const char *error, json_object *p, const char *key, const char *fmt, va_list ap)
+        _printf_(5, 0);
+static int reply_vformat(Call *call, const char *error, json_object *p, const char *key, const char *fmt, va_list ap) {
         _cleanup_free_ char *s = NULL;
-        json_object *p = json_object_new_object();
-        va_list ap;
 
-        va_start(ap, fmt);
         if (vasprintf(&s, fmt, ap) < 0)
                 s = NULL;
-        va_end(ap);
         json_object_object_add(p, key, json_object_new_string(s ?: ""));
         return vl_error(call, error, p);
+}
+
+static int reply_errorf(Call *call, const char *error, const char *key, const char *fmt, ...) _printf_(4, 5);
+static int reply_errorf(Call *call, const char *error, const char *key, const char *fmt, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, fmt);
+        r = reply_vformat(call, error, json_object_new_object(), key, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 /* TooLarge {limit, message}: which limit, and what went past it. */
 static int reply_too_large(Call *call, const char *limit, const char *fmt, ...) _printf_(3, 4);
 static int reply_too_large(Call *call, const char *limit, const char *fmt, ...) {
-        _cleanup_free_ char *s = NULL;
         json_object *p = json_object_new_object();
         va_list ap;
+        int r;
 
-        va_start(ap, fmt);
-        if (vasprintf(&s, fmt, ap) < 0)
-                s = NULL;
-        va_end(ap);
         json_object_object_add(p, "limit", json_object_new_string(limit));
-        json_object_object_add(p, "message", json_object_new_string(s ?: ""));
-        return vl_error(call, VL_ERROR_TOO_LARGE, p);
+        va_start(ap, fmt);
+        r = reply_vformat(call, VL_ERROR_TOO_LARGE, p, "message", fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 static int reply_invalid_parameter(Call *call, const char *parameter, const char *message) {
