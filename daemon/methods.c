@@ -920,7 +920,9 @@ static int load_planned(Manager *m, const LoadParameters *p, Intake *in, Object 
         if (r >= 0) {
                 o->timings.total = now_usec(CLOCK_MONOTONIC) - t0;
                 o->loaded_at_usec = now_usec(CLOCK_REALTIME); /* in the state file too, for after a restart */
-                r = state_write(m->state_dir, o, &in->object_json, f);
+                /* A caller (not objects.d) waits for the object as its reply: that text, and no larger than a
+                 * reply may be. */
+                r = state_write(m->state_dir, o, in->fd >= 0 ? &in->object_json : NULL, f);
         }
         if (r >= 0) {
                 crash_point("load-after-state");

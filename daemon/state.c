@@ -13,6 +13,7 @@
 #include "log.h"
 #include "macro.h"
 #include "params.h"
+#include "protocol.h"
 #include "state.h"
 
 #define STATE_FILE_MAX (16u * 1024 * 1024)
@@ -102,6 +103,20 @@ int state_write(const char *state_dir, const Object *o, json_object **ret_object
         text = object_render(o, &len);
         if (!text)
                 return -ENOMEM;
+        /* For a reply: one no client could read must not be the answer to a load that stays. */
+        if (ret_object && len > VL_MAX_MESSAGE - REPLY_ENVELOPE) {
+                json_object *p = json_object_new_object();
+                char message[256];
+
+                free(text);
+                snprintf(message, sizeof(message),
+                         "the object's JSON (its programs, maps and relocation report) takes %zu bytes, "
+                         "over the %u a reply may have",
+                         len, VL_MAX_MESSAGE);
+                json_object_object_add(p, "limit", json_object_new_string("message_size"));
+                json_object_object_add(p, "message", json_object_new_string(message));
+                return failure_set(f, -EMSGSIZE, VL_ERROR_TOO_LARGE, p);
+        }
         r = write_text_atomic(state_dir, name, text, len);
         if (r < 0) {
                 free(text);

@@ -2,12 +2,21 @@
 /*
  * Unit test of daemon/object.c: the text a state file and a Load reply hold
  * (object_render(), written straight from the Object) is byte for byte
- * json-c's rendering of object_to_json(), and frozen values keep their text.
+ * json-c's rendering of object_to_json(), and frozen values keep their text;
+ * state_write() keeps a reply's text within a message.
  */
+#include <errno.h>
 #include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "macro.h"
 #include "object.h"
+#include "protocol.h"
+#include "state.h"
 #include "tap.h"
 
 #define FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
@@ -95,6 +104,63 @@ TEST(frozen_values) {
         json_object_put(outer);
         json_object_put(copied);
         json_object_put(taken);
+}
+
+/*
+ * A Load's reply is its state file's text: an object whose JSON is larger
+ * than a reply may be is TooLarge before anything is written (the load then
+ * undoes itself), while a state file without a reply (Attach, objects.d)
+ * has no such limit.
+ */
+TEST(state_too_large_for_a_reply) {
+        static const char entry[] = "{\"program\":\"p\",\"insn\":1,\"kind\":\"field_byte_offset\",\"type\":\"t\","
+                                    "\"access\":\"a\",\"local\":0,\"target\":0,\"btf\":\"vmlinux\",\"ok\":true}";
+        char dir[] = "/tmp/test-object-XXXXXX", path[128];
+        size_t n = VL_MAX_MESSAGE / (sizeof(entry) - 1) + 1, len = 0;
+        char *text = malloc(n * sizeof(entry) + 2);
+        ProgramInfo progs[2];
+        LinkInfo links[2];
+        MapInfo maps[1];
+        Object o;
+        Failure f = {}, f2 = {};
+        json_object *reply = NULL, *small = NULL;
+        struct stat st;
+
+        if (!text || !mkdtemp(dir))
+                tap_bail("no memory or temporary directory");
+        text[len++] = '[';
+        for (size_t i = 0; i < n; i++) {
+                if (i)
+                        text[len++] = ',';
+                memcpy(text + len, entry, sizeof(entry) - 1);
+                len += sizeof(entry) - 1;
+        }
+        text[len++] = ']';
+        fill(&o, 2, progs, links, maps);
+        o.pin_dir = (char *) "/sys/fs/bpf/bpfcored/1";
+        o.relocations = json_frozen_take(json_type_array, text, len);
+        snprintf(path, sizeof(path), "%s/%llu.json", dir, (unsigned long long) o.id);
+
+        tap_is_int(state_write(dir, &o, &reply, &f), -EMSGSIZE, "a %zu-relocation object for a reply: -EMSGSIZE", n);
+        tap_is_str(f.error, VL_ERROR_TOO_LARGE, "as TooLarge");
+        tap_ok(strstr(json_object_to_json_string(f.parameters), "message_size") != NULL, "limit message_size: %s",
+               json_object_to_json_string(f.parameters));
+        tap_ok(!reply && stat(path, &st) < 0, "no reply text, no state file");
+        tap_is_int(state_write(dir, &o, NULL, &f2), 0, "the same state file without a reply is written");
+        if (stat(path, &st) < 0)
+                st.st_size = 0;
+        tap_ok((size_t) st.st_size > VL_MAX_MESSAGE, "whole (%lld bytes)", (long long) st.st_size);
+        unlink(path);
+        json_object_put(o.relocations);
+
+        o.relocations = NULL;
+        tap_is_int(state_write(dir, &o, &small, &f2), 0, "a small object for a reply is written");
+        tap_ok(small != NULL, "with its reply text");
+        unlink(path);
+        rmdir(dir);
+        json_object_put(small);
+        failure_done(&f);
+        failure_done(&f2);
 }
 
 TAP_MAIN
