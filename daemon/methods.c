@@ -1262,11 +1262,52 @@ typedef struct ListParameters {
 /* With "more", List sends its objects in replies of about this much JSON each. */
 #define LIST_BATCH_BYTES (1u * 1024 * 1024)
 
+/* A List with "more": the ids it found, sent a batch at a time. */
+typedef struct ListStream {
+        uint64_t *ids;
+        size_t n, next;
+} ListStream;
+
+static void list_stream_free(void *data) {
+        ListStream *ls = data;
+
+        if (!ls)
+                return;
+        free(ls->ids);
+        free(ls);
+}
+
+/* The next batch: objects unloaded since the List began are left out, none loaded since is added. */
+static int list_stream_step(Call *call, void *data) {
+        ListStream *ls = data;
+        json_object *reply, *objects = json_object_new_array();
+        size_t batch = 0;
+
+        while (ls->next < ls->n && batch < LIST_BATCH_BYTES) {
+                Object *o = registry_get(call->manager->registry, ls->ids[ls->next++]);
+                size_t len = 0;
+
+                if (!o)
+                        continue;
+                json_object_array_add(objects, object_to_frozen(o, &len));
+                batch += len + 1;
+        }
+        reply = json_object_new_object();
+        json_object_object_add(reply, "objects", objects);
+        if (ls->next >= ls->n) {
+                (void) vl_reply(call, reply, NULL, 0);
+                return 0;
+        }
+        /* Not queued: the call is over (TooLarge went out) or so is the connection. */
+        return vl_reply_continues(call, reply) < 0 ? 0 : 1;
+}
+
 /*
  * Objects with reports of thousands of relocations take hundreds of KB of
  * JSON each: a few dozen of them are more than one message may carry. With
- * "more" they go out in batches, each reply an "objects" array of its own;
- * without, a list that does not fit is TooLarge, saying to ask with "more".
+ * "more" they go out in batches, each reply an "objects" array of its own,
+ * the next made once the last is sent; without, a list that does not fit is
+ * TooLarge, saying to ask with "more".
  */
 static int vl_method_list(Call *call) {
         static const ParamField table[] = {
@@ -1275,34 +1316,35 @@ static int vl_method_list(Call *call) {
         };
         Registry *reg = call->manager->registry;
         ListParameters p = {};
+        ListStream *ls;
         json_object *reply, *objects;
-        size_t batch = 0, total = 0, n = 0;
+        size_t total = 0, n = 0;
         int r;
 
         r = decode(call, table, &p);
         if (r != 0)
                 return r;
+        ls = calloc(1, sizeof(*ls));
+        if (!ls || (reg->n_objects > 0 && !(ls->ids = calloc(reg->n_objects, sizeof(uint64_t))))) {
+                list_stream_free(ls);
+                return -ENOMEM;
+        }
+        for (size_t i = 0; i < reg->n_objects; i++)
+                if ((!p.owner.set || reg->objects[i]->owner.uid == p.owner.value) && may_see(call, reg->objects[i]))
+                        ls->ids[ls->n++] = reg->objects[i]->id;
+        if (call->more)
+                return vl_reply_stream(call, list_stream_step, ls, list_stream_free);
+
         objects = json_object_new_array();
-        for (size_t i = 0; i < reg->n_objects; i++) {
+        for (size_t i = 0; i < ls->n; i++) {
                 size_t len = 0;
 
-                if ((p.owner.set && reg->objects[i]->owner.uid != p.owner.value) || !may_see(call, reg->objects[i]))
-                        continue;
-                if (call->more && batch >= LIST_BATCH_BYTES) {
-                        reply = json_object_new_object();
-                        json_object_object_add(reply, "objects", objects);
-                        r = vl_reply_continues(call, reply);
-                        if (r < 0)
-                                return r;
-                        objects = json_object_new_array();
-                        batch = 0;
-                }
-                json_object_array_add(objects, object_to_frozen(reg->objects[i], &len));
-                batch += len + 1;
+                json_object_array_add(objects, object_to_frozen(registry_get(reg, ls->ids[i]), &len));
                 total += len + 1;
                 n++;
         }
-        if (!call->more && total + 64 > VL_MAX_MESSAGE) {
+        list_stream_free(ls);
+        if (total + 64 > VL_MAX_MESSAGE) {
                 json_object_put(objects);
                 return reply_too_large(call, "message_size",
                                        "the %zu objects take %zu bytes of JSON, over the %u a message may have: "

@@ -35,7 +35,19 @@ struct Connection {
         bool closing; /* hang up once the queued replies are sent */
         bool subscribed; /* Subscribe: events go out as replies that continue */
         int failed;   /* a reply could not be queued: the connection is done for */
+        /* A call whose replies go on (vl_reply_stream()): the next one is made once the last is sent. */
+        VlStreamStep stream_step;
+        void *stream_data;
+        void (*stream_free)(void *data);
 };
+
+static void connection_stream_done(Connection *c) {
+        if (c->stream_free)
+                c->stream_free(c->stream_data);
+        c->stream_step = NULL;
+        c->stream_data = NULL;
+        c->stream_free = NULL;
+}
 
 static void connection_free(Connection *c) {
         Manager *m;
@@ -53,6 +65,7 @@ static void connection_free(Connection *c) {
 
         sd_event_source_disable_unref(c->io);
         sd_event_source_disable_unref(c->defer);
+        connection_stream_done(c);
         if (c->held) {
                 Connection **p = &m->slow_head;
 
@@ -103,6 +116,9 @@ static int queue_message(Connection *c, json_object *msg, int *fds, size_t n_fds
                 json_object_object_add(e, "parameters", p);
                 r = vl_writer_queue(&c->writer, e, NULL, 0);
                 json_object_put(e);
+                /* The error ends the call: its handler stops there (a stream sends nothing after it). */
+                if (r >= 0 && c->writer.queued <= MAX_QUEUED_OUTPUT)
+                        return -EMSGSIZE;
         }
         if (r >= 0 && c->writer.queued > MAX_QUEUED_OUTPUT) {
                 log_debug("Client pid %d does not read its replies: disconnecting.", c->peer.cred.pid);
@@ -134,6 +150,7 @@ int vl_reply(Call *call, json_object *parameters, int *fds, size_t n_fds) {
 
 int vl_reply_continues(Call *call, json_object *parameters) {
         json_object *msg;
+        int r;
 
         if (call->oneway || !call->more) {
                 json_object_put(parameters);
@@ -146,7 +163,25 @@ int vl_reply_continues(Call *call, json_object *parameters) {
         }
         json_object_object_add(msg, "parameters", parameters ?: json_object_new_object());
         json_object_object_add(msg, "continues", json_object_new_boolean(true));
-        return queue_message(call->connection, msg, NULL, 0);
+        r = queue_message(call->connection, msg, NULL, 0);
+        if (r == -EMSGSIZE)
+                call->replied = true; /* TooLarge went out instead: the call has had its answer */
+        return r;
+}
+
+int vl_reply_stream(Call *call, VlStreamStep step, void *data, void (*free_data)(void *data)) {
+        Connection *c = call->connection;
+
+        call->replied = true;
+        if (call->oneway || !call->more || c->stream_step) {
+                if (free_data)
+                        free_data(data);
+                return call->oneway ? 0 : -EINVAL;
+        }
+        c->stream_step = step;
+        c->stream_data = data;
+        c->stream_free = free_data;
+        return 0;
 }
 
 /* Events queued but unread past this drop the subscriber: it never blocks the daemon. */
@@ -336,7 +371,7 @@ static void connection_update_events(Connection *c) {
 
         if (!vl_writer_empty(&c->writer))
                 events |= EPOLLOUT;
-        if (!c->closing && !c->held && vl_writer_empty(&c->writer))
+        if (!c->closing && !c->held && !c->stream_step && vl_writer_empty(&c->writer))
                 events |= EPOLLIN;
         /* With nothing to wait for, the source stays armed for hang-ups only. */
         sd_event_source_set_io_events(c->io, events);
@@ -376,6 +411,30 @@ static void quick_call_served(Manager *m) {
         (void) sd_event_source_set_priority(m->slow_turn, SD_EVENT_PRIORITY_NORMAL);
 }
 
+/* One step of the connection's stream: a Call for the same caller, as its handler had it. */
+static int stream_next(Connection *c) {
+        Call call = {
+                .manager = c->manager,
+                .connection = c,
+                .peer = &c->peer,
+                .more = true,
+        };
+        int r;
+
+        r = c->stream_step(&call, c->stream_data);
+        if (r > 0)
+                return 0;
+        connection_stream_done(c);
+        if (r < 0 && !call.replied) {
+                json_object *p = json_object_new_object();
+
+                json_object_object_add(p, "message", json_object_new_string(strerror(-r)));
+                json_object_object_add(p, "errno", json_object_new_int(-r));
+                (void) vl_error(&call, VL_ERROR_SYSTEM, p);
+        }
+        return c->failed;
+}
+
 /* Serves what can be served now; returns <0 when the connection is done for. */
 static int connection_process(Connection *c) {
         unsigned calls = 0;
@@ -393,6 +452,21 @@ static int connection_process(Connection *c) {
                         return -ECONNRESET;
                 if (c->held)
                         break; /* calls are answered in order: nothing more until the slow one is done */
+                if (c->stream_step) {
+                        /* The next of a call's replies, now that the last one is sent: what is queued for a
+                         * client stays about one reply, however long the stream. */
+                        if (calls++ >= CALLS_PER_DISPATCH) {
+                                c->defer = sd_event_source_disable_unref(c->defer);
+                                r = sd_event_add_defer(c->manager->event, &c->defer, on_connection_defer, c);
+                                if (r < 0)
+                                        return r;
+                                break;
+                        }
+                        r = stream_next(c);
+                        if (r < 0)
+                                return r;
+                        continue;
+                }
 
                 _cleanup_free_ char *text = NULL;
                 _cleanup_free_ int *fds = NULL;

@@ -56,5 +56,16 @@ int vl_subscribe(Call *call);
 /* Sends event to every subscriber. */
 void varlink_broadcast(Manager *m, json_object *event);
 
-/* One of several replies to a call with "more": true; the last one is vl_reply(). */
+/* One of several replies to a call with "more": true; the last one is vl_reply(). -EMSGSIZE when it was too
+ * large for a message: TooLarge went out instead, and the call is over. */
 int vl_reply_continues(Call *call, json_object *parameters);
+
+/*
+ * Replies that go on for as long as step says (a call with "more"): step is called with a Call for the same
+ * caller each time the previous reply has been sent, queues one reply and returns 1 to be called again, or
+ * 0 once it has queued the last (vl_reply()) or an error, <0 to end with a SystemError. The connection
+ * reads no other call meanwhile. free_data(data) once the stream ends or the connection goes. Without
+ * "more" (or with a stream already going): -EINVAL, data freed.
+ */
+typedef int (*VlStreamStep)(Call *call, void *data);
+int vl_reply_stream(Call *call, VlStreamStep step, void *data, void (*free_data)(void *data));
