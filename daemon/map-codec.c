@@ -978,43 +978,67 @@ static int dump_entry(const MapCodec *c, int map_fd, const void *key, void *valu
         return r < 0 ? r : 1;
 }
 
-int map_codec_dump(const MapCodec *c, int map_fd, size_t limit,
-                   int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata) {
-        _cleanup_free_ uint8_t *key = NULL, *next = NULL, *value = NULL;
-        size_t n = 0;
+void map_dump_cursor_done(MapDumpCursor *cur) {
+        free(cur->key);
+        free(cur->next_key);
+        free(cur->value);
+        *cur = (MapDumpCursor) {};
+}
+
+int map_codec_dump_step(const MapCodec *c, int map_fd, MapDumpCursor *cur, size_t limit, size_t step,
+                        int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata) {
+        size_t until = step == 0 ? SIZE_MAX : cur->n + step;
         int r;
 
         if (c->key_size == 0)
                 return -EOPNOTSUPP;
-        key = malloc(c->key_size);
-        next = malloc(c->key_size);
-        value = malloc(map_codec_value_size(c) ?: 1);
-        if (!key || !next || !value)
-                return -ENOMEM;
-
-        if (c->map_type == BPF_MAP_TYPE_ARRAY || c->map_type == BPF_MAP_TYPE_PERCPU_ARRAY) {
-                for (uint32_t i = 0; i < c->max_entries && (limit == 0 || n < limit); i++) {
-                        r = dump_entry(c, map_fd, &i, value, fn, userdata);
-                        if (r < 0)
-                                return r;
-                        n += r;
-                }
-                return (int) MIN(n, (size_t) INT32_MAX);
+        if (!cur->value) {
+                cur->key = malloc(c->key_size);
+                cur->next_key = malloc(c->key_size);
+                cur->value = malloc(map_codec_value_size(c) ?: 1);
+                if (!cur->key || !cur->next_key || !cur->value)
+                        return -ENOMEM;
         }
 
-        for (uint32_t visited = 0; limit == 0 || n < limit; visited++) {
-                if (c->max_entries > 0 && visited >= c->max_entries)
+        if (c->map_type == BPF_MAP_TYPE_ARRAY || c->map_type == BPF_MAP_TYPE_PERCPU_ARRAY) {
+                for (; cur->visited < c->max_entries && (limit == 0 || cur->n < limit); cur->visited++) {
+                        if (cur->n >= until)
+                                return 1;
+                        r = dump_entry(c, map_fd, &cur->visited, cur->value, fn, userdata);
+                        if (r < 0)
+                                return r;
+                        cur->n += (size_t) r;
+                }
+                return 0;
+        }
+
+        for (; limit == 0 || cur->n < limit; cur->visited++) {
+                if (c->max_entries > 0 && cur->visited >= c->max_entries)
                         break;
-                r = bpf_map_get_next_key(map_fd, visited > 0 ? key : NULL, next);
+                if (cur->n >= until)
+                        return 1;
+                r = bpf_map_get_next_key(map_fd, cur->visited > 0 ? cur->key : NULL, cur->next_key);
                 if (r == -ENOENT)
                         break;
                 if (r < 0)
                         return r;
-                memcpy(key, next, c->key_size);
-                r = dump_entry(c, map_fd, key, value, fn, userdata);
+                memcpy(cur->key, cur->next_key, c->key_size);
+                r = dump_entry(c, map_fd, cur->key, cur->value, fn, userdata);
                 if (r < 0)
                         return r;
-                n += r;
+                cur->n += (size_t) r;
         }
-        return (int) MIN(n, (size_t) INT32_MAX);
+        return 0;
+}
+
+int map_codec_dump(const MapCodec *c, int map_fd, size_t limit,
+                   int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata) {
+        MapDumpCursor cur = {};
+        size_t n;
+        int r;
+
+        r = map_codec_dump_step(c, map_fd, &cur, limit, 0, fn, userdata);
+        n = cur.n;
+        map_dump_cursor_done(&cur);
+        return r < 0 ? r : (int) MIN(n, (size_t) INT32_MAX);
 }

@@ -82,3 +82,15 @@ size_t map_codec_value_size(const MapCodec *c);
  */
 int map_codec_dump(const MapCodec *c, int map_fd, size_t limit,
                    int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata);
+
+/* Where a walk of map_codec_dump() is, to go on with it later. */
+typedef struct MapDumpCursor {
+        uint8_t *key, *next_key, *value;
+        uint32_t visited; /* array index, or keys walked */
+        size_t n;         /* entries passed to fn */
+} MapDumpCursor;
+void map_dump_cursor_done(MapDumpCursor *cur);
+/* The same walk in steps of at most step entries (0: to the end): 1 when the step ended with entries
+ * possibly left, 0 at the end (or at limit), <0 as map_codec_dump(). cur->n counts them all. */
+int map_codec_dump_step(const MapCodec *c, int map_fd, MapDumpCursor *cur, size_t limit, size_t step,
+                        int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata);

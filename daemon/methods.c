@@ -1585,32 +1585,55 @@ static int map_open(Call *call, uint32_t map_id, int *ret_fd, MapCodec **ret_cod
 #define MAP_DUMP_BATCH 256
 #define MAP_DUMP_DEFAULT_LIMIT 100000
 
-typedef struct DumpState {
-        Call *call;
-        json_object *entries;
-        int r;
-} DumpState;
-
 static int dump_entry(json_object *key, json_object *value, void *userdata) {
-        DumpState *st = userdata;
-        json_object *e = json_object_new_object();
+        json_object *entries = userdata, *e = json_object_new_object();
 
         json_object_object_add(e, "key", json_object_get(key));
         json_object_object_add(e, "value", json_object_get(value));
-        json_object_array_add(st->entries, e);
-        /* Streaming: large maps go out in batches rather than one giant reply. */
-        if (st->call->more && json_object_array_length(st->entries) >= MAP_DUMP_BATCH) {
-                json_object *p = json_object_new_object();
-
-                json_object_object_add(p, "entries", st->entries);
-                st->entries = json_object_new_array();
-                st->r = vl_reply_continues(st->call, p);
-                if (st->r < 0)
-                        return st->r;
-        }
-        return 0;
+        return json_object_array_add(entries, e) < 0 ? -ENOMEM : 0;
 }
 
+/* A MapDump with "more": the map, and where its walk is. */
+typedef struct DumpStream {
+        MapCodec *codec;
+        int fd;
+        uint64_t limit;
+        MapDumpCursor cursor;
+} DumpStream;
+
+static void dump_stream_free(void *data) {
+        DumpStream *ds = data;
+
+        if (!ds)
+                return;
+        map_dump_cursor_done(&ds->cursor);
+        map_codec_free(ds->codec);
+        safe_close(ds->fd);
+        free(ds);
+}
+
+/* The next batch of entries, walked when the last one has been sent; the last reply has the count. */
+static int dump_stream_step(Call *call, void *data) {
+        DumpStream *ds = data;
+        json_object *reply, *entries = json_object_new_array();
+        int r;
+
+        r = map_codec_dump_step(ds->codec, ds->fd, &ds->cursor, ds->limit, MAP_DUMP_BATCH, dump_entry, entries);
+        if (r < 0) {
+                json_object_put(entries);
+                return r;
+        }
+        reply = json_object_new_object();
+        json_object_object_add(reply, "entries", entries);
+        if (r == 0) {
+                json_object_object_add(reply, "count", json_object_new_int64((int64_t) MIN(ds->cursor.n, (size_t) INT32_MAX)));
+                (void) vl_reply(call, reply, NULL, 0);
+                return 0;
+        }
+        return vl_reply_continues(call, reply) < 0 ? 0 : 1;
+}
+
+/* Large maps stream with "more": batches of MAP_DUMP_BATCH, each walked once the last is sent. */
 static int vl_method_map_dump(Call *call) {
         static const ParamField table[] = {
                 { "map", json_type_int, param_uint32, offsetof(MapParameters, map), true },
@@ -1620,8 +1643,7 @@ static int vl_method_map_dump(Call *call) {
         _cleanup_(map_codec_freep) MapCodec *codec = NULL;
         _cleanup_close_ int fd = -1;
         MapParameters p = {};
-        DumpState st = { .call = call };
-        json_object *reply;
+        json_object *reply, *entries;
         int r, n;
 
         r = decode(call, table, &p);
@@ -1630,17 +1652,26 @@ static int vl_method_map_dump(Call *call) {
         r = map_open(call, p.map, &fd, &codec);
         if (r <= 0)
                 return r;
-        st.entries = json_object_new_array();
-        n = map_codec_dump(codec, fd, p.limit ?: MAP_DUMP_DEFAULT_LIMIT, dump_entry, &st);
+        if (map_codec_key_size(codec) == 0)
+                return reply_errorf(call, VL_ERROR_NOT_SUPPORTED, "message",
+                                    "map %u has no keys to walk (queue, stack or ring buffer)", p.map);
+        if (call->more) {
+                DumpStream *ds = malloc(sizeof(*ds));
+
+                if (!ds)
+                        return -ENOMEM;
+                *ds = (DumpStream) { .codec = TAKE_PTR(codec), .fd = TAKE_FD(fd),
+                                     .limit = p.limit ?: MAP_DUMP_DEFAULT_LIMIT };
+                return vl_reply_stream(call, dump_stream_step, ds, dump_stream_free);
+        }
+        entries = json_object_new_array();
+        n = map_codec_dump(codec, fd, p.limit ?: MAP_DUMP_DEFAULT_LIMIT, dump_entry, entries);
         if (n < 0) {
-                json_object_put(st.entries);
-                if (n == -EOPNOTSUPP)
-                        return reply_errorf(call, VL_ERROR_NOT_SUPPORTED, "message",
-                                            "map %u has no keys to walk (queue, stack or ring buffer)", p.map);
-                return st.r < 0 ? st.r : n;
+                json_object_put(entries);
+                return n;
         }
         reply = json_object_new_object();
-        json_object_object_add(reply, "entries", st.entries);
+        json_object_object_add(reply, "entries", entries);
         json_object_object_add(reply, "count", json_object_new_int(n));
         return vl_reply(call, reply, NULL, 0);
 }

@@ -162,6 +162,37 @@ static json_object *codec_dump(int fd, size_t limit, int *ret) {
         return entries;
 }
 
+/* The same walk in steps of two entries: the same entries, each step but the last saying more may follow. */
+static void stepped_dump_is_whole(const char *name, int fd, json_object *whole) {
+        _cleanup_(map_codec_freep) MapCodec *c = NULL;
+        _cleanup_(json_object_putp) json_object *entries = json_object_new_array();
+        MapDumpCursor cur = {};
+        size_t steps = 0;
+        bool steps_right = true;
+        int r;
+
+        if (map_codec_new(fd, &c) < 0)
+                return;
+        for (;;) {
+                size_t before = json_object_array_length(entries);
+
+                r = map_codec_dump_step(c, fd, &cur, 0, 2, collect, entries);
+                steps++;
+                if (r < 0 || steps > 1000)
+                        break;
+                /* a step with more to come has two entries; the last has two at most */
+                steps_right = steps_right && json_object_array_length(entries) - before <= 2 &&
+                              (r == 0 || json_object_array_length(entries) - before == 2);
+                if (r == 0)
+                        break;
+        }
+        map_dump_cursor_done(&cur);
+        tap_ok(r == 0 && steps_right &&
+                       strcmp(json_object_to_json_string_ext(entries, JSON_C_TO_STRING_PLAIN),
+                              json_object_to_json_string_ext(whole, JSON_C_TO_STRING_PLAIN)) == 0,
+               "%s: a walk in steps of 2 (%zu steps) passes the same entries", name, steps);
+}
+
 static json_object *decode_value(int fd, const void *value) {
         _cleanup_(map_codec_freep) MapCodec *c = NULL;
 
@@ -313,6 +344,7 @@ static void compare_with_bpftool(const char *name, int fd, size_t want_entries) 
 
         ours = codec_dump(fd, 0, &r);
         tap_is_int(r, want_entries, "%s: map_codec_dump passes %zu entries", name, want_entries);
+        stepped_dump_is_whole(name, fd, ours);
         theirs = bpftool_dump(map_id(fd));
         if (!theirs) {
                 tap_skip("bpftool did not run", "%s: entries as bpftool decodes them", name);
