@@ -178,14 +178,8 @@ static uint64_t now_usec(void) {
 }
 
 static void digest_hex(const unsigned char md[32], char ret[static LOADER_DIGEST_MAX]) {
-        static const char hex[] = "0123456789abcdef";
-
         memcpy(ret, "sha256:", 7);
-        for (unsigned i = 0; i < 32; i++) {
-                ret[7 + 2 * i] = hex[md[i] >> 4];
-                ret[7 + 2 * i + 1] = hex[md[i] & 15];
-        }
-        ret[7 + 64] = 0;
+        hexlify(ret + 7, md, 32);
 }
 
 int loader_digest(const void *data, size_t size, char ret[static LOADER_DIGEST_MAX]) {
@@ -876,8 +870,7 @@ static int collect_info(struct bpf_object *obj, Object *o) {
                 if (!p->name || !p->section || !p->type)
                         return -ENOMEM;
                 p->id = info.id;
-                for (int i = 0; i < 8; i++)
-                        sprintf(p->tag + 2 * i, "%02x", info.tag[i]);
+                hexlify(p->tag, info.tag, sizeof(info.tag));
                 p->xlated_bytes = info.xlated_prog_len;
                 p->jited_bytes = info.jited_prog_len;
                 p->verified_insns = info.verified_insns;

@@ -237,9 +237,7 @@ static json_object *hex_json(const uint8_t *data, size_t size) {
 
         if (!s)
                 return NULL;
-        for (size_t i = 0; i < size; i++)
-                sprintf(s + 2 * i, "%02x", data[i]);
-        s[size * 2] = 0;
+        hexlify(s, data, size);
         o = json_object_new_object();
         h = json_object_new_string(s);
         if (!o || !h || json_object_object_add(o, "hex", h) < 0) {

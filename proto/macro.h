@@ -55,3 +55,15 @@ static inline void close_many(int *fds, size_t n) {
 static inline int negative_errno(void) {
         return errno > 0 ? -errno : -EIO;
 }
+
+/* n bytes as 2n lowercase hex digits and a NUL, into out. */
+static inline void hexlify(char *out, const void *data, size_t n) {
+        static const char digits[] = "0123456789abcdef";
+        const unsigned char *p = data;
+
+        for (size_t i = 0; i < n; i++) {
+                out[2 * i] = digits[p[i] >> 4];
+                out[2 * i + 1] = digits[p[i] & 15];
+        }
+        out[2 * n] = 0;
+}

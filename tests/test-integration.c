@@ -1413,6 +1413,57 @@ TEST(maps) {
                 unload((uint64_t) object_int(&r, "id"));
 }
 
+/*
+ * A map whose JSON is far more than a message (100,000 entries of 256 bytes,
+ * each value {"hex": …}: ~54 MB): without "more" MapDump is TooLarge and the
+ * connection goes on; with "more" it comes whole, a batch at a time.
+ */
+TEST(map_dump_large) {
+        _cleanup_reply_ BpfcoreReply r = {}, whole = {}, after = {};
+        BpfcoreClient *c = NULL;
+        json_object *p;
+        int64_t map_id, count = -1;
+        size_t replies = 0, streamed = 0;
+
+        load_object(&d, "globals",
+                    json_tokener_parse("{\"maps\":{\"settings\":{\"max_entries\":100000,\"value_size\":256}}}"), &r);
+        map_id = json_int(array_find_name(object_get(&r, "maps"), "settings"), "id");
+        if (!tap_ok(map_id > 0, "an object with a 100,000-entry array of 256-byte values"))
+                goto done;
+        if (!tap_ok(bpfcore_connect(d.socket_path, &c) >= 0, "connected"))
+                goto done;
+
+        p = json_object_new_object();
+        json_object_object_add(p, "map", json_object_new_int64(map_id));
+        bpfcore_call(c, "io.bpfcored.MapDump", p, NULL, 0, &whole);
+        tap_is_str(reply_error(&whole), "TooLarge", "MapDump of all of it in one reply is TooLarge");
+        tap_is_int(bpfcore_call(c, "io.bpfcored.Status", NULL, NULL, 0, &after), 0, "and the connection goes on");
+        tap_ok(after.parameters && !after.error, "answering the next call");
+
+        for (int rc = bpfcore_call_more(c, "io.bpfcored.MapDump", p, &whole); rc >= 0 && !whole.error;
+             rc = bpfcore_next_reply(c, &whole)) {
+                json_object *e = NULL;
+                bool more = whole.continues;
+
+                replies++;
+                if (json_object_object_get_ex(whole.parameters, "entries", &e))
+                        streamed += json_object_array_length(e);
+                if (!more) {
+                        count = json_int(whole.parameters, "count");
+                        break;
+                }
+                bpfcore_reply_done(&whole);
+        }
+        json_object_put(p);
+        tap_is_int(streamed, 100000, "with \"more\" all 100,000 entries come");
+        tap_is_int(count, 100000, "the last reply counts them");
+        tap_ok(replies >= 390, "in %zu replies", replies);
+done:
+        bpfcore_disconnect(c);
+        if (object_int(&r, "id") > 0)
+                unload((uint64_t) object_int(&r, "id"));
+}
+
 static const char *next_event(BpfcoreClient *c, BpfcoreReply *r) {
         json_object *e = NULL;
 
