@@ -1440,6 +1440,7 @@ TEST(map_dump_large) {
         tap_is_int(bpfcore_call(c, "io.bpfcored.Status", NULL, NULL, 0, &after), 0, "and the connection goes on");
         tap_ok(after.parameters && !after.error, "answering the next call");
 
+        bpfcore_reply_done(&whole);
         for (int rc = bpfcore_call_more(c, "io.bpfcored.MapDump", p, &whole); rc >= 0 && !whole.error;
              rc = bpfcore_next_reply(c, &whole)) {
                 json_object *e = NULL;
