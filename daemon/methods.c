@@ -1282,6 +1282,7 @@ static int list_stream_step(Call *call, void *data) {
         ListStream *ls = data;
         json_object *reply, *objects = json_object_new_array();
         size_t batch = 0;
+        int r;
 
         while (ls->next < ls->n && batch < LIST_BATCH_BYTES) {
                 Object *o = registry_get(call->manager->registry, ls->ids[ls->next++]);
@@ -1298,8 +1299,8 @@ static int list_stream_step(Call *call, void *data) {
                 (void) vl_reply(call, reply, NULL, 0);
                 return 0;
         }
-        /* Not queued: the call is over (TooLarge went out) or so is the connection. */
-        return vl_reply_continues(call, reply) < 0 ? 0 : 1;
+        r = vl_reply_continues(call, reply);
+        return r == -EMSGSIZE ? 0 : r < 0 ? r : 1; /* TooLarge went out: the call is over */
 }
 
 /*
@@ -1335,15 +1336,17 @@ static int vl_method_list(Call *call) {
         if (call->more)
                 return vl_reply_stream(call, list_stream_step, ls, list_stream_free);
 
+        list_stream_free(ls);
         objects = json_object_new_array();
-        for (size_t i = 0; i < ls->n; i++) {
+        for (size_t i = 0; i < reg->n_objects; i++) {
                 size_t len = 0;
 
-                json_object_array_add(objects, object_to_frozen(registry_get(reg, ls->ids[i]), &len));
+                if ((p.owner.set && reg->objects[i]->owner.uid != p.owner.value) || !may_see(call, reg->objects[i]))
+                        continue;
+                json_object_array_add(objects, object_to_frozen(reg->objects[i], &len));
                 total += len + 1;
                 n++;
         }
-        list_stream_free(ls);
         if (total + 64 > VL_MAX_MESSAGE) {
                 json_object_put(objects);
                 return reply_too_large(call, "message_size",
@@ -1597,6 +1600,7 @@ static int dump_entry(json_object *key, json_object *value, void *userdata) {
 typedef struct DumpStream {
         MapCodec *codec;
         int fd;
+        uint32_t map;
         uint64_t limit;
         MapDumpCursor cursor;
 } DumpStream;
@@ -1615,9 +1619,16 @@ static void dump_stream_free(void *data) {
 /* The next batch of entries, walked when the last one has been sent; the last reply has the count. */
 static int dump_stream_step(Call *call, void *data) {
         DumpStream *ds = data;
-        json_object *reply, *entries = json_object_new_array();
+        json_object *reply, *entries;
+        MapInfo *info;
         int r;
 
+        /* Unloaded meanwhile: the stream ends there, and lets go of the map. */
+        if (!find_map(call->manager, call->peer, ds->map, &info)) {
+                (void) reply_no_such_map(call, ds->map);
+                return 0;
+        }
+        entries = json_object_new_array();
         r = map_codec_dump_step(ds->codec, ds->fd, &ds->cursor, ds->limit, MAP_DUMP_BATCH, dump_entry, entries);
         if (r < 0) {
                 json_object_put(entries);
@@ -1630,7 +1641,8 @@ static int dump_stream_step(Call *call, void *data) {
                 (void) vl_reply(call, reply, NULL, 0);
                 return 0;
         }
-        return vl_reply_continues(call, reply) < 0 ? 0 : 1;
+        r = vl_reply_continues(call, reply);
+        return r == -EMSGSIZE ? 0 : r < 0 ? r : 1; /* TooLarge went out: the call is over */
 }
 
 /* Large maps stream with "more": batches of MAP_DUMP_BATCH, each walked once the last is sent. */
@@ -1660,7 +1672,7 @@ static int vl_method_map_dump(Call *call) {
 
                 if (!ds)
                         return -ENOMEM;
-                *ds = (DumpStream) { .codec = TAKE_PTR(codec), .fd = TAKE_FD(fd),
+                *ds = (DumpStream) { .codec = TAKE_PTR(codec), .fd = TAKE_FD(fd), .map = p.map,
                                      .limit = p.limit ?: MAP_DUMP_DEFAULT_LIMIT };
                 return vl_reply_stream(call, dump_stream_step, ds, dump_stream_free);
         }

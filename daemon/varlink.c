@@ -172,12 +172,13 @@ int vl_reply_continues(Call *call, json_object *parameters) {
 int vl_reply_stream(Call *call, VlStreamStep step, void *data, void (*free_data)(void *data)) {
         Connection *c = call->connection;
 
-        call->replied = true;
         if (call->oneway || !call->more || c->stream_step) {
                 if (free_data)
                         free_data(data);
+                call->replied = call->oneway; /* else the caller gets the error */
                 return call->oneway ? 0 : -EINVAL;
         }
+        call->replied = true;
         c->stream_step = step;
         c->stream_data = data;
         c->stream_free = free_data;
@@ -465,6 +466,7 @@ static int connection_process(Connection *c) {
                         r = stream_next(c);
                         if (r < 0)
                                 return r;
+                        quick_call_served(c->manager); /* a long stream must not keep slow calls waiting */
                         continue;
                 }
 

@@ -1422,11 +1422,12 @@ TEST(map_dump_large) {
         _cleanup_reply_ BpfcoreReply r = {}, whole = {}, after = {};
         BpfcoreClient *c = NULL;
         json_object *p;
-        int64_t map_id, count = -1;
+        int64_t map_id, count = -1, id;
         size_t replies = 0, streamed = 0;
 
         load_object(&d, "globals",
                     json_tokener_parse("{\"maps\":{\"settings\":{\"max_entries\":100000,\"value_size\":256}}}"), &r);
+        id = object_int(&r, "id");
         map_id = json_int(array_find_name(object_get(&r, "maps"), "settings"), "id");
         if (!tap_ok(map_id > 0, "an object with a 100,000-entry array of 256-byte values"))
                 goto done;
@@ -1455,12 +1456,98 @@ TEST(map_dump_large) {
                 }
                 bpfcore_reply_done(&whole);
         }
-        json_object_put(p);
         tap_is_int(streamed, 100000, "with \"more\" all 100,000 entries come");
         tap_is_int(count, 100000, "the last reply counts them");
         tap_ok(replies >= 390, "in %zu replies", replies);
+
+        /* Unloaded after the first batch: the stream ends with NoSuchMap, and lets go of the map. */
+        bpfcore_reply_done(&whole);
+        streamed = 0;
+        for (int rc = bpfcore_call_more(c, "io.bpfcored.MapDump", p, &whole); rc >= 0 && !whole.error;
+             rc = bpfcore_next_reply(c, &whole)) {
+                json_object *e = NULL;
+                bool more = whole.continues;
+
+                if (json_object_object_get_ex(whole.parameters, "entries", &e))
+                        streamed += json_object_array_length(e);
+                bpfcore_reply_done(&whole);
+                if (!more)
+                        break;
+                if (id > 0 && streamed <= 256) {
+                        tap_is_str(unload_object(&d, (uint64_t) id), "", "unloaded after the first batch");
+                        id = 0;
+                }
+        }
+        tap_is_str(reply_error(&whole), "NoSuchMap", "the stream then ends with NoSuchMap");
+        tap_ok(streamed < 100000, "after %zu entries", streamed);
+        json_object_put(p);
 done:
         bpfcore_disconnect(c);
+        if (id > 0)
+                unload((uint64_t) id);
+}
+
+/*
+ * A client reading a long stream as fast as it comes (a MapDump of a
+ * million entries with "more") must not keep a slow call (Load) waiting
+ * until the stream ends: stream replies count as quick calls, and after
+ * 256 of them the slow call gets its turn.
+ */
+TEST(slow_call_behind_stream) {
+        _cleanup_reply_ BpfcoreReply r = {}, loaded = {};
+        int64_t map_id;
+        int progress[2] = { -1, -1 };
+        pid_t reader = -1;
+        char c = 0;
+
+        load_object(&d, "globals", json_tokener_parse("{\"maps\":{\"settings\":{\"max_entries\":1000000}}}"), &r);
+        map_id = json_int(array_find_name(object_get(&r, "maps"), "settings"), "id");
+        if (!tap_ok(map_id > 0 && pipe2(progress, O_CLOEXEC) == 0, "an object with a 1,000,000-entry map"))
+                goto done;
+        fflush(stdout);
+        reader = fork();
+        if (reader == 0) {
+                BpfcoreClient *client = NULL;
+                BpfcoreReply part = {};
+                json_object *p = json_object_new_object();
+                size_t replies = 0;
+
+                json_object_object_add(p, "map", json_object_new_int64(map_id));
+                json_object_object_add(p, "limit", json_object_new_int64(1000000));
+                if (bpfcore_connect(d.socket_path, &client) < 0)
+                        _exit(1);
+                for (int rc = bpfcore_call_more(client, "io.bpfcored.MapDump", p, &part); rc >= 0 && !part.error;
+                     rc = bpfcore_next_reply(client, &part)) {
+                        bool more = part.continues;
+
+                        bpfcore_reply_done(&part);
+                        if (++replies == 1 && write(progress[1], "S", 1) != 1)
+                                _exit(1);
+                        if (!more)
+                                break;
+                }
+                _exit(write(progress[1], "D", 1) == 1 ? 0 : 1);
+        }
+        close(progress[1]);
+        progress[1] = -1;
+        if (!tap_ok(reader > 0 && read(progress[0], &c, 1) == 1 && c == 'S', "a client reading a dump as fast as it comes"))
+                goto done;
+        /* Starved, the Load would come back only once the dump (3,907 replies) is over. */
+        load_object(&d, "tp_core", NULL, &loaded);
+        tap_is_str(reply_error(&loaded), "", "a Load meanwhile is served");
+        tap_ok(poll(&(struct pollfd) { .fd = progress[0], .events = POLLIN }, 1, 0) == 0,
+               "while the dump is still going");
+        if (object_int(&loaded, "id") > 0)
+                unload((uint64_t) object_int(&loaded, "id"));
+        tap_ok(read(progress[0], &c, 1) == 1 && c == 'D', "and the dump then ends");
+done:
+        if (reader > 0) {
+                /* SIGKILL: the harness's cleanup on SIGTERM, inherited by the child, would stop the daemon. */
+                kill(reader, SIGKILL);
+                waitpid(reader, NULL, 0);
+        }
+        safe_close(progress[0]);
+        safe_close(progress[1]);
         if (object_int(&r, "id") > 0)
                 unload((uint64_t) object_int(&r, "id"));
 }

@@ -171,7 +171,7 @@ static void stepped_dump_is_whole(const char *name, int fd, json_object *whole) 
         bool steps_right = true;
         int r;
 
-        if (map_codec_new(fd, &c) < 0)
+        if (!tap_ok(map_codec_new(fd, &c) >= 0, "%s: a codec for the stepped walk", name))
                 return;
         for (;;) {
                 size_t before = json_object_array_length(entries);
@@ -187,6 +187,19 @@ static void stepped_dump_is_whole(const char *name, int fd, json_object *whole) 
                         break;
         }
         map_dump_cursor_done(&cur);
+        /* With a limit of 3 in steps of 2: two entries and "more", then one and the end. */
+        if (json_object_array_length(whole) >= 4) {
+                _cleanup_(json_object_putp) json_object *some = json_object_new_array();
+                MapDumpCursor lim = {};
+                int r1 = map_codec_dump_step(c, fd, &lim, 3, 2, collect, some);
+                size_t after1 = json_object_array_length(some);
+                int r2 = map_codec_dump_step(c, fd, &lim, 3, 2, collect, some);
+
+                tap_ok(r1 == 1 && after1 == 2 && r2 == 0 && json_object_array_length(some) == 3 && lim.n == 3,
+                       "%s: limit 3 in steps of 2: %d after %zu, %d after %zu", name, r1, after1, r2,
+                       json_object_array_length(some));
+                map_dump_cursor_done(&lim);
+        }
         tap_ok(r == 0 && steps_right &&
                        strcmp(json_object_to_json_string_ext(entries, JSON_C_TO_STRING_PLAIN),
                               json_object_to_json_string_ext(whole, JSON_C_TO_STRING_PLAIN)) == 0,
