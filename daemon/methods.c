@@ -1282,7 +1282,6 @@ static int list_stream_step(Call *call, void *data) {
         ListStream *ls = data;
         json_object *reply, *objects = json_object_new_array();
         size_t batch = 0;
-        int r;
 
         while (ls->next < ls->n && batch < LIST_BATCH_BYTES) {
                 Object *o = registry_get(call->manager->registry, ls->ids[ls->next++]);
@@ -1295,12 +1294,7 @@ static int list_stream_step(Call *call, void *data) {
         }
         reply = json_object_new_object();
         json_object_object_add(reply, "objects", objects);
-        if (ls->next >= ls->n) {
-                (void) vl_reply(call, reply, NULL, 0);
-                return 0;
-        }
-        r = vl_reply_continues(call, reply);
-        return r == -EMSGSIZE ? 0 : r < 0 ? r : 1; /* TooLarge went out: the call is over */
+        return vl_stream_reply(call, reply, ls->next >= ls->n);
 }
 
 /*
@@ -1636,13 +1630,9 @@ static int dump_stream_step(Call *call, void *data) {
         }
         reply = json_object_new_object();
         json_object_object_add(reply, "entries", entries);
-        if (r == 0) {
+        if (r == 0)
                 json_object_object_add(reply, "count", json_object_new_int64((int64_t) MIN(ds->cursor.n, (size_t) INT32_MAX)));
-                (void) vl_reply(call, reply, NULL, 0);
-                return 0;
-        }
-        r = vl_reply_continues(call, reply);
-        return r == -EMSGSIZE ? 0 : r < 0 ? r : 1; /* TooLarge went out: the call is over */
+        return vl_stream_reply(call, reply, r == 0);
 }
 
 /* Large maps stream with "more": batches of MAP_DUMP_BATCH, each walked once the last is sent. */

@@ -169,6 +169,17 @@ int vl_reply_continues(Call *call, json_object *parameters) {
         return r;
 }
 
+int vl_stream_reply(Call *call, json_object *parameters, bool last) {
+        int r;
+
+        if (last) {
+                (void) vl_reply(call, parameters, NULL, 0);
+                return 0;
+        }
+        r = vl_reply_continues(call, parameters);
+        return r == -EMSGSIZE ? 0 : r < 0 ? r : 1; /* TooLarge went out instead: the call is over */
+}
+
 int vl_reply_stream(Call *call, VlStreamStep step, void *data, void (*free_data)(void *data)) {
         Connection *c = call->connection;
 

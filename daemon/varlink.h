@@ -69,3 +69,5 @@ int vl_reply_continues(Call *call, json_object *parameters);
  */
 typedef int (*VlStreamStep)(Call *call, void *data);
 int vl_reply_stream(Call *call, VlStreamStep step, void *data, void (*free_data)(void *data));
+/* A step's reply (parameters taken), the last one or not: what the step returns. */
+int vl_stream_reply(Call *call, json_object *parameters, bool last);
