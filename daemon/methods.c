@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <time.h>
@@ -1343,6 +1344,7 @@ static int vl_method_list(Call *call) {
         }
         if (total + 64 > VL_MAX_MESSAGE) {
                 json_object_put(objects);
+                (void) malloc_trim(0); /* the texts of all of them, freed */
                 return reply_too_large(call, "message_size",
                                        "the %zu objects take %zu bytes of JSON, over the %u a message may have: "
                                        "call List with \"more\" to get them in batches",
@@ -1666,16 +1668,67 @@ static int vl_method_map_dump(Call *call) {
                                      .limit = p.limit ?: MAP_DUMP_DEFAULT_LIMIT };
                 return vl_reply_stream(call, dump_stream_step, ds, dump_stream_free);
         }
-        entries = json_object_new_array();
-        n = map_codec_dump(codec, fd, p.limit ?: MAP_DUMP_DEFAULT_LIMIT, dump_entry, entries);
-        if (n < 0) {
-                json_object_put(entries);
-                return n;
+        /* One reply: the entries' text, a batch at a time, never more than a message may carry (a map of
+         * 100,000 large values would otherwise be hundreds of MB of JSON trees before it was refused). */
+        {
+                _cleanup_free_ char *text = NULL;
+                MapDumpCursor cur = {};
+                size_t len = 1, alloc = 0;
+
+                do {
+                        const char *t;
+                        size_t tlen = 0;
+
+                        entries = json_object_new_array();
+                        r = map_codec_dump_step(codec, fd, &cur, p.limit ?: MAP_DUMP_DEFAULT_LIMIT, MAP_DUMP_BATCH,
+                                                dump_entry, entries);
+                        t = r < 0 ? NULL : json_object_to_json_string_length(entries, JSON_C_TO_STRING_PLAIN |
+                                                                                        JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                                               &tlen);
+                        /* "[a,b]": its elements, after a comma when there are some already */
+                        if (t && tlen > 2) {
+                                if (len + tlen + 1 > VL_MAX_MESSAGE) {
+                                        json_object_put(entries);
+                                        map_dump_cursor_done(&cur);
+                                        return reply_too_large(call, "message_size",
+                                                               "map %u has more entries than one reply may carry: "
+                                                               "call MapDump with \"more\" to get them in batches",
+                                                               p.map);
+                                }
+                                if (len + tlen + 1 > alloc) {
+                                        char *bigger;
+
+                                        alloc = MAX(alloc * 2, len + tlen + 1);
+                                        bigger = realloc(text, alloc);
+                                        if (!bigger)
+                                                r = -ENOMEM;
+                                        else
+                                                text = bigger;
+                                }
+                                if (r >= 0) {
+                                        text[len - 1] = len > 1 ? ',' : '[';
+                                        memcpy(text + len, t + 1, tlen - 2);
+                                        len += tlen - 2 + 1;
+                                }
+                        }
+                        json_object_put(entries);
+                } while (r > 0);
+                n = (int) MIN(cur.n, (size_t) INT32_MAX);
+                map_dump_cursor_done(&cur);
+                if (r < 0)
+                        return r;
+                if (!text) {
+                        text = strdup("[]");
+                        len = 2;
+                } else
+                        text[len - 1] = ']';
+                if (!text)
+                        return -ENOMEM;
+                reply = json_object_new_object();
+                json_object_object_add(reply, "entries", json_frozen_take(json_type_array, TAKE_PTR(text), len));
+                json_object_object_add(reply, "count", json_object_new_int(n));
+                return vl_reply(call, reply, NULL, 0);
         }
-        reply = json_object_new_object();
-        json_object_object_add(reply, "entries", entries);
-        json_object_object_add(reply, "count", json_object_new_int(n));
-        return vl_reply(call, reply, NULL, 0);
 }
 
 /* One entry of a map, as Lookup, Update and Delete address it: fd, codec, buffers, the key encoded. */

@@ -102,6 +102,8 @@ static int queue_message(Connection *c, json_object *msg, int *fds, size_t n_fds
 
         json_object_put(msg);
         if (r == -EMSGSIZE) {
+                /* What went into it is freed: hand the memory back, not to the heap's slack. */
+                (void) malloc_trim(0);
                 /* The caller gets an answer it can read instead of a reply it would hang up on. */
                 json_object *e = json_object_new_object(), *p = json_object_new_object();
                 char text[160];

@@ -492,3 +492,15 @@ long harness_pid_fds(pid_t pid) {
         closedir(dir);
         return n;
 }
+
+long harness_pid_rss_kib(pid_t pid) {
+        _cleanup_free_ char *status = NULL;
+        char path[32];
+        size_t size;
+        const char *p;
+
+        snprintf(path, sizeof(path), "/proc/%d/status", pid);
+        if (read_file(path, &status, &size) < 0 || !(p = strstr(status, "VmRSS:")))
+                return -1;
+        return strtol(p + 6, NULL, 10);
+}

@@ -84,3 +84,5 @@ size_t ids_added(const uint32_t *before, size_t n_before, const uint32_t *after,
 
 /* Entries of /proc/PID/fd: the process's open fds; -1 when it cannot be read. */
 long harness_pid_fds(pid_t pid);
+/* Its resident memory in KiB (VmRSS), -1 if unknown. */
+long harness_pid_rss_kib(pid_t pid);

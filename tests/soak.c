@@ -79,18 +79,6 @@ static uint64_t now_usec(void) {
         return (uint64_t) ts.tv_sec * 1000000 + (uint64_t) ts.tv_nsec / 1000;
 }
 
-static long pid_rss_kib(pid_t pid) {
-        _cleanup_free_ char *status = NULL;
-        char path[32];
-        size_t size;
-        const char *p;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", pid);
-        if (read_file(path, &status, &size) < 0 || !(p = strstr(status, "VmRSS:")))
-                return -1;
-        return strtol(p + 6, NULL, 10);
-}
-
 static long count_ids(int (*next)(uint32_t, uint32_t *)) {
         uint32_t id = 0;
         long n = 0;
@@ -118,7 +106,7 @@ static Sample sample(void) {
         }
         return (Sample){
                 .fds = fds,
-                .rss = pid_rss_kib(d.pid),
+                .rss = harness_pid_rss_kib(d.pid),
                 .progs = count_ids(bpf_prog_get_next_id),
                 .maps = count_ids(bpf_map_get_next_id),
                 .links = count_ids(bpf_link_get_next_id),
@@ -257,7 +245,7 @@ int main(int argc, char **argv) {
                 slowest = MAX(slowest, dt);
                 if (cycles >= 1000 && (i + 1) % (cycles / 10) == 0)
                         fprintf(stderr, "soak: %u of %u cycles, daemon %ld fds, RSS %ld KiB\n", i + 1,
-                                cycles, harness_pid_fds(d.pid), pid_rss_kib(d.pid));
+                                cycles, harness_pid_fds(d.pid), harness_pid_rss_kib(d.pid));
         }
         elapsed = now_usec() - t0;
         bpfcore_disconnect(c);

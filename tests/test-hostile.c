@@ -188,18 +188,6 @@ static unsigned daemon_fds_settle(unsigned want) {
         return n;
 }
 
-static long daemon_rss_kib(void) {
-        _cleanup_free_ char *status = NULL;
-        char path[64];
-        size_t size;
-        const char *p;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", d.pid);
-        if (read_file(path, &status, &size) < 0 || !(p = strstr(status, "VmRSS:")))
-                return -1;
-        return strtol(p + 6, NULL, 10);
-}
-
 TEST(start) {
         struct rlimit rl, service = {.rlim_cur = 1024};
         int r;
@@ -430,7 +418,7 @@ TEST(size_limit) {
         _cleanup_free_ char *at = padded_call(VL_MAX_MESSAGE), *past = padded_call(VL_MAX_MESSAGE + 1);
         _cleanup_free_ char *r1 = NULL, *r2 = NULL, *r3 = NULL;
         unsigned mark = bystander_ok, fds_before = daemon_fds_quiet();
-        long rss_before = daemon_rss_kib(), rss_after;
+        long rss_before = harness_pid_rss_kib(d.pid), rss_after;
         bool eof;
         int fd = raw_connect();
 
@@ -454,7 +442,7 @@ TEST(size_limit) {
         tap_ok(bystander_served(&mark), "the bystander is served meanwhile");
         /* Memory for them is not kept per message: more of them leave RSS where the first left it. */
         daemon_fds_settle(fds_before);
-        rss_after = daemon_rss_kib();
+        rss_after = harness_pid_rss_kib(d.pid);
         for (int i = 0; i < 3; i++) {
                 _cleanup_free_ char *again = NULL;
 
@@ -472,11 +460,11 @@ TEST(size_limit) {
         else {
                 /* The daemon closes a connection's fd before it hands the memory back (malloc_trim):
                  * give it up to 3 s to get there. */
-                long rss = daemon_rss_kib();
+                long rss = harness_pid_rss_kib(d.pid);
 
                 for (int i = 0; i < 60 && rss >= rss_after + 4 * 1024; i++) {
                         usleep(50 * 1000);
-                        rss = daemon_rss_kib();
+                        rss = harness_pid_rss_kib(d.pid);
                 }
                 tap_ok(rss < rss_after + 4 * 1024,
                        "RSS does not grow with more of them (%ld KiB before, %ld after the first two, %ld "
@@ -570,7 +558,7 @@ TEST(disconnect_mid_reply) {
 
 TEST(never_reads_replies) {
         unsigned fds_before = daemon_fds_quiet(), mark = bystander_ok;
-        long rss_before = daemon_rss_kib(), rss_during;
+        long rss_before = harness_pid_rss_kib(d.pid), rss_during;
         int fds[4];
 
         /* They write until their own socket buffers fill; the daemon stops reading them meanwhile. */
@@ -579,7 +567,7 @@ TEST(never_reads_replies) {
                 pipeline(fds[i], 5000);
         }
         sleep_ms(300);
-        rss_during = daemon_rss_kib();
+        rss_during = harness_pid_rss_kib(d.pid);
         tap_ok(bystander_served(&mark), "4 clients that never read their replies: the bystander is served");
         /* What a silent client can make the daemon hold is bounded by its reply queue. */
         if (getenv("BPFCORED_SANITIZED"))
