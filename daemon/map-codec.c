@@ -957,17 +957,12 @@ int map_codec_value_from_json(const MapCodec *c, json_object *j, void *value, ch
         return 0;
 }
 
-/* 1 when fn saw the entry, 0 when it was gone, or fn's negative return. */
-static int dump_entry(const MapCodec *c, int map_fd, const void *key, void *value,
+/* 1 when fn saw the entry, or fn's negative return. */
+static int emit_entry(const MapCodec *c, const void *key, const void *value,
                       int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata) {
         json_object *k, *v;
         int r;
 
-        r = bpf_map_lookup_elem(map_fd, key, value);
-        if (r == -ENOENT)
-                return 0;
-        if (r < 0)
-                return r;
         k = map_codec_key_to_json(c, key);
         v = map_codec_value_to_json(c, value);
         r = k && v ? fn(k, v, userdata) : -ENOMEM;
@@ -976,10 +971,87 @@ static int dump_entry(const MapCodec *c, int map_fd, const void *key, void *valu
         return r < 0 ? r : 1;
 }
 
+/* 1 when fn saw the entry, 0 when it was gone, or fn's negative return. */
+static int dump_entry(const MapCodec *c, int map_fd, const void *key, void *value,
+                      int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata) {
+        int r = bpf_map_lookup_elem(map_fd, key, value);
+
+        if (r == -ENOENT)
+                return 0;
+        return r < 0 ? r : emit_entry(c, key, value, fn, userdata);
+}
+
+/* Hash maps are walked bucket by bucket (BPF_MAP_LOOKUP_BATCH): a key deleted between two steps does not
+ * send the walk back to the start, as bpf_map_get_next_key() from a missing key does. */
+static bool walks_in_batches(const MapCodec *c) {
+        return c->map_type == BPF_MAP_TYPE_HASH || c->map_type == BPF_MAP_TYPE_LRU_HASH ||
+               c->map_type == BPF_MAP_TYPE_PERCPU_HASH || c->map_type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
+}
+
+#define DUMP_BATCH 64u
+
+/* One step of a batched walk: 1 more may follow, 0 at the end or limit, -EOPNOTSUPP when the kernel has no
+ * batch lookup for this map (nothing passed to fn yet), <0 on errors. */
+static int dump_step_batches(const MapCodec *c, int map_fd, MapDumpCursor *cur, size_t limit, size_t until,
+                             int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata) {
+        size_t vsize = map_codec_value_size(c) ?: 1;
+
+        while (!cur->batch_end && (limit == 0 || cur->n < limit)) {
+                size_t want = MIN((size_t) DUMP_BATCH, limit ? limit - cur->n : SIZE_MAX);
+                __u32 count;
+                int r;
+
+                if (cur->n >= until)
+                        return 1;
+                want = MIN(want, until - cur->n);
+                for (;;) {
+                        if (want > cur->batch_cap) {
+                                uint8_t *k = realloc(cur->batch_keys, want * c->key_size),
+                                        *v = k ? realloc(cur->batch_values, want * vsize) : NULL;
+
+                                if (k)
+                                        cur->batch_keys = k;
+                                if (v)
+                                        cur->batch_values = v;
+                                if (!k || !v)
+                                        return -ENOMEM;
+                                cur->batch_cap = want;
+                        }
+                        count = (__u32) want;
+                        r = bpf_map_lookup_batch(map_fd, cur->batch_started ? &cur->batch_in : NULL, &cur->batch_out,
+                                                 cur->batch_keys, cur->batch_values, &count, NULL);
+                        /* A bucket larger than the batch: ask for more at once. */
+                        if (r == -ENOSPC && want < UINT32_MAX / 2) {
+                                want *= 2;
+                                continue;
+                        }
+                        break;
+                }
+                if (r == -ENOENT)
+                        cur->batch_end = true;
+                else if (r < 0)
+                        return cur->batch_started || cur->n > 0 || (r != -EINVAL && r != -EOPNOTSUPP && r != -524)
+                                       ? r
+                                       : -EOPNOTSUPP;
+                cur->batch_started = true;
+                cur->batch_in = cur->batch_out;
+                for (__u32 i = 0; i < count && (limit == 0 || cur->n < limit); i++) {
+                        r = emit_entry(c, cur->batch_keys + (size_t) i * c->key_size,
+                                       cur->batch_values + (size_t) i * vsize, fn, userdata);
+                        if (r < 0)
+                                return r;
+                        cur->n++;
+                }
+        }
+        return 0;
+}
+
 void map_dump_cursor_done(MapDumpCursor *cur) {
         free(cur->key);
         free(cur->next_key);
         free(cur->value);
+        free(cur->batch_keys);
+        free(cur->batch_values);
         *cur = (MapDumpCursor) {};
 }
 
@@ -1010,6 +1082,12 @@ int map_codec_dump_step(const MapCodec *c, int map_fd, MapDumpCursor *cur, size_
                 return 0;
         }
 
+        if (walks_in_batches(c) && !cur->no_batches) {
+                r = dump_step_batches(c, map_fd, cur, limit, until, fn, userdata);
+                if (r != -EOPNOTSUPP)
+                        return r;
+                cur->no_batches = true; /* an older kernel: key by key */
+        }
         for (; limit == 0 || cur->n < limit; cur->visited++) {
                 if (c->max_entries > 0 && cur->visited >= c->max_entries)
                         break;

@@ -74,10 +74,12 @@ size_t map_codec_value_size(const MapCodec *c);
 /*
  * Calls fn for each entry, up to limit (0: all), with the key and value
  * borrowed (json_object_get() to keep them); a negative return from fn
- * stops the walk and is returned. Arrays are walked by index, other maps
- * by bpf_map_get_next_key(); entries deleted meanwhile are skipped, and
- * a walk never visits more keys than max_entries (a hash walk restarts
- * when its current key is deleted). Returns the number of entries passed
+ * stops the walk and is returned. Arrays are walked by index, hash maps
+ * bucket by bucket (BPF_MAP_LOOKUP_BATCH: a key deleted meanwhile does not
+ * send the walk back to the start), other maps by bpf_map_get_next_key()
+ * (as hash maps on kernels without batch lookups): entries deleted
+ * meanwhile are skipped, and such a walk never visits more keys than
+ * max_entries (it restarts when its current key is deleted). Returns the number of entries passed
  * to fn; -EOPNOTSUPP for maps without keys (queues, stacks, ring buffers).
  */
 int map_codec_dump(const MapCodec *c, int map_fd, size_t limit,
@@ -88,9 +90,15 @@ typedef struct MapDumpCursor {
         uint8_t *key, *next_key, *value;
         uint32_t visited; /* array index, or keys walked */
         size_t n;         /* entries passed to fn */
+        /* hash maps: a walk in batches, from a bucket token */
+        uint8_t *batch_keys, *batch_values;
+        size_t batch_cap;
+        uint64_t batch_in, batch_out;
+        bool batch_started, batch_end, no_batches;
 } MapDumpCursor;
 void map_dump_cursor_done(MapDumpCursor *cur);
-/* The same walk in steps of at most step entries (0: to the end): 1 when the step ended with entries
- * possibly left, 0 at the end (or at limit), <0 as map_codec_dump(). cur->n counts them all. */
+/* The same walk in steps of step entries (0: to the end; more when a hash map's bucket holds more, as
+ * buckets are not split; limit is exact): 1 when the step ended with entries possibly left, 0 at the end
+ * (or at limit), <0 as map_codec_dump(). cur->n counts them all. */
 int map_codec_dump_step(const MapCodec *c, int map_fd, MapDumpCursor *cur, size_t limit, size_t step,
                         int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata);

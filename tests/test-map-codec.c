@@ -180,24 +180,24 @@ static void stepped_dump_is_whole(const char *name, int fd, json_object *whole) 
                 steps++;
                 if (r < 0 || steps > 1000)
                         break;
-                /* a step with more to come has two entries; the last has two at most */
-                steps_right = steps_right && json_object_array_length(entries) - before <= 2 &&
-                              (r == 0 || json_object_array_length(entries) - before == 2);
+                /* a step with more to come has two entries at least (more when a hash bucket holds more:
+                 * buckets are not split); the last has any number */
+                steps_right = steps_right && (r == 0 || json_object_array_length(entries) - before >= 2);
                 if (r == 0)
                         break;
         }
         map_dump_cursor_done(&cur);
-        /* With a limit of 3 in steps of 2: two entries and "more", then one and the end. */
+        /* With a limit of 3 in steps of 2: exactly 3, however the steps fall. */
         if (json_object_array_length(whole) >= 4) {
                 _cleanup_(json_object_putp) json_object *some = json_object_new_array();
                 MapDumpCursor lim = {};
-                int r1 = map_codec_dump_step(c, fd, &lim, 3, 2, collect, some);
-                size_t after1 = json_object_array_length(some);
-                int r2 = map_codec_dump_step(c, fd, &lim, 3, 2, collect, some);
+                int rl = 1, n_steps = 0;
 
-                tap_ok(r1 == 1 && after1 == 2 && r2 == 0 && json_object_array_length(some) == 3 && lim.n == 3,
-                       "%s: limit 3 in steps of 2: %d after %zu, %d after %zu", name, r1, after1, r2,
-                       json_object_array_length(some));
+                while (rl > 0 && n_steps++ < 10)
+                        rl = map_codec_dump_step(c, fd, &lim, 3, 2, collect, some);
+                tap_ok(rl == 0 && json_object_array_length(some) == 3 && lim.n == 3,
+                       "%s: limit 3 in steps of 2: %zu entries in %d steps", name, json_object_array_length(some),
+                       n_steps);
                 map_dump_cursor_done(&lim);
         }
         tap_ok(r == 0 && steps_right &&
@@ -862,6 +862,52 @@ TEST(no_keys) {
         if (!tap_ok(fd >= 0 && map_codec_new(fd, &c) == 0, "a codec for a queue"))
                 return;
         tap_is_int(map_codec_dump(c, fd, 0, collect, NULL), -EOPNOTSUPP, "a map without keys is not dumped");
+}
+
+/*
+ * A hash map's walk in steps, with the key just seen deleted between two
+ * steps (as a program or LRU eviction would): no entry comes twice, and
+ * every other entry comes. Key by key (bpf_map_get_next_key() from a key
+ * no longer there) the walk would start over and repeat the first ones.
+ */
+TEST(hash_walk_survives_deletion) {
+        _cleanup_(map_codec_freep) MapCodec *c = NULL;
+        _cleanup_(json_object_putp) json_object *seen = json_object_new_array();
+        _cleanup_close_ int fd = bpf_map_create(BPF_MAP_TYPE_HASH, "mc_walk", 4, 8, 64, NULL);
+        MapDumpCursor cur = {};
+        size_t twice = 0, n;
+        int r = 1, steps = 0;
+
+        if (!tap_ok(fd >= 0 && map_codec_new(fd, &c) == 0, "a codec for a 40-entry hash map"))
+                return;
+        for (uint32_t k = 0; k < 40; k++) {
+                uint64_t v = k * 10;
+
+                (void) bpf_map_update_elem(fd, &k, &v, BPF_ANY);
+        }
+        while (r > 0 && steps++ < 100) {
+                size_t before = json_object_array_length(seen);
+
+                r = map_codec_dump_step(c, fd, &cur, 0, 1, collect, seen);
+                /* after the second step, the last key it passed goes (a step passes a whole bucket) */
+                if (steps == 2 && json_object_array_length(seen) > before) {
+                        json_object *key = json_object_object_get(
+                                json_object_array_get_idx(seen, json_object_array_length(seen) - 1), "key");
+                        uint8_t raw[4];
+
+                        if (map_codec_key_from_json(c, key, raw, NULL) == 0)
+                                tap_is_int(bpf_map_delete_elem(fd, raw), 0, "a key just passed deleted mid-walk");
+                }
+        }
+        map_dump_cursor_done(&cur);
+        n = json_object_array_length(seen);
+        for (size_t i = 0; i < n; i++)
+                for (size_t k = i + 1; k < n; k++)
+                        twice += strcmp(json_object_to_json_string(json_object_object_get(json_object_array_get_idx(seen, i), "key")),
+                                        json_object_to_json_string(json_object_object_get(json_object_array_get_idx(seen, k), "key"))) == 0;
+        tap_is_int(r, 0, "the walk ends");
+        tap_is_int(twice, 0, "no entry comes twice");
+        tap_is_int(n, 40, "all 40 come (the deleted one before it went)");
 }
 
 /* Maps go after their last reference, asynchronously. */
