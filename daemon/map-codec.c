@@ -1106,15 +1106,3 @@ int map_codec_dump_step(const MapCodec *c, int map_fd, MapDumpCursor *cur, size_
         }
         return 0;
 }
-
-int map_codec_dump(const MapCodec *c, int map_fd, size_t limit,
-                   int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata) {
-        MapDumpCursor cur = {};
-        size_t n;
-        int r;
-
-        r = map_codec_dump_step(c, map_fd, &cur, limit, 0, fn, userdata);
-        n = cur.n;
-        map_dump_cursor_done(&cur);
-        return r < 0 ? r : (int) MIN(n, (size_t) INT32_MAX);
-}

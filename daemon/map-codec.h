@@ -71,21 +71,7 @@ size_t map_codec_key_size(const MapCodec *c);
 /* The whole lookup/update buffer: per-CPU maps hold possible CPUs × value size rounded up to 8. */
 size_t map_codec_value_size(const MapCodec *c);
 
-/*
- * Calls fn for each entry, up to limit (0: all), with the key and value
- * borrowed (json_object_get() to keep them); a negative return from fn
- * stops the walk and is returned. Arrays are walked by index, hash maps
- * bucket by bucket (BPF_MAP_LOOKUP_BATCH: a key deleted meanwhile does not
- * send the walk back to the start), other maps by bpf_map_get_next_key()
- * (as hash maps on kernels without batch lookups): entries deleted
- * meanwhile are skipped, and such a walk never visits more keys than
- * max_entries (it restarts when its current key is deleted). Returns the number of entries passed
- * to fn; -EOPNOTSUPP for maps without keys (queues, stacks, ring buffers).
- */
-int map_codec_dump(const MapCodec *c, int map_fd, size_t limit,
-                   int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata);
-
-/* Where a walk of map_codec_dump() is, to go on with it later. */
+/* Where a walk of a map's entries is (map_codec_dump_step()), to go on with it later. */
 typedef struct MapDumpCursor {
         uint8_t *key, *next_key, *value;
         uint32_t visited; /* array index, or keys walked */
@@ -97,8 +83,16 @@ typedef struct MapDumpCursor {
         bool batch_started, batch_end, no_batches;
 } MapDumpCursor;
 void map_dump_cursor_done(MapDumpCursor *cur);
-/* The same walk in steps of step entries (0: to the end; more when a hash map's bucket holds more, as
- * buckets are not split; limit is exact): 1 when the step ended with entries possibly left, 0 at the end
- * (or at limit), <0 as map_codec_dump(). cur->n counts them all. */
+/*
+ * Walks the map's entries from cur, calling fn for each, up to limit in all (0: no limit), with the key
+ * and value borrowed (json_object_get() to keep them); a negative return from fn stops the walk and is
+ * returned. A step passes step entries (0: to the end; more when a hash map's bucket holds more, as
+ * buckets are not split; limit is exact). Arrays are walked by index, hash maps bucket by bucket
+ * (BPF_MAP_LOOKUP_BATCH: a key deleted meanwhile does not send the walk back to the start), other maps
+ * by bpf_map_get_next_key() (as hash maps on kernels without batch lookups): entries deleted meanwhile
+ * are skipped, and such a walk never visits more keys than max_entries (it restarts when its current
+ * key is deleted). Returns 1 when the step ended with entries possibly left, 0 at the end (or at limit);
+ * -EOPNOTSUPP for maps without keys (queues, stacks, ring buffers). cur->n counts the entries passed.
+ */
 int map_codec_dump_step(const MapCodec *c, int map_fd, MapDumpCursor *cur, size_t limit, size_t step,
                         int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata);

@@ -1305,6 +1305,10 @@ static int list_stream_step(Call *call, void *data) {
  * the next made once the last is sent; without, a list that does not fit is
  * TooLarge, saying to ask with "more".
  */
+static bool listed(Call *call, const ListParameters *p, const Object *o) {
+        return (!p->owner.set || o->owner.uid == p->owner.value) && may_see(call, o);
+}
+
 static int vl_method_list(Call *call) {
         static const ParamField table[] = {
                 { "owner", json_type_int, param_optional_uint32, offsetof(ListParameters, owner) },
@@ -1312,43 +1316,42 @@ static int vl_method_list(Call *call) {
         };
         Registry *reg = call->manager->registry;
         ListParameters p = {};
-        ListStream *ls;
         json_object *reply, *objects;
-        size_t total = 0, n = 0;
+        size_t total = 0;
         int r;
 
         r = decode(call, table, &p);
         if (r != 0)
                 return r;
-        ls = calloc(1, sizeof(*ls));
-        if (!ls || (reg->n_objects > 0 && !(ls->ids = calloc(reg->n_objects, sizeof(uint64_t))))) {
-                list_stream_free(ls);
-                return -ENOMEM;
-        }
-        for (size_t i = 0; i < reg->n_objects; i++)
-                if ((!p.owner.set || reg->objects[i]->owner.uid == p.owner.value) && may_see(call, reg->objects[i]))
-                        ls->ids[ls->n++] = reg->objects[i]->id;
-        if (call->more)
-                return vl_reply_stream(call, list_stream_step, ls, list_stream_free);
+        if (call->more) {
+                ListStream *ls = calloc(1, sizeof(*ls));
 
-        list_stream_free(ls);
+                if (!ls || (reg->n_objects > 0 && !(ls->ids = calloc(reg->n_objects, sizeof(uint64_t))))) {
+                        list_stream_free(ls);
+                        return -ENOMEM;
+                }
+                for (size_t i = 0; i < reg->n_objects; i++)
+                        if (listed(call, &p, reg->objects[i]))
+                                ls->ids[ls->n++] = reg->objects[i]->id;
+                return vl_reply_stream(call, list_stream_step, ls, list_stream_free);
+        }
+
         objects = json_object_new_array();
         for (size_t i = 0; i < reg->n_objects; i++) {
                 size_t len = 0;
 
-                if ((p.owner.set && reg->objects[i]->owner.uid != p.owner.value) || !may_see(call, reg->objects[i]))
+                if (!listed(call, &p, reg->objects[i]))
                         continue;
                 json_object_array_add(objects, object_to_frozen(reg->objects[i], &len));
                 total += len + 1;
-                n++;
-        }
-        if (total + 64 > VL_MAX_MESSAGE) {
-                json_object_put(objects);
-                (void) malloc_trim(0); /* the texts of all of them, freed */
-                return reply_too_large(call, "message_size",
-                                       "the %zu objects take %zu bytes of JSON, over the %u a message may have: "
-                                       "call List with \"more\" to get them in batches",
-                                       n, total, VL_MAX_MESSAGE);
+                if (total + 64 > VL_MAX_MESSAGE) {
+                        json_object_put(objects);
+                        (void) malloc_trim(0); /* the texts rendered so far, freed */
+                        return reply_too_large(call, "message_size",
+                                               "the objects take more than the %u bytes of JSON a message may "
+                                               "have: call List with \"more\" to get them in batches",
+                                               VL_MAX_MESSAGE);
+                }
         }
         reply = json_object_new_object();
         json_object_object_add(reply, "objects", objects);
@@ -1637,6 +1640,54 @@ static int dump_stream_step(Call *call, void *data) {
         return vl_stream_reply(call, reply, r == 0);
 }
 
+/*
+ * The map's entries as one JSON array's text, built a batch at a time: -EMSGSIZE as soon as it would be
+ * more than a reply may carry (a map of 100,000 large values would otherwise be hundreds of MB of JSON
+ * trees before anything refused it). *ret_n: the entries in it.
+ */
+static int dump_text(const MapCodec *codec, int fd, uint64_t limit, char **ret, size_t *ret_len, size_t *ret_n) {
+        _cleanup_free_ char *text = NULL;
+        MapDumpCursor cur = {};
+        size_t size = 0, used = 1;
+        FILE *f = open_memstream(&text, &size);
+        int r;
+
+        if (!f)
+                return -ENOMEM;
+        fputc('[', f);
+        do {
+                json_object *batch = json_object_new_array();
+                const char *t = NULL;
+                size_t tlen = 0;
+
+                r = map_codec_dump_step(codec, fd, &cur, limit, MAP_DUMP_BATCH, dump_entry, batch);
+                if (r >= 0 && !(t = json_object_to_json_string_length(batch, JSON_C_TO_STRING_PLAIN |
+                                                                                     JSON_C_TO_STRING_NOSLASHESCAPE,
+                                                                      &tlen)))
+                        r = -ENOMEM;
+                /* "[a,b]": its elements, after a comma when some came before */
+                if (r >= 0 && tlen > 2 && used + tlen > VL_MAX_MESSAGE - 64)
+                        r = -EMSGSIZE;
+                else if (r >= 0 && tlen > 2) {
+                        if (used > 1)
+                                fputc(',', f);
+                        fwrite(t + 1, 1, tlen - 2, f);
+                        used += tlen - 1;
+                }
+                json_object_put(batch);
+        } while (r > 0);
+        *ret_n = cur.n;
+        map_dump_cursor_done(&cur);
+        fputc(']', f);
+        if (fclose(f) != 0 && r >= 0)
+                r = -ENOMEM;
+        if (r < 0)
+                return r;
+        *ret_len = size;
+        *ret = TAKE_PTR(text);
+        return 0;
+}
+
 /* Large maps stream with "more": batches of MAP_DUMP_BATCH, each walked once the last is sent. */
 static int vl_method_map_dump(Call *call) {
         static const ParamField table[] = {
@@ -1647,8 +1698,10 @@ static int vl_method_map_dump(Call *call) {
         _cleanup_(map_codec_freep) MapCodec *codec = NULL;
         _cleanup_close_ int fd = -1;
         MapParameters p = {};
-        json_object *reply, *entries;
-        int r, n;
+        _cleanup_free_ char *text = NULL;
+        json_object *reply;
+        size_t len = 0, n = 0;
+        int r;
 
         r = decode(call, table, &p);
         if (r != 0)
@@ -1668,67 +1721,17 @@ static int vl_method_map_dump(Call *call) {
                                      .limit = p.limit ?: MAP_DUMP_DEFAULT_LIMIT };
                 return vl_reply_stream(call, dump_stream_step, ds, dump_stream_free);
         }
-        /* One reply: the entries' text, a batch at a time, never more than a message may carry (a map of
-         * 100,000 large values would otherwise be hundreds of MB of JSON trees before it was refused). */
-        {
-                _cleanup_free_ char *text = NULL;
-                MapDumpCursor cur = {};
-                size_t len = 1, alloc = 0;
-
-                do {
-                        const char *t;
-                        size_t tlen = 0;
-
-                        entries = json_object_new_array();
-                        r = map_codec_dump_step(codec, fd, &cur, p.limit ?: MAP_DUMP_DEFAULT_LIMIT, MAP_DUMP_BATCH,
-                                                dump_entry, entries);
-                        t = r < 0 ? NULL : json_object_to_json_string_length(entries, JSON_C_TO_STRING_PLAIN |
-                                                                                        JSON_C_TO_STRING_NOSLASHESCAPE,
-                                                                               &tlen);
-                        /* "[a,b]": its elements, after a comma when there are some already */
-                        if (t && tlen > 2) {
-                                if (len + tlen + 1 > VL_MAX_MESSAGE) {
-                                        json_object_put(entries);
-                                        map_dump_cursor_done(&cur);
-                                        return reply_too_large(call, "message_size",
-                                                               "map %u has more entries than one reply may carry: "
-                                                               "call MapDump with \"more\" to get them in batches",
-                                                               p.map);
-                                }
-                                if (len + tlen + 1 > alloc) {
-                                        char *bigger;
-
-                                        alloc = MAX(alloc * 2, len + tlen + 1);
-                                        bigger = realloc(text, alloc);
-                                        if (!bigger)
-                                                r = -ENOMEM;
-                                        else
-                                                text = bigger;
-                                }
-                                if (r >= 0) {
-                                        text[len - 1] = len > 1 ? ',' : '[';
-                                        memcpy(text + len, t + 1, tlen - 2);
-                                        len += tlen - 2 + 1;
-                                }
-                        }
-                        json_object_put(entries);
-                } while (r > 0);
-                n = (int) MIN(cur.n, (size_t) INT32_MAX);
-                map_dump_cursor_done(&cur);
-                if (r < 0)
-                        return r;
-                if (!text) {
-                        text = strdup("[]");
-                        len = 2;
-                } else
-                        text[len - 1] = ']';
-                if (!text)
-                        return -ENOMEM;
-                reply = json_object_new_object();
-                json_object_object_add(reply, "entries", json_frozen_take(json_type_array, TAKE_PTR(text), len));
-                json_object_object_add(reply, "count", json_object_new_int(n));
-                return vl_reply(call, reply, NULL, 0);
-        }
+        r = dump_text(codec, fd, p.limit ?: MAP_DUMP_DEFAULT_LIMIT, &text, &len, &n);
+        if (r == -EMSGSIZE)
+                return reply_too_large(call, "message_size",
+                                       "map %u has more entries than one reply may carry: "
+                                       "call MapDump with \"more\" to get them in batches", p.map);
+        if (r < 0)
+                return r;
+        reply = json_object_new_object();
+        json_object_object_add(reply, "entries", json_frozen_take(json_type_array, TAKE_PTR(text), len));
+        json_object_object_add(reply, "count", json_object_new_int64((int64_t) MIN(n, (size_t) INT32_MAX)));
+        return vl_reply(call, reply, NULL, 0);
 }
 
 /* One entry of a map, as Lookup, Update and Delete address it: fd, codec, buffers, the key encoded. */

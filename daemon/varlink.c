@@ -97,6 +97,19 @@ static int connection_fail(Connection *c, const char *error, const char *key, co
 static void connection_update_events(Connection *c);
 static int on_connection_defer(sd_event_source *s, void *userdata);
 
+/* {"error": error, "parameters": {key: value, key2: value2}}, key2 optional. */
+static json_object *error_message(const char *error, const char *key, const char *value, const char *key2,
+                                  const char *value2) {
+        json_object *msg = json_object_new_object(), *p = json_object_new_object();
+
+        json_object_object_add(p, key, json_object_new_string(value));
+        if (key2)
+                json_object_object_add(p, key2, json_object_new_string(value2));
+        json_object_object_add(msg, "error", json_object_new_string(error));
+        json_object_object_add(msg, "parameters", p);
+        return msg;
+}
+
 static int queue_message(Connection *c, json_object *msg, int *fds, size_t n_fds) {
         int r = vl_writer_queue(&c->writer, msg, fds, n_fds);
 
@@ -105,17 +118,14 @@ static int queue_message(Connection *c, json_object *msg, int *fds, size_t n_fds
                 /* What went into it is freed: hand the memory back, not to the heap's slack. */
                 (void) malloc_trim(0);
                 /* The caller gets an answer it can read instead of a reply it would hang up on. */
-                json_object *e = json_object_new_object(), *p = json_object_new_object();
+                json_object *e;
                 char text[160];
 
                 snprintf(text, sizeof(text), "the reply would be larger than the %u bytes a message may have",
                          VL_MAX_MESSAGE);
                 log_warning("A reply to pid %d was over %u bytes: sending TooLarge instead.", c->peer.cred.pid,
                             VL_MAX_MESSAGE);
-                json_object_object_add(p, "limit", json_object_new_string("message_size"));
-                json_object_object_add(p, "message", json_object_new_string(text));
-                json_object_object_add(e, "error", json_object_new_string(VL_ERROR_TOO_LARGE));
-                json_object_object_add(e, "parameters", p);
+                e = error_message(VL_ERROR_TOO_LARGE, "limit", "message_size", "message", text);
                 r = vl_writer_queue(&c->writer, e, NULL, 0);
                 json_object_put(e);
                 /* The error ends the call: its handler stops there (a stream sends nothing after it). */
@@ -257,19 +267,21 @@ int vl_error(Call *call, const char *error, json_object *parameters) {
         return queue_message(call->connection, msg, NULL, 0);
 }
 
+/* SystemError {message, errno} for a handler's (or a stream step's) negative errno r. */
+static int vl_error_system(Call *call, int r) {
+        json_object *p = json_object_new_object();
+
+        json_object_object_add(p, "message", json_object_new_string(strerror(-r)));
+        json_object_object_add(p, "errno", json_object_new_int(-r));
+        return vl_error(call, VL_ERROR_SYSTEM, p);
+}
+
 /* An error not tied to a call (the message could not be read): reply, then hang up. */
 static int connection_fail(Connection *c, const char *error, const char *key, const char *value,
                            const char *key2, const char *value2) {
-        json_object *msg = json_object_new_object(), *p = json_object_new_object();
-
         c->manager->counters.protocol_errors++;
-        json_object_object_add(p, key, json_object_new_string(value));
-        if (key2)
-                json_object_object_add(p, key2, json_object_new_string(value2));
-        json_object_object_add(msg, "error", json_object_new_string(error));
-        json_object_object_add(msg, "parameters", p);
         c->closing = true;
-        return queue_message(c, msg, NULL, 0);
+        return queue_message(c, error_message(error, key, value, key2, value2), NULL, 0);
 }
 
 static const Method *find_method(const char *name) {
@@ -365,13 +377,8 @@ static int dispatch(Connection *c, json_object *msg, int *fds, size_t n_fds, Aft
                 r = vl_error(&call, VL_ERROR_VARLINK_INVALID_PARAMETER, p);
         } else {
                 r = method->handler(&call);
-                if (r < 0 && !call.replied) {
-                        json_object *p = json_object_new_object();
-
-                        json_object_object_add(p, "message", json_object_new_string(strerror(-r)));
-                        json_object_object_add(p, "errno", json_object_new_int(-r));
-                        (void) vl_error(&call, VL_ERROR_SYSTEM, p);
-                }
+                if (r < 0 && !call.replied)
+                        (void) vl_error_system(&call, r);
         }
         json_object_put(params);
         json_object_put(msg);
@@ -439,13 +446,8 @@ static int stream_next(Connection *c) {
         if (r > 0)
                 return 0;
         connection_stream_done(c);
-        if (r < 0 && !call.replied) {
-                json_object *p = json_object_new_object();
-
-                json_object_object_add(p, "message", json_object_new_string(strerror(-r)));
-                json_object_object_add(p, "errno", json_object_new_int(-r));
-                (void) vl_error(&call, VL_ERROR_SYSTEM, p);
-        }
+        if (r < 0 && !call.replied)
+                (void) vl_error_system(&call, r);
         return c->failed;
 }
 
@@ -466,22 +468,6 @@ static int connection_process(Connection *c) {
                         return -ECONNRESET;
                 if (c->held)
                         break; /* calls are answered in order: nothing more until the slow one is done */
-                if (c->stream_step) {
-                        /* The next of a call's replies, now that the last one is sent: what is queued for a
-                         * client stays about one reply, however long the stream. */
-                        if (calls++ >= CALLS_PER_DISPATCH) {
-                                c->defer = sd_event_source_disable_unref(c->defer);
-                                r = sd_event_add_defer(c->manager->event, &c->defer, on_connection_defer, c);
-                                if (r < 0)
-                                        return r;
-                                break;
-                        }
-                        r = stream_next(c);
-                        if (r < 0)
-                                return r;
-                        quick_call_served(c->manager); /* a long stream must not keep slow calls waiting */
-                        continue;
-                }
 
                 _cleanup_free_ char *text = NULL;
                 _cleanup_free_ int *fds = NULL;
@@ -496,6 +482,16 @@ static int connection_process(Connection *c) {
                         if (r < 0)
                                 return r;
                         break;
+                }
+                if (c->stream_step) {
+                        /* The next of a call's replies, now that the last one is sent: what is queued for a
+                         * client stays about one reply, however long the stream. */
+                        calls++;
+                        r = stream_next(c);
+                        if (r < 0)
+                                return r;
+                        quick_call_served(c->manager); /* a long stream must not keep slow calls waiting */
+                        continue;
                 }
                 r = vl_reader_next(&c->reader, &text, &len, &fds, &n_fds);
                 if (r < 0)

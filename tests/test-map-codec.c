@@ -151,6 +151,17 @@ static int collect(json_object *key, json_object *value, void *userdata) {
         return json_object_array_add(userdata, entry) < 0 ? -ENOMEM : 0;
 }
 
+/* A whole walk (map_codec_dump_step() to the end): the entries passed, or the error. */
+static int map_codec_dump(const MapCodec *c, int fd, size_t limit,
+                          int (*fn)(json_object *key, json_object *value, void *userdata), void *userdata) {
+        MapDumpCursor cur = {};
+        int r = map_codec_dump_step(c, fd, &cur, limit, 0, fn, userdata);
+        size_t n = cur.n;
+
+        map_dump_cursor_done(&cur);
+        return r < 0 ? r : (int) n;
+}
+
 /* [{"key": …, "value": …}] through map_codec_dump; *ret its return. */
 static json_object *codec_dump(int fd, size_t limit, int *ret) {
         _cleanup_(map_codec_freep) MapCodec *c = NULL;
