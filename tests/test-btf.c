@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "libbpf-log.h"
 #include "macro.h"
 #include "protocol.h"
 #include "tap.h"
@@ -380,56 +381,6 @@ static int xlated(uint32_t prog_id, struct bpf_insn **ret, size_t *ret_n) {
         return 0;
 }
 
-static FILE *libbpf_log;
-
-static int print_to_log(enum libbpf_print_level level, const char *fmt, va_list ap) {
-        return libbpf_log ? vfprintf(libbpf_log, fmt, ap) : 0;
-}
-
-/* What libbpf's log says it did for one relocation: the value it patched in, or that it poisoned. */
-typedef struct Patched {
-        char prog[64];
-        int relo;
-        long long insn; /* for a poisoned ldimm64, its first half (libbpf logs the second too) */
-        unsigned long long value;
-        bool poisoned;
-} Patched;
-
-static size_t patched_from_log(const char *log, Patched **ret) {
-        Patched *v = NULL;
-        size_t n = 0;
-
-        for (const char *line = log; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-                const char *p = strstr(line, "prog '"), *eol = strchr(line, '\n');
-                Patched e = {};
-                char word[16];
-                size_t k;
-
-                if (!p || (eol && p > eol))
-                        continue;
-                if (sscanf(p, "prog '%63[^']': relo #%d: patched insn #%lld (%*[^)]) %15s %*u -> %llu", e.prog, &e.relo,
-                           &e.insn, word, &e.value) == 5) {
-                        if (strcmp(word, "mem_sz") == 0)
-                                continue; /* the load's size, beside the offset patched in its own line */
-                } else if (sscanf(p, "prog '%63[^']': relo #%d: substituting insn #%lld", e.prog, &e.relo, &e.insn) == 3)
-                        e.poisoned = true;
-                else
-                        continue;
-                for (k = 0; k < n; k++)
-                        if (v[k].relo == e.relo && strcmp(v[k].prog, e.prog) == 0)
-                                break;
-                if (k == n) {
-                        v = realloc(v, (n + 1) * sizeof(*v));
-                        if (!v)
-                                tap_bail("out of memory");
-                        v[n++] = e;
-                } else if (e.poisoned && e.insn < v[k].insn)
-                        v[k].insn = e.insn;
-        }
-        *ret = v;
-        return n;
-}
-
 /*
  * The daemon's report of a load next to libbpf's debug log of the same
  * object: one report entry for each relocation libbpf handled, the value it
@@ -439,8 +390,8 @@ static size_t patched_from_log(const char *log, Patched **ret) {
 static void report_as_libbpf_patched(const char *name, BpfcoreReply *r, const char *log) {
         json_object *relos = object_get(r, "relocations");
         size_t n = relos ? json_object_array_length(relos) : 0, differ = 0;
-        _cleanup_free_ Patched *patched = NULL;
-        size_t n_patched = patched_from_log(log, &patched);
+        _cleanup_free_ LibbpfRelo *patched = NULL;
+        size_t n_patched = libbpf_log_relocations(log, &patched);
 
         for (size_t i = 0; i < n; i++) {
                 json_object *e = json_object_array_get_idx(relos, i), *v;
@@ -448,13 +399,15 @@ static void report_as_libbpf_patched(const char *name, BpfcoreReply *r, const ch
                 long long insn = json_int(e, "insn");
                 bool poisoned = json_object_object_get_ex(e, "poisoned", &v) && json_object_get_boolean(v);
                 bool ok = json_object_get_boolean(json_object_object_get(e, "ok"));
-                const Patched *p = NULL;
+                const LibbpfRelo *p = NULL;
 
                 for (size_t k = 0; k < n_patched && !p; k++)
                         if (patched[k].insn == insn && strcmp(patched[k].prog, prog) == 0)
                                 p = &patched[k];
                 /* libbpf logs values as u64: a negative enumerator is 2^64 - x there, as in the report */
-                if (p && (p->poisoned ? poisoned : ok && !poisoned && p->value == (unsigned long long) json_int(e, "target")))
+                if (p && (p->verdict == LIBBPF_POISONED ? poisoned
+                                                        : p->verdict == LIBBPF_PATCHED && ok && !poisoned &&
+                                                                  p->value == (uint64_t) json_int(e, "target")))
                         continue;
                 differ++;
                 tap_diag("%s: %s insn %lld (%s %s): libbpf %s", name, prog, insn, json_str(e, "kind") ?: "",
@@ -487,14 +440,10 @@ static void differential(const char *name) {
         libbpf_print_fn_t old;
         int loaded;
 
-        libbpf_log = open_memstream(&log, &log_size);
-        old = libbpf_set_print(print_to_log);
+        old = libbpf_log_begin(&log, &log_size);
         obj = bpf_object__open_file(path, &opts);
         loaded = obj ? bpf_object__load(obj) : -errno;
-        libbpf_set_print(old);
-        if (libbpf_log)
-                fclose(libbpf_log);
-        libbpf_log = NULL;
+        libbpf_log_end(old);
         if (!tap_ok(obj && loaded == 0, "%s loads through plain libbpf", name)) {
                 bpf_object__close(obj);
                 rmdir(pin_root);

@@ -20,6 +20,7 @@
 #include "loader.h"
 #include "macro.h"
 #include "planner.h"
+#include "libbpf-log.h"
 #include "tap.h"
 
 /* ---- targets and a linear-scan lookup ---- */
@@ -370,9 +371,9 @@ static void build_bad(Targets *ts) {
 /* ---- scenarios ---- */
 
 typedef enum State {
-        OK,
-        POISONED,
-        FAILED,
+        OK = LIBBPF_PATCHED,
+        POISONED = LIBBPF_POISONED,
+        FAILED = LIBBPF_FAILED,
 } State;
 
 static const char *const state_names[] = { "ok", "poisoned", "failed" };
@@ -608,42 +609,9 @@ static int relo_index(const CorePlan *plan, size_t i) {
 
 /* ---- libbpf's own verdicts, from its debug log ---- */
 
-typedef struct Outcome {
-        char prog[64];
-        int relo;
-        State state;
-        uint64_t value;
-} Outcome;
-
-static FILE *libbpf_log;
-
-static int print_to_log(enum libbpf_print_level level, const char *fmt, va_list ap) {
-        if (libbpf_log)
-                vfprintf(libbpf_log, fmt, ap);
-        return 0;
-}
-
-static void outcome_add(Outcome **o, size_t *n, const char *prog, int relo, State state, uint64_t value) {
-        Outcome *a;
-
-        for (size_t i = 0; i < *n; i++)
-                if (strcmp((*o)[i].prog, prog) == 0 && (*o)[i].relo == relo) {
-                        if (state == FAILED)
-                                (*o)[i].state = FAILED;
-                        return;
-                }
-        a = reallocarray(*o, *n + 1, sizeof(Outcome));
-        if (!a)
-                return;
-        *o = a;
-        a[*n] = (Outcome) { .relo = relo, .state = state, .value = value };
-        snprintf(a[*n].prog, sizeof(a[*n].prog), "%s", prog);
-        (*n)++;
-}
-
 /* Opens and loads obj with btf as libbpf's CO-RE target and collects what it did to each relocation.
  * Returns false if libbpf never got to CO-RE relocation (no bpf() here). */
-static bool libbpf_relocate(const TestObject *obj, const struct btf *btf, Outcome **ret, size_t *ret_n) {
+static bool libbpf_relocate(const TestObject *obj, const struct btf *btf, LibbpfRelo **ret, size_t *ret_n) {
         _cleanup_close_ int fd = -1;
         _cleanup_free_ char *log = NULL;
         char path[64];
@@ -662,10 +630,7 @@ static bool libbpf_relocate(const TestObject *obj, const struct btf *btf, Outcom
                 return false;
         snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 
-        libbpf_log = open_memstream(&log, &log_size);
-        if (!libbpf_log)
-                return false;
-        old = libbpf_set_print(print_to_log);
+        old = libbpf_log_begin(&log, &log_size);
         {
                 LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "planner_test",
                             .btf_custom_path = path);
@@ -675,38 +640,16 @@ static bool libbpf_relocate(const TestObject *obj, const struct btf *btf, Outcom
                         bpf_object__load(o); /* the verifier may well refuse: CO-RE patching comes first */
                 bpf_object__close(o);
         }
-        libbpf_set_print(old);
-        fclose(libbpf_log);
-        libbpf_log = NULL;
+        libbpf_log_end(old);
 
         reached = log && strstr(log, "CO-RE relocations");
-        for (char *line = log, *nl; reached && line && *line; line = nl ? nl + 1 : NULL) {
-                const char *p;
-                char prog[64], what[32], word[16];
-                int relo, insn;
-                unsigned long long from, to;
-
-                nl = strchr(line, '\n');
-                if (nl)
-                        *nl = 0;
-                p = strstr(line, "prog '");
-                if (!p)
-                        continue;
-                if (sscanf(p, "prog '%63[^']': relo #%d: patched insn #%d (%31[^)]) %15s %llu -> %llu", prog,
-                           &relo, &insn, what, word, &from, &to) == 7) {
-                        if (strcmp(word, "mem_sz") != 0)
-                                outcome_add(ret, ret_n, prog, relo, OK, to);
-                } else if (sscanf(p, "prog '%63[^']': relo #%d: substituting insn #%d", prog, &relo,
-                                  &insn) == 3)
-                        outcome_add(ret, ret_n, prog, relo, POISONED, 0);
-                else if (sscanf(p, "prog '%63[^']': relo #%d: failed to %15s", prog, &relo, word) == 3)
-                        outcome_add(ret, ret_n, prog, relo, FAILED, 0);
-        }
+        if (reached)
+                *ret_n = libbpf_log_relocations(log, ret);
         return reached;
 }
 
 /* Each of libbpf's verdicts is the plan's (libbpf stops at the first failure: later ones have none). */
-static void compare_with_libbpf(const char *name, const char *side, const CorePlan *plan, const Outcome *o,
+static void compare_with_libbpf(const char *name, const char *side, const CorePlan *plan, const LibbpfRelo *o,
                                 size_t n, bool skip_type_ids) {
         size_t matched = 0, mismatched = 0;
 
@@ -715,19 +658,20 @@ static void compare_with_libbpf(const char *name, const char *side, const CorePl
                 int idx = relo_index(plan, i);
 
                 for (size_t k = 0; k < n; k++) {
+                        State libbpf = (State) o[k].verdict;
                         bool same;
 
                         if (strcmp(o[k].prog, r->program) != 0 || o[k].relo != idx)
                                 continue;
                         matched++;
-                        same = o[k].state == state_of(r) &&
-                               (o[k].state != OK || o[k].value == (uint64_t) r->target ||
+                        same = libbpf == state_of(r) &&
+                               (libbpf != OK || o[k].value == (uint64_t) r->target ||
                                 (skip_type_ids && strcmp(r->kind, "type_id_target") == 0));
                         if (!same) {
                                 mismatched++;
                                 tap_diag("%s relo #%d (%s %s %s): libbpf %s %" PRIu64 ", plan %s %" PRId64,
                                          r->program, idx, r->kind, r->type, r->access,
-                                         state_names[o[k].state], o[k].value, state_names[state_of(r)],
+                                         state_names[libbpf], o[k].value, state_names[state_of(r)],
                                          r->target);
                         }
                 }
@@ -861,7 +805,7 @@ TEST(libbpf_agrees) {
         for (size_t s = 0; s < ELEMENTSOF(scenarios); s++) {
                 const Scenario *sc = &scenarios[s];
                 _cleanup_(core_plan_freep) CorePlan *plan = NULL;
-                _cleanup_free_ Outcome *full = NULL, *min = NULL;
+                _cleanup_free_ LibbpfRelo *full = NULL, *min = NULL;
                 size_t n_full = 0, n_min = 0;
                 Targets ts = {};
                 TestObject obj;
