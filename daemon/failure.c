@@ -54,6 +54,22 @@ int failure_invalid_parameter(Failure *f, int err, const char *parameter, const 
         return failure_set(f, err, VL_ERROR_INVALID_PARAMETER, p);
 }
 
+int failure_too_large(Failure *f, int err, const char *limit, const char *fmt, ...) {
+        _cleanup_free_ char *s = NULL;
+        json_object *p;
+        va_list ap;
+
+        va_start(ap, fmt);
+        s = vformat(fmt, ap);
+        va_end(ap);
+        p = json_object_new_object();
+        if (p) {
+                json_object_object_add(p, "limit", json_object_new_string(limit));
+                json_object_object_add(p, "message", json_object_new_string(s ?: "(out of memory)"));
+        }
+        return failure_set(f, err, VL_ERROR_TOO_LARGE, p);
+}
+
 int failure_system(Failure *f, int err, const char *fmt, ...) {
         _cleanup_free_ char *s = NULL, *m = NULL;
         json_object *p;

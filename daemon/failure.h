@@ -21,6 +21,8 @@ int failure_set(Failure *f, int err, const char *error, json_object *parameters)
 _printf_(5, 6) int failure_setf(Failure *f, int err, const char *error, const char *key, const char *fmt, ...);
 /* io.bpfcored.InvalidParameter {parameter, message}; returns err. */
 _printf_(4, 5) int failure_invalid_parameter(Failure *f, int err, const char *parameter, const char *fmt, ...);
+/* io.bpfcored.TooLarge {limit, message}; returns err. */
+_printf_(4, 5) int failure_too_large(Failure *f, int err, const char *limit, const char *fmt, ...);
 /* io.bpfcored.SystemError {message: "<what>: <strerror>", errno}; returns err. */
 _printf_(3, 4) int failure_system(Failure *f, int err, const char *fmt, ...);
 void failure_done(Failure *f);

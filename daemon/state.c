@@ -105,17 +105,11 @@ int state_write(const char *state_dir, const Object *o, json_object **ret_object
                 return -ENOMEM;
         /* For a reply: one no client could read must not be the answer to a load that stays. */
         if (ret_object && len > VL_MAX_MESSAGE - REPLY_ENVELOPE) {
-                json_object *p = json_object_new_object();
-                char message[256];
-
                 free(text);
-                snprintf(message, sizeof(message),
-                         "the object's JSON (its programs, maps and relocation report) takes %zu bytes, "
-                         "over the %u a reply may have",
-                         len, VL_MAX_MESSAGE);
-                json_object_object_add(p, "limit", json_object_new_string("message_size"));
-                json_object_object_add(p, "message", json_object_new_string(message));
-                return failure_set(f, -EMSGSIZE, VL_ERROR_TOO_LARGE, p);
+                return failure_too_large(f, -EMSGSIZE, "message_size",
+                                         "the object's JSON (its programs, maps and relocation report) takes %zu "
+                                         "bytes, over the %u a reply may have",
+                                         len, VL_MAX_MESSAGE);
         }
         r = write_text_atomic(state_dir, name, text, len);
         if (r < 0) {
