@@ -17,6 +17,7 @@
 #include "loader.h"
 #include "log.h"
 #include "params.h"
+#include "prog-batch.h"
 #include "protocol.h"
 
 #define CAPTURE_MAX (64u * 1024)
@@ -60,6 +61,9 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
  * (libbpf calls it through its PLT, so this definition takes its place).
  */
 static __thread bool probe_pending; /* set for the length of a load, until its probe is answered */
+/* The program the kernel last refused during a load: libbpf closes every program of an object that fails,
+ * so which one failed cannot be told from the object afterwards. */
+static __thread char refused[256];
 static int kept_probe = -1;
 static unsigned probes_answered;
 
@@ -90,6 +94,8 @@ int bpf_prog_load(enum bpf_prog_type type, const char *name, const char *license
 
         if (probe)
                 probe_pending = false;
+        else if (prog_batch_take(type, name, license, insns, insn_cnt, opts, &fd))
+                return fd;
         if (probe && kept_probe >= 0) {
                 fd = fcntl(kept_probe, F_DUPFD_CLOEXEC, 3);
                 if (fd >= 0) {
@@ -101,9 +107,25 @@ int bpf_prog_load(enum bpf_prog_type type, const char *name, const char *license
         if (!f)
                 return -ENOSYS;
         fd = f(type, name, license, insns, insn_cnt, opts);
+        if (fd < 0 && !probe && name)
+                snprintf(refused, sizeof(refused), "%s", name);
         if (probe && fd >= 0 && kept_probe < 0)
                 kept_probe = fcntl(fd, F_DUPFD_CLOEXEC, 3);
         return fd;
+}
+
+/* A map bound to a program of a batch is bound once the program is loaded (prog-batch.h). */
+int bpf_prog_bind_map(int prog_fd, int map_fd, const struct bpf_prog_bind_opts *opts) {
+        static void *own;
+        __typeof__(&bpf_prog_bind_map) f;
+        int r;
+
+        if (prog_batch_bind(prog_fd, map_fd, opts, &r))
+                return r;
+        f = libbpf_own(&own, "bpf_prog_bind_map");
+        if (!f)
+                return -ENOSYS;
+        return f(prog_fd, map_fd, opts);
 }
 
 unsigned loader_probes_answered(void) {
@@ -935,28 +957,22 @@ static void log_buffer_done(LogBuffer *l) {
         l->buf = NULL;
 }
 
-/* Which program the verifier refused: the first one to load that has no fd. */
+/* The program the verifier refused, with its log. */
 static int verifier_failure(struct bpf_object *obj, const LogBuffer *log, int err, Failure *f) {
-        struct bpf_program *prog;
+        struct bpf_program *prog = refused[0] ? bpf_object__find_program_by_name(obj, refused) : NULL;
+        json_object *p;
+        char msg[256];
 
-        if (!log->buf || !log->buf[0])
+        if (!log->buf || !log->buf[0] || !prog)
                 return 0;
-        bpf_object__for_each_program(prog, obj) {
-                json_object *p;
-                char msg[256];
-
-                if (!bpf_program__autoload(prog) || bpf_program__fd(prog) >= 0)
-                        continue;
-                p = json_object_new_object();
-                json_object_object_add(p, "program", json_object_new_string(bpf_program__name(prog)));
-                json_object_object_add(p, "log", json_object_new_string_len(log->buf,
-                                                                            (int) strnlen(log->buf, LOADER_LOG_MAX)));
-                snprintf(msg, sizeof(msg), "the kernel's verifier rejected program %s: %s", bpf_program__name(prog),
-                         strerror(-err));
-                json_object_object_add(p, "message", json_object_new_string(msg));
-                return failure_set(f, err, VL_ERROR_VERIFIER_REJECTED, p);
-        }
-        return 0;
+        p = json_object_new_object();
+        json_object_object_add(p, "program", json_object_new_string(bpf_program__name(prog)));
+        json_object_object_add(p, "log",
+                               json_object_new_string_len(log->buf, (int) strnlen(log->buf, LOADER_LOG_MAX)));
+        snprintf(msg, sizeof(msg), "the kernel's verifier rejected program %s: %s", bpf_program__name(prog),
+                 strerror(-err));
+        json_object_object_add(p, "message", json_object_new_string(msg));
+        return failure_set(f, err, VL_ERROR_VERIFIER_REJECTED, p);
 }
 
 struct bpf_object *loader_open_ahead(const void *data, size_t size, const char *name, const char *btf_custom_path) {
@@ -966,39 +982,31 @@ struct bpf_object *loader_open_ahead(const void *data, size_t size, const char *
         return bpf_object__open_mem(data, size, &opts);
 }
 
-int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f) {
-        _cleanup_free_ char *text = NULL;
-        LogBuffer log = {};
-        struct bpf_object *obj = NULL;
+static void bpf_object_closep(struct bpf_object **obj) {
+        bpf_object__close(*obj);
+}
+
+/* The object, opened (or taken as opened ahead) and set up as the load asks: ready for bpf_object__load(). */
+static int open_object(const void *data, size_t size, const LoadSettings *s, struct bpf_object *opened,
+                       char *const *text, LogBuffer *log, struct bpf_object **ret, Failure *f) {
+        _cleanup_(bpf_object_closep) struct bpf_object *obj = opened;
         struct bpf_program *prog;
-        size_t text_size = 0;
-        uint64_t t0 = now_usec(), t1;
         int r;
 
-        capture = open_memstream(&text, &text_size);
-        captured = 0;
-        if (!capture) {
-                bpf_object__close(s->opened);
-                return -ENOMEM;
-        }
-
-        if (s->opened) {
+        if (obj) {
                 struct bpf_map *map;
 
-                obj = s->opened;
                 /* Opened without a pin root: maps pinned by name go to this object's directory. */
                 bpf_object__for_each_map(map, obj) {
                         _cleanup_free_ char *path = NULL;
 
                         if (!bpf_map__pin_path(map))
                                 continue;
-                        if (asprintf(&path, "%s/%s", s->maps_pin_dir, bpf_map__name(map)) < 0) {
-                                r = -ENOMEM;
-                                goto finish;
-                        }
+                        if (asprintf(&path, "%s/%s", s->maps_pin_dir, bpf_map__name(map)) < 0)
+                                return -ENOMEM;
                         r = bpf_map__set_pin_path(map, path);
                         if (r < 0)
-                                goto finish;
+                                return r;
                 }
         } else {
                 /* bpf_token_path "": the daemon has its capabilities, no BPF token is looked for (bpffs open +
@@ -1010,42 +1018,95 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
                 if (!obj) {
                         r = negative_errno();
                         fflush(capture);
-                        r = fail_captured(f, r, VL_ERROR_INVALID_OBJECT, "libbpf cannot open the object", text);
-                        goto finish;
+                        return fail_captured(f, r, VL_ERROR_INVALID_OBJECT, "libbpf cannot open the object", *text);
                 }
         }
 
         r = select_programs(obj, s->programs, f);
         if (r < 0)
-                goto finish;
+                return r;
         r = apply_maps(obj, s->maps, f);
         if (r < 0)
-                goto finish;
+                return r;
         r = globals_apply(obj, s->globals, f);
         if (r < 0)
-                goto finish;
+                return r;
         r = check_limits(obj, s->limits, f);
         if (r < 0)
-                goto finish;
+                return r;
 
-        log.buf = log_buffer_get();
-        if (!log.buf) {
-                r = -ENOMEM;
-                goto finish;
+        if (!log->buf) {
+                log->buf = log_buffer_get();
+                if (!log->buf)
+                        return -ENOMEM;
         }
+        log->buf[0] = '\0';
         bpf_object__for_each_program(prog, obj)
                 if (bpf_program__autoload(prog))
-                        bpf_program__set_log_buf(prog, log.buf, LOADER_LOG_MAX - 1);
+                        bpf_program__set_log_buf(prog, log->buf, LOADER_LOG_MAX - 1);
+        *ret = TAKE_PTR(obj);
+        return 0;
+}
 
-        t1 = now_usec();
-        o->timings.open = t1 - t0;
+/* libbpf's bpf_object__load(), with kernel BTF from the cache and programs verified side by side, if
+ * batch. */
+static int load_object(struct bpf_object *obj, const LoadSettings *s, bool batch, bool *ret_again) {
+        int r;
+
         btf_targets_begin(s->btf_cache, obj, s->core_on_kernel);
+        refused[0] = '\0';
         probe_pending = true;
         kept = s->kept_btf;
+        if (batch)
+                prog_batch_begin(obj);
         r = bpf_object__load(obj);
+        *ret_again = prog_batch_end();
         kept = NULL;
         probe_pending = false;
         btf_targets_end();
+        return r;
+}
+
+int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f) {
+        _cleanup_free_ char *text = NULL;
+        LogBuffer log = {};
+        struct bpf_object *obj = NULL;
+        size_t text_size = 0;
+        uint64_t t0 = now_usec(), t1;
+        bool again;
+        int r;
+
+        capture = open_memstream(&text, &text_size);
+        captured = 0;
+        if (!capture) {
+                bpf_object__close(s->opened);
+                return -ENOMEM;
+        }
+
+        r = open_object(data, size, s, s->opened, &text, &log, &obj, f);
+        if (r < 0)
+                goto finish;
+        t1 = now_usec();
+        o->timings.open = t1 - t0;
+        r = load_object(obj, s, true, &again);
+        if (r < 0 && again) {
+                /* Failed in a batch: once more one program at a time, for libbpf's own account of it. */
+                bpf_object__close(obj);
+                obj = NULL;
+                fclose(capture);
+                free(text);
+                text = NULL;
+                capture = open_memstream(&text, &text_size);
+                captured = 0;
+                if (!capture) {
+                        r = -ENOMEM;
+                        goto finish;
+                }
+                r = open_object(data, size, s, NULL, &text, &log, &obj, f);
+                if (r < 0)
+                        goto finish;
+                r = load_object(obj, s, false, &again);
+        }
         o->timings.load = now_usec() - t1;
         if (r < 0) {
                 fflush(capture);
@@ -1065,7 +1126,8 @@ finish:
         /* The log buffer is libbpf's until the object is closed or loaded. */
         bpf_object__close(obj);
         log_buffer_done(&log);
-        fclose(capture);
+        if (capture)
+                fclose(capture);
         capture = NULL;
         return r;
 }

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
 
 #include "log.h"
 #include "manager.h"
 #include "policy.h"
+#include "prog-batch.h"
 #include "protocol.h"
 
 static void help(void) {
@@ -20,9 +23,12 @@ static void help(void) {
                "      --btf-dir DIR      external BTF registered by name: DIR/NAME.btf\n"
                "                         (default /etc/bpfcored/btf)\n"
                "      --objects-dir DIR  objects loaded at start and on SIGHUP: DIR/NAME.conf\n"
-               "      --config FILE      who may do what (default /etc/bpfcored/bpfcored.conf)\n"
-               "  -n, --check-config     check the configuration, say \"configuration OK\" or what is wrong\n"
                "                         (default /etc/bpfcored/objects.d)\n"
+               "      --config FILE      who may do what (default /etc/bpfcored/bpfcored.conf)\n"
+               "      --verifier-threads N\n"
+               "                         verify up to N programs of an object at once (default: one\n"
+               "                         per CPU the daemon may run on; 1: one after the other)\n"
+               "  -n, --check-config     check the configuration, say \"configuration OK\" or what is wrong\n"
                "  -d, --foreground       stay in the foreground (the only mode; for compatibility)\n"
                "  -v, --verbose          log debug messages (libbpf's too)\n"
                "  -h, --help             show this help\n"
@@ -33,7 +39,8 @@ static void help(void) {
 static bool check_config;
 
 static int parse_argv(int argc, char *argv[], Options *o) {
-        enum { ARG_BPFFS_ROOT = 0x100, ARG_STATE_DIR, ARG_VMLINUX_BTF, ARG_BTF_DIR, ARG_OBJECTS_DIR, ARG_CONFIG, ARG_VERSION };
+        enum { ARG_BPFFS_ROOT = 0x100, ARG_STATE_DIR, ARG_VMLINUX_BTF, ARG_BTF_DIR, ARG_OBJECTS_DIR, ARG_CONFIG, ARG_VERIFIER_THREADS,
+               ARG_VERSION };
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "bpffs-root", required_argument, NULL, ARG_BPFFS_ROOT },
@@ -42,6 +49,7 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                 { "btf-dir", required_argument, NULL, ARG_BTF_DIR },
                 { "objects-dir", required_argument, NULL, ARG_OBJECTS_DIR },
                 { "config", required_argument, NULL, ARG_CONFIG },
+                { "verifier-threads", required_argument, NULL, ARG_VERIFIER_THREADS },
                 { "check-config", no_argument, NULL, 'n' },
                 { "foreground", no_argument, NULL, 'd' },
                 { "verbose", no_argument, NULL, 'v' },
@@ -74,6 +82,20 @@ static int parse_argv(int argc, char *argv[], Options *o) {
                 case ARG_CONFIG:
                         o->config = optarg;
                         break;
+                case ARG_VERIFIER_THREADS: {
+                        char *end;
+                        unsigned long n;
+
+                        errno = 0;
+                        n = strtoul(optarg, &end, 10);
+                        if (errno != 0 || end == optarg || *end || n < 1 || n > PROG_BATCH_THREADS_MAX) {
+                                fprintf(stderr, "bpfcored: --verifier-threads wants a number from 1 to %u\n",
+                                        PROG_BATCH_THREADS_MAX);
+                                return -EINVAL;
+                        }
+                        prog_batch_set_threads((unsigned) n);
+                        break;
+                }
                 case 'n':
                         check_config = true;
                         break;

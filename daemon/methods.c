@@ -22,6 +22,7 @@
 #include "log.h"
 #include "params.h"
 #include "policy.h"
+#include "prog-batch.h"
 #include "state.h"
 #include "protocol.h"
 #include "varlink.h"
@@ -1448,6 +1449,10 @@ static int vl_method_status(Call *call) {
                                json_object_new_uint64(btf_targets_unmet_searches()));
         json_object_object_add(counters, "load_probes_skipped", json_object_new_uint64(loader_probes_answered()));
         json_object_object_add(counters, "object_btf_reused", json_object_new_uint64(loader_btf_reused()));
+        /* Loads whose programs the verifier took side by side, on as many threads as CPUs (prog-batch.h). */
+        json_object_object_add(counters, "batched_loads", json_object_new_uint64(prog_batch_loads()));
+        json_object_object_add(counters, "batched_programs", json_object_new_uint64(prog_batch_programs()));
+        json_object_object_add(counters, "batch_failures", json_object_new_uint64(prog_batch_failures()));
         json_object_object_add(counters, "opened_ahead", json_object_new_uint64(m->counters.opened_ahead));
         json_object_object_add(counters, "known_files", json_object_new_uint64(m->counters.known_files));
         json_object_object_add(counters, "plan_cache_hits", json_object_new_uint64(m->plans.hits));
