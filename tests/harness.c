@@ -120,11 +120,9 @@ int daemon_start(TestDaemon *d) {
                         dup2(fd, STDOUT_FILENO);
                         dup2(fd, STDERR_FILENO);
                 }
-                /* Without a vmlinux copy, the list ends where --vmlinux-btf would stand. */
                 const char *args[] = { harness_env("BPFCORED"), "--socket", d->socket_path, "--bpffs-root",
                                        d->bpffs_root, "--state-dir", d->state_dir, "--btf-dir", d->btf_dir,
-                                       "--objects-dir", d->objects_dir, "--config", d->config,
-                                       d->vmlinux_btf[0] ? "--vmlinux-btf" : NULL, d->vmlinux_btf, NULL };
+                                       "--objects-dir", d->objects_dir, "--config", d->config };
                 const char *argv[64];
                 size_t n = 0;
 
@@ -143,6 +141,13 @@ int daemon_start(TestDaemon *d) {
                         argv[n++] = d->wrapper[i];
                 for (size_t i = 0; i < ELEMENTSOF(args); i++)
                         argv[n++] = args[i];
+                if (d->vmlinux_btf[0]) {
+                        argv[n++] = "--vmlinux-btf";
+                        argv[n++] = d->vmlinux_btf;
+                }
+                for (size_t i = 0; d->options && d->options[i] && n < ELEMENTSOF(argv) - 1; i++)
+                        argv[n++] = d->options[i];
+                argv[n] = NULL;
                 execvp(argv[0], (char **) argv);
                 _exit(127);
         }

@@ -25,6 +25,7 @@ typedef struct TestDaemon {
         char vmlinux_btf[128];  /* set: the daemon runs in a mount namespace where /sys/kernel/btf/vmlinux is an
                                  * empty file (so libbpf cannot read kernel BTF), with --vmlinux-btf this copy */
         const char *const *wrapper; /* optional command the daemon runs under ("valgrind", …, NULL) */
+        const char *const *options; /* optional further options for the daemon (…, NULL) */
         pid_t pid;
 } TestDaemon;
 

@@ -381,6 +381,19 @@ static int xlated(uint32_t prog_id, struct bpf_insn **ret, size_t *ret_n) {
         return 0;
 }
 
+static uint32_t prog_map_count(uint32_t prog_id) {
+        struct bpf_prog_info info = {};
+        __u32 len = sizeof(info);
+        int fd = bpf_prog_get_fd_by_id(prog_id);
+
+        if (fd < 0)
+                return UINT32_MAX;
+        if (bpf_prog_get_info_by_fd(fd, &info, &len) < 0)
+                info.nr_map_ids = UINT32_MAX;
+        close(fd);
+        return info.nr_map_ids;
+}
+
 /*
  * The daemon's report of a load next to libbpf's debug log of the same
  * object: one report entry for each relocation libbpf handled, the value it
@@ -424,7 +437,7 @@ static void differential(const char *name) {
         char pin_root[256];
         struct bpf_object *obj;
         struct bpf_program *prog;
-        size_t compared = 0, equal = 0;
+        size_t compared = 0, equal = 0, same_maps = 0;
 
         load_object(&d, name, NULL, &r);
         if (!tap_is_str(reply_error(&r), "", "%s loads through the daemon", name)) {
@@ -466,11 +479,17 @@ static void differential(const char *name) {
                         equal++;
                 else
                         tap_diag("%s: program %s differs (%zu vs %zu insns)", name, bpf_program__name(prog), na, nb);
+                /* Bound maps included (libbpf binds .rodata to every program). */
+                if (prog_map_count((uint32_t) json_int(mine, "id")) == info.nr_map_ids)
+                        same_maps++;
+                else
+                        tap_diag("%s: program %s uses other maps than libbpf's", name, bpf_program__name(prog));
                 free(a);
                 free(b);
         }
         tap_ok(compared > 0 && compared == equal, "%s: all %zu programs byte-identical xlated with plain libbpf", name,
                compared);
+        tap_ok(same_maps == compared, "%s: each using as many maps as libbpf's", name);
         bpf_object__unpin_maps(obj, NULL);
         bpf_object__close(obj);
         rmdir(pin_root);
@@ -480,7 +499,7 @@ static void differential(const char *name) {
 
 TEST(differential) {
         static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core", "netmon",
-                                               "secmon", "tp_btf", "ksyms", "module_kfunc" };
+                                               "secmon", "tp_btf", "ksyms", "module_kfunc", "tailcalls" };
 
         for (size_t i = 0; i < ELEMENTSOF(objects); i++)
                 differential(objects[i]);
@@ -503,7 +522,7 @@ TEST(no_fallbacks) {
  */
 TEST(kernel_btf_never_read) {
         static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core", "netmon",
-                                               "secmon", "tp_btf", "ksyms", "module_kfunc" };
+                                               "secmon", "tp_btf", "ksyms", "module_kfunc", "tailcalls" };
         _cleanup_reply_ BpfcoreReply status = {};
         json_object *counters = NULL;
         TestDaemon h = {};

@@ -547,13 +547,17 @@ TEST(pin_by_name_stays_inside) {
                 unload(id_b);
 }
 
-static int64_t status_counter(const char *name) {
+static int64_t daemon_counter(const TestDaemon *t, const char *name) {
         _cleanup_reply_ BpfcoreReply st = {};
         json_object *c = NULL;
 
-        call(&d, "io.bpfcored.Status", NULL, NULL, 0, &st);
+        call(t, "io.bpfcored.Status", NULL, NULL, 0, &st);
         json_object_object_get_ex(st.parameters, "counters", &c);
         return json_int(c, name);
+}
+
+static int64_t status_counter(const char *name) {
+        return daemon_counter(&d, name);
 }
 
 /*
@@ -808,6 +812,126 @@ TEST(verifier_rejection) {
                 tap_ok(m.error && strcmp(reply_error(&m), "VerifierRejected") != 0 && !json_str(m.parameters, "log")[0],
                        "a later load failing at map creation carries no verifier log (%s)", reply_error(&m));
         }
+}
+
+static bool prog_uses_map(uint32_t prog_id, uint32_t map_id) {
+        uint32_t ids[64] = {};
+        struct bpf_prog_info info = { .nr_map_ids = ELEMENTSOF(ids), .map_ids = (uintptr_t) ids };
+        __u32 len = sizeof(info);
+        int fd = bpf_prog_get_fd_by_id(prog_id);
+        bool found = false;
+
+        if (fd < 0)
+                return false;
+        if (bpf_prog_get_info_by_fd(fd, &info, &len) == 0)
+                for (uint32_t i = 0; i < MIN(info.nr_map_ids, (uint32_t) ELEMENTSOF(ids)); i++)
+                        found = found || ids[i] == map_id;
+        close(fd);
+        return found;
+}
+
+/* Programs in the kernel with one of these names (each shorter than the kernel's 16 bytes). */
+static size_t kernel_progs_named(const char *const *names) {
+        uint32_t id = 0;
+        size_t n = 0;
+
+        while (bpf_prog_get_next_id(id, &id) == 0) {
+                struct bpf_prog_info info = {};
+                __u32 len = sizeof(info);
+                int fd = bpf_prog_get_fd_by_id(id);
+
+                if (fd < 0)
+                        continue;
+                if (bpf_prog_get_info_by_fd(fd, &info, &len) < 0)
+                        info.name[0] = '\0';
+                close(fd);
+                /* Unless it goes now: programs go after their last reference, asynchronously. */
+                for (size_t i = 0; names[i]; i++)
+                        n += strcmp(info.name, names[i]) == 0 && !kernel_prog_gone(id);
+        }
+        return n;
+}
+
+static uint64_t map_u64(uint32_t map_id, uint32_t key) {
+        uint64_t v = 0;
+        int fd = bpf_map_get_fd_by_id(map_id);
+
+        if (fd >= 0)
+                (void) bpf_map_lookup_elem(fd, &key, &v);
+        safe_close(fd);
+        return v;
+}
+
+/*
+ * The daemon verifies an object's programs side by side, and puts each in
+ * the place libbpf holds for it: what libbpf does after (a program array it
+ * fills, .rodata bound to every program) finds the programs; a rejection
+ * still names the program the verifier refused, with its log.
+ */
+TEST(side_by_side) {
+        static const char *const reject_late[] = { "good_first", "bad_second", "good_third", "good_fourth", NULL };
+        _cleanup_reply_ BpfcoreReply rejected = {}, tail = {};
+        int64_t loads = status_counter("batched_loads"), programs = status_counter("batched_programs"),
+                failures = status_counter("batch_failures");
+        size_t dirs = count_pin_dirs();
+        uint32_t one, two, stages, rodata, reached;
+        uint64_t n1, n0;
+
+        load_object(&d, "reject_late", NULL, &rejected);
+        tap_is_str(reply_error(&rejected), "VerifierRejected", "reject_late.bpf.o is VerifierRejected");
+        tap_is_str(json_str(rejected.parameters, "program"), "bad_second", "naming its second program of four");
+        tap_ok(strstr(json_str(rejected.parameters, "log"), "invalid mem access"), "with that program's log");
+        tap_is_int(status_counter("batch_failures"), failures + 1, "the batch failed, and the load was done again");
+        tap_is_int(count_pin_dirs(), dirs, "the rejection leaves no pin directory");
+        tap_is_int(kernel_progs_named(reject_late), 0, "nor any of its programs in the kernel");
+
+        load_object(&d, "tailcalls", params_new("{\"attach\":true}"), &tail);
+        if (!tap_is_str(reply_error(&tail), "", "tailcalls.bpf.o loads and attaches"))
+                return;
+        tap_is_int(status_counter("batched_loads"), loads + 1, "its programs were verified side by side");
+        tap_is_int(status_counter("batched_programs"), programs + 3, "all three");
+        one = (uint32_t) json_int(array_find_name(object_get(&tail, "programs"), "stage_one"), "id");
+        two = (uint32_t) json_int(array_find_name(object_get(&tail, "programs"), "stage_two"), "id");
+        stages = (uint32_t) json_int(array_find_name(object_get(&tail, "maps"), "stages"), "id");
+        rodata = (uint32_t) json_int(array_find_name(object_get(&tail, "maps"), ".rodata"), "id");
+        reached = (uint32_t) json_int(array_find_name(object_get(&tail, "maps"), "reached"), "id");
+        /* A prog array's lookup from user space gives the program's id. */
+        tap_ok(map_u64(stages, 0) == one && map_u64(stages, 1) == two,
+               "the program array libbpf filled holds stage_one and stage_two");
+        tap_ok(prog_uses_map(one, rodata) && prog_uses_map(two, rodata),
+               ".rodata is bound to the programs that do not use it, as libbpf binds it");
+        /* Each getpid() runs all three: stage_one and stage_two count once each, dispatch tail-calls into
+         * stage_one. Read in this order, with other processes calling too, slot 0 is at least twice slot 1. */
+        syscall(SYS_getpid);
+        n1 = map_u64(reached, 1);
+        n0 = map_u64(reached, 0);
+        tap_ok(n1 >= 1 && n0 >= 2 * n1, "the tail call reaches stage_one (%llu and %llu runs)",
+               (unsigned long long) n0, (unsigned long long) n1);
+        unload((uint64_t) object_int(&tail, "id"));
+}
+
+/* With --verifier-threads 1, the programs are verified one after the other. */
+TEST(verifier_threads) {
+        static const char *const one_thread[] = { "--verifier-threads", "1", NULL };
+        _cleanup_reply_ BpfcoreReply r = {};
+        _cleanup_free_ char *cmd = NULL;
+        TestDaemon solo = { .options = one_thread };
+        int status;
+
+        if (!tap_is_int(daemon_start(&solo), 0, "a daemon with --verifier-threads 1 starts"))
+                return;
+        load_object(&solo, "tailcalls", NULL, &r);
+        tap_is_str(reply_error(&r), "", "tailcalls.bpf.o loads there");
+        tap_is_int(daemon_counter(&solo, "batched_loads"), 0, "without a batch");
+        if (object_int(&r, "id") > 0)
+                tap_is_str(unload_object(&solo, (uint64_t) object_int(&r, "id")), "", "and unloads");
+        daemon_stop(&solo);
+        daemon_cleanup(&solo);
+
+        if (asprintf(&cmd, "'%s' --verifier-threads 0 2>/dev/null", harness_env("BPFCORED")) < 0)
+                return;
+        status = system(cmd);
+        tap_ok(WIFEXITED(status) && WEXITSTATUS(status) == 2, "--verifier-threads 0 is a usage error");
 }
 
 TEST(bad_fds) {
