@@ -6,7 +6,8 @@
  *  (a1) the same in a fresh process each time, as an agent starting up
  *   (b) libbpf with a ready minimal BTF (bpftool gen min_core_btf): the floor
  *   (c) a bpfcored Load over the socket, end to end from the client
- * plus kernel BTF parse time, the daemon's cache start-up and its RSS.
+ * plus (c) against a daemon that verifies one program at a time (--verifier-threads 1), kernel BTF parse
+ * time, the daemon's cache start-up and its RSS.
  *
  *   build/tests/bench-load [ITERATIONS]      (as root; state files on /dev/shm, as /run is tmpfs in production)
  */
@@ -27,6 +28,8 @@
 
 static TestDaemon d;
 static BpfcoreClient *client; /* one connection, as an agent keeps */
+
+static const char *const one_thread[] = { "--verifier-threads", "1", NULL };
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -264,6 +267,7 @@ int main(int argc, char **argv) {
         uint64_t stage_medians[ELEMENTSOF(objects)][_ST_MAX] = {}, back_to_back[ELEMENTSOF(objects)][2] = {};
         double ratios[ELEMENTSOF(objects)][3]; /* a/c, a1/c, c/b of each object */
         bool measured[ELEMENTSOF(objects)] = {};
+        int64_t n_progs[ELEMENTSOF(objects)] = {};
 
         for (size_t k = 0; k < ELEMENTSOF(objects); k++) {
                 uint64_t *stages = calloc((size_t) iterations * _ST_MAX, 8), *column = calloc((size_t) iterations, 8);
@@ -299,6 +303,7 @@ int main(int argc, char **argv) {
                                (long long) progs, (long long) relos, (unsigned long long) ma, (unsigned long long) ma1,
                                (unsigned long long) mb, (unsigned long long) mc, (double) ma / (double) mc,
                                (double) ma1 / (double) mc, (double) mc / (double) mb);
+                        n_progs[k] = progs;
                         ratios[k][0] = (double) ma / (double) mc;
                         ratios[k][1] = (double) ma1 / (double) mc;
                         ratios[k][2] = (double) mc / (double) mb;
@@ -353,6 +358,49 @@ int main(int argc, char **argv) {
                                (unsigned long long) back_to_back[k][1],
                                (double) back_to_back[k][1] / (double) back_to_back[k][0]);
 
+        /* Interleaved with a second daemon that verifies one program after the other. */
+        {
+                TestDaemon solo = { .options = one_thread };
+                BpfcoreClient *side_by_side = client, *one = NULL;
+
+                if (daemon_start(&solo) < 0 || bpfcore_connect(solo.socket_path, &one) < 0)
+                        fprintf(stderr, "cannot start bpfcored --verifier-threads 1\n");
+                else {
+                        printf("\nPrograms verified side by side (default: one thread per CPU) or one after the other "
+                               "(--verifier-threads 1),\ninterleaved, medians:\n%-10s %5s %12s %12s %8s\n",
+                               "object", "progs", "(c) daemon", "(c1) 1 thread", "c1/c");
+                        for (size_t k = 0; k < ELEMENTSOF(objects); k++) {
+                                _cleanup_free_ char *path = harness_object_path(objects[k]);
+                                uint64_t *c = calloc((size_t) iterations, 8), *c1 = calloc((size_t) iterations, 8),
+                                         stages[_ST_MAX];
+                                int64_t relos, progs, v = 0, v1 = 0;
+                                bool ok = n_progs[k] > 1;
+
+                                for (int i = 0; ok && i < iterations; i++) {
+                                        client = one;
+                                        ok = (v1 = daemon_load(path, &relos, &progs, stages)) >= 0;
+                                        client = side_by_side;
+                                        ok = ok && (v = daemon_load(path, &relos, &progs, stages)) >= 0;
+                                        c1[i] = (uint64_t) v1;
+                                        c[i] = (uint64_t) v;
+                                }
+                                if (ok) {
+                                        uint64_t mc = median(c, (size_t) iterations),
+                                                 mc1 = median(c1, (size_t) iterations);
+
+                                        printf("%-10s %5lld %12llu %12llu %8.2f\n", objects[k], (long long) n_progs[k],
+                                               (unsigned long long) mc, (unsigned long long) mc1,
+                                               (double) mc1 / (double) mc);
+                                }
+                                free(c);
+                                free(c1);
+                        }
+                }
+                client = side_by_side;
+                bpfcore_disconnect(one);
+                daemon_cleanup(&solo);
+        }
+
         bpfcore_call(client, "io.bpfcored.Status", NULL, NULL, 0, &status);
         json_object_object_get_ex(status.parameters, "btf_cache", &cache);
         printf("\ndaemon RSS after the runs: %ld KiB; BTF cache: %lld bytes, %lld indexed names\n", rss_kib(d.pid),
@@ -364,12 +412,13 @@ int main(int argc, char **argv) {
                 printf("daemon loads: %lld, planned against a minimal BTF %lld, fallbacks to the whole cached BTF %lld;\n"
                        "  kernel BTF served from the cache %lld times, kfunc/ksym names from its index %lld, opened ahead "
                        "%lld,\n  libbpf's loading probe skipped %lld, object BTF reused %lld, known files (not read again) "
-                       "%lld\n",
+                       "%lld,\n  programs verified side by side %lld in %lld loads, batches failed %lld\n",
                        (long long) json_int(c, "loads"), (long long) json_int(c, "planned_loads"),
                        (long long) json_int(c, "fallback_loads"), (long long) json_int(c, "kernel_btf_served"),
                        (long long) json_int(c, "kernel_btf_lookups"), (long long) json_int(c, "opened_ahead"),
                        (long long) json_int(c, "load_probes_skipped"), (long long) json_int(c, "object_btf_reused"),
-                       (long long) json_int(c, "known_files"));
+                       (long long) json_int(c, "known_files"), (long long) json_int(c, "batched_programs"),
+                       (long long) json_int(c, "batched_loads"), (long long) json_int(c, "batch_failures"));
         }
         /* Start-up against libbpf's parse, in turns (as the loads above): one start is too noisy a sample. */
         bpfcore_disconnect(client);
