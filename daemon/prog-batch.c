@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -46,9 +45,24 @@ typedef struct Batch {
         size_t n_binds;
         int error;               /* the batch failed; libbpf asking again for failed_name gets this */
         const char *failed_name;
-        size_t *order; /* requests by size, largest first: long verifications start first */
-        atomic_size_t next;
+        size_t *order;     /* requests by size, largest first: long verifications start first */
+        size_t next, done; /* in order; under pool.lock while the batch runs */
 } Batch;
+
+/*
+ * Helper threads, started at the first batch and kept: each waits for a
+ * batch, takes its next request, loads it. The loading thread takes
+ * requests too and waits only for those a helper took, never for a helper
+ * to wake up (a sleeping CPU of a VM can take a while): a small batch may
+ * well be all loaded by the time one does.
+ */
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t work; /* a batch came */
+        pthread_cond_t done; /* a helper loaded one */
+        Batch *active;
+        unsigned helpers;
+} pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
 
 static unsigned threads_wanted; /* 0: one per CPU */
 static __thread Batch *current;
@@ -139,29 +153,56 @@ static int stand_in(void) {
         return fd < 0 ? -errno : fd;
 }
 
-static void load_one(Request *r) {
-        static void *own;
-        __typeof__(&bpf_prog_load) f = libbpf_own(&own, "bpf_prog_load");
-        int fd;
+static __typeof__(&bpf_prog_load) real_load; /* libbpf's, looked up by the loading thread */
 
-        if (!f) {
-                r->fd = -ENOSYS;
-                return;
-        }
-        fd = f(r->type, r->name, r->license, r->insns, r->insn_cnt, &r->opts);
+static void load_one(Request *r) {
+        int fd = real_load(r->type, r->name, r->license, r->insns, r->insn_cnt, &r->opts);
+
         r->fd = fd < 0 ? -errno : fd;
 }
 
-static void *load_thread(void *userdata) {
-        Batch *b = userdata;
+/* With pool.lock held: loads the active batch's next request, if any. The batch stays until its last is done. */
+static bool take_one(void) {
+        Batch *b = pool.active;
+        Request *r;
 
+        if (!b || b->next >= b->n_taken)
+                return false;
+        r = &b->requests[b->order[b->next++]];
+        pthread_mutex_unlock(&pool.lock);
+        load_one(r);
+        pthread_mutex_lock(&pool.lock);
+        b->done++;
+        return true;
+}
+
+static void *helper_thread(void *userdata) {
+        pthread_mutex_lock(&pool.lock);
         for (;;) {
-                size_t i = atomic_fetch_add(&b->next, 1);
-
-                if (i >= b->n_taken)
-                        return NULL;
-                load_one(&b->requests[b->order[i]]);
+                if (take_one())
+                        pthread_cond_signal(&pool.done);
+                else
+                        pthread_cond_wait(&pool.work, &pool.lock);
         }
+        return NULL;
+}
+
+static void pool_grow(unsigned helpers) {
+        pthread_attr_t attr;
+
+        if (pthread_attr_init(&attr) != 0)
+                return;
+        /* A helper only calls bpf_prog_load(): the kernel does the work, on its own stack. */
+        (void) pthread_attr_setstacksize(&attr, 256 * 1024);
+        (void) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        while (pool.helpers < helpers) {
+                pthread_t t;
+
+                if (pthread_create(&t, &attr, helper_thread, NULL) != 0)
+                        break;
+                pool.helpers++;
+        }
+        pthread_attr_destroy(&attr);
 }
 
 static bool fail(Batch *b, const char *name, int error, int *ret) {
@@ -181,21 +222,34 @@ static int cmp_size(const void *x, const void *y, void *userdata) {
 /* Loads every request, then puts each program in its stand-in's place. The first failure, in libbpf's
  * order, is the batch's. */
 static int batch_run(Batch *b) {
-        unsigned n_threads = (unsigned) MIN((size_t) MIN(threads(), PROG_BATCH_THREADS_MAX), b->n_taken);
-        pthread_t helpers[PROG_BATCH_THREADS_MAX];
-        unsigned n_helpers = 0;
         static void *own_bind;
         __typeof__(&bpf_prog_bind_map) bind = libbpf_own(&own_bind, "bpf_prog_bind_map");
 
+        static void *own_load;
+
+        real_load = libbpf_own(&own_load, "bpf_prog_load");
+        if (!real_load)
+                return -ENOSYS;
         for (size_t i = 0; i < b->n_taken; i++)
                 b->order[i] = i;
         qsort_r(b->order, b->n_taken, sizeof(size_t), cmp_size, b->requests);
-        atomic_store(&b->next, 0);
-        while (n_helpers + 1 < n_threads && pthread_create(&helpers[n_helpers], NULL, load_thread, b) == 0)
-                n_helpers++;
-        load_thread(b);
-        for (unsigned i = 0; i < n_helpers; i++)
-                pthread_join(helpers[i], NULL);
+        pthread_mutex_lock(&pool.lock);
+        if (pool.active) {
+                /* Another thread's batch has the helpers: this one loads its own. */
+                pthread_mutex_unlock(&pool.lock);
+                for (size_t i = 0; i < b->n_taken; i++)
+                        load_one(&b->requests[i]);
+        } else {
+                pool_grow(MIN(threads(), PROG_BATCH_THREADS_MAX) - 1);
+                pool.active = b;
+                pthread_cond_broadcast(&pool.work);
+                while (take_one())
+                        ;
+                while (b->done < b->n_taken)
+                        pthread_cond_wait(&pool.done, &pool.lock);
+                pool.active = NULL;
+                pthread_mutex_unlock(&pool.lock);
+        }
 
         for (size_t i = 0; i < b->n_taken; i++)
                 if (b->requests[i].fd < 0)
