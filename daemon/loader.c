@@ -1089,7 +1089,7 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
         t1 = now_usec();
         o->timings.open = t1 - t0;
         r = load_object(obj, s, true, &again);
-        if (r < 0 && again) {
+        if (again) {
                 /* Failed in a batch: once more one program at a time, for libbpf's own account of it. */
                 bpf_object__close(obj);
                 obj = NULL;

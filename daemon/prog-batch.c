@@ -47,6 +47,7 @@ typedef struct Batch {
         const char *failed_name;
         size_t *order;     /* requests by size, largest first: long verifications start first */
         size_t next, done; /* in order; under pool.lock while the batch runs */
+        bool ran;          /* every program loaded and in its stand-in's place */
 } Batch;
 
 /*
@@ -269,6 +270,7 @@ static int batch_run(Batch *b) {
                 if (!bind || bind(b->requests[x->request].stand_in, x->map_fd, &x->opts) < 0)
                         log_debug("binding map fd %d to program %s: %m", x->map_fd, b->requests[x->request].name);
         }
+        b->ran = true;
         batched_loads++;
         batched_programs += (unsigned) b->n_taken;
         return 0;
@@ -285,8 +287,14 @@ bool prog_batch_take(enum bpf_prog_type type, const char *name, const char *lice
         if (b->error < 0)
                 return strcmp(name, b->failed_name) == 0 && fail(b, name, b->error, ret);
         if (b->n_taken >= b->n_expected || type != b->expected[b->n_taken].type ||
-            strcmp(name, b->expected[b->n_taken].name) != 0)
+            strcmp(name, b->expected[b->n_taken].name) != 0) {
+                /* Not the program expected next: a feature probe, or libbpf loading otherwise than foreseen,
+                 * which the sequential load is for. */
+                for (size_t i = 0; i < b->n_expected; i++)
+                        if (strcmp(name, b->expected[i].name) == 0)
+                                return fail(b, name, -EAGAIN, ret);
                 return false;
+        }
         if (opts && (opts->log_level != 0 || opts->log_buf))
                 return fail(b, name, -EAGAIN, ret);
 
@@ -343,7 +351,8 @@ bool prog_batch_bind(int prog_fd, int map_fd, const struct bpf_prog_bind_opts *o
 }
 
 bool prog_batch_end(void) {
-        bool again = current && current->error < 0;
+        /* Stand-ins handed out for a batch that never ran are no programs, whatever libbpf made of them. */
+        bool again = current && (current->error < 0 || (current->n_taken > 0 && !current->ran));
 
         batch_free(current);
         current = NULL;

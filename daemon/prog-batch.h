@@ -36,7 +36,8 @@ bool prog_batch_take(enum bpf_prog_type type, const char *name, const char *lice
 /* From bpf_prog_bind_map(): a bind to a stand-in is taken (true, *ret 0) and made once the program is in. */
 bool prog_batch_bind(int prog_fd, int map_fd, const struct bpf_prog_bind_opts *opts, int *ret);
 
-/* After bpf_object__load(): true if the load failed in a batch and is to be done again without one. */
+/* After bpf_object__load(): true if the load is to be done again without a batch, whatever
+ * bpf_object__load() returned (a batch failed, or libbpf did not load the programs foreseen). */
 bool prog_batch_end(void);
 
 /* Loads whose programs were verified side by side; programs loaded that way; batches that failed. */
