@@ -1060,11 +1060,22 @@ static int load_object(struct bpf_object *obj, const LoadSettings *s, bool batch
         if (batch)
                 prog_batch_begin(obj);
         r = bpf_object__load(obj);
-        *ret_again = prog_batch_end();
+        *ret_again = prog_batch_end(r);
         kept = NULL;
         probe_pending = false;
         btf_targets_end();
         return r;
+}
+
+/* libbpf's words from here on, into a new *text (what an earlier capture held is dropped). */
+static int capture_begin(char **text, size_t *size) {
+        if (capture)
+                fclose(capture);
+        free(*text);
+        *text = NULL;
+        captured = 0;
+        capture = open_memstream(text, size);
+        return capture ? 0 : -ENOMEM;
 }
 
 int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o, Failure *f) {
@@ -1076,9 +1087,7 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
         bool again;
         int r;
 
-        capture = open_memstream(&text, &text_size);
-        captured = 0;
-        if (!capture) {
+        if (capture_begin(&text, &text_size) < 0) {
                 bpf_object__close(s->opened);
                 return -ENOMEM;
         }
@@ -1093,15 +1102,9 @@ int loader_load(const void *data, size_t size, const LoadSettings *s, Object *o,
                 /* Failed in a batch: once more one program at a time, for libbpf's own account of it. */
                 bpf_object__close(obj);
                 obj = NULL;
-                fclose(capture);
-                free(text);
-                text = NULL;
-                capture = open_memstream(&text, &text_size);
-                captured = 0;
-                if (!capture) {
-                        r = -ENOMEM;
+                r = capture_begin(&text, &text_size);
+                if (r < 0)
                         goto finish;
-                }
                 r = open_object(data, size, s, NULL, &text, &log, &obj, f);
                 if (r < 0)
                         goto finish;

@@ -1453,6 +1453,7 @@ static int vl_method_status(Call *call) {
         json_object_object_add(counters, "batched_loads", json_object_new_uint64(prog_batch_loads()));
         json_object_object_add(counters, "batched_programs", json_object_new_uint64(prog_batch_programs()));
         json_object_object_add(counters, "batch_failures", json_object_new_uint64(prog_batch_failures()));
+        json_object_object_add(counters, "verifier_helpers", json_object_new_uint64(prog_batch_helpers()));
         json_object_object_add(counters, "opened_ahead", json_object_new_uint64(m->counters.opened_ahead));
         json_object_object_add(counters, "known_files", json_object_new_uint64(m->counters.known_files));
         json_object_object_add(counters, "plan_cache_hits", json_object_new_uint64(m->plans.hits));

@@ -35,7 +35,7 @@ typedef struct Bind {
 
 typedef struct Batch {
         struct {
-                const char *name;
+                const char *name; /* libbpf's own string, which it passes again: compared as a pointer */
                 enum bpf_prog_type type;
         } *expected;
         size_t n_expected;
@@ -43,7 +43,7 @@ typedef struct Batch {
         size_t n_taken;
         Bind *binds;
         size_t n_binds;
-        int error;               /* the batch failed; libbpf asking again for failed_name gets this */
+        int error; /* the batch failed; libbpf asking again for failed_name gets this */
         const char *failed_name;
         size_t *order;     /* requests by size, largest first: long verifications start first */
         size_t next, done; /* in order; under pool.lock while the batch runs */
@@ -66,8 +66,9 @@ static struct {
 } pool = { .lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER };
 
 static unsigned threads_wanted; /* 0: one per CPU */
-static __thread Batch *current;
+static Batch *current;
 static unsigned batched_loads, batched_programs, batch_failures;
+static __typeof__(&bpf_prog_load) real_load; /* libbpf's, looked up before the first batch runs */
 
 void prog_batch_set_threads(unsigned n) {
         threads_wanted = n;
@@ -83,9 +84,9 @@ static unsigned threads(void) {
         return (unsigned) MAX(CPU_COUNT(&set), 1);
 }
 
-static void batch_free(Batch *b) {
+static Batch *batch_free(Batch *b) {
         if (!b)
-                return;
+                return NULL;
         for (size_t i = 0; i < b->n_taken; i++)
                 if (b->requests[i].fd >= 0)
                         close(b->requests[i].fd);
@@ -94,15 +95,19 @@ static void batch_free(Batch *b) {
         free(b->binds);
         free(b->order);
         free(b);
+        return NULL;
+}
+
+static void batch_freep(Batch **b) {
+        batch_free(*b);
 }
 
 void prog_batch_begin(const struct bpf_object *obj) {
-        _cleanup_free_ Batch *b = NULL;
+        _cleanup_(batch_freep) Batch *b = NULL;
         struct bpf_program *prog;
         size_t n = 0;
 
-        batch_free(current);
-        current = NULL;
+        current = batch_free(current);
         if (threads() < 2)
                 return;
         bpf_object__for_each_program(prog, obj) {
@@ -125,18 +130,13 @@ void prog_batch_begin(const struct bpf_object *obj) {
         b->expected = calloc(n, sizeof(*b->expected));
         b->requests = calloc(n, sizeof(Request));
         b->order = calloc(n, sizeof(size_t));
-        if (!b->expected || !b->requests || !b->order) {
-                free(b->expected);
-                free(b->requests);
-                free(b->order);
+        if (!b->expected || !b->requests || !b->order)
                 return;
+        bpf_object__for_each_program(prog, obj) if (bpf_program__autoload(prog)) {
+                b->expected[b->n_expected].name = bpf_program__name(prog);
+                b->expected[b->n_expected].type = bpf_program__type(prog);
+                b->n_expected++;
         }
-        bpf_object__for_each_program(prog, obj)
-                if (bpf_program__autoload(prog)) {
-                        b->expected[b->n_expected].name = bpf_program__name(prog);
-                        b->expected[b->n_expected].type = bpf_program__type(prog);
-                        b->n_expected++;
-                }
         current = TAKE_PTR(b);
 }
 
@@ -144,7 +144,8 @@ static int stand_in(void) {
         static int source = -1;
         int fd;
 
-        /* Not a program: if anything used a stand-in as one, it would fail loudly, not act on a wrong one. */
+        /* Not a program: if anything used a stand-in as one, it would fail loudly, not act on a wrong one.
+         */
         if (source < 0) {
                 source = eventfd(0, EFD_CLOEXEC);
                 if (source < 0)
@@ -154,15 +155,14 @@ static int stand_in(void) {
         return fd < 0 ? -errno : fd;
 }
 
-static __typeof__(&bpf_prog_load) real_load; /* libbpf's, looked up by the loading thread */
-
 static void load_one(Request *r) {
         int fd = real_load(r->type, r->name, r->license, r->insns, r->insn_cnt, &r->opts);
 
         r->fd = fd < 0 ? -errno : fd;
 }
 
-/* With pool.lock held: loads the active batch's next request, if any. The batch stays until its last is done. */
+/* With pool.lock held: loads the active batch's next request, if any. The batch stays until its last is
+ * done. */
 static bool take_one(void) {
         Batch *b = pool.active;
         Request *r;
@@ -190,8 +190,9 @@ static void *helper_thread(void *userdata) {
 
 static void pool_grow(unsigned helpers) {
         pthread_attr_t attr;
+        int r;
 
-        if (pthread_attr_init(&attr) != 0)
+        if (pool.helpers >= helpers || pthread_attr_init(&attr) != 0)
                 return;
         /* A helper only calls bpf_prog_load(): the kernel does the work, on its own stack. */
         (void) pthread_attr_setstacksize(&attr, 256 * 1024);
@@ -199,18 +200,15 @@ static void pool_grow(unsigned helpers) {
         while (pool.helpers < helpers) {
                 pthread_t t;
 
-                if (pthread_create(&t, &attr, helper_thread, NULL) != 0)
+                r = pthread_create(&t, &attr, helper_thread, NULL);
+                if (r != 0) {
+                        /* The loading thread does the rest (TasksMax=, a seccomp filter without clone3). */
+                        log_debug_errno(-r, "Cannot start a verifier helper thread: %m");
                         break;
+                }
                 pool.helpers++;
         }
         pthread_attr_destroy(&attr);
-}
-
-static bool fail(Batch *b, const char *name, int error, int *ret) {
-        b->error = *ret = error;
-        b->failed_name = name;
-        errno = -error;
-        return true;
 }
 
 static int cmp_size(const void *x, const void *y, void *userdata) {
@@ -223,34 +221,30 @@ static int cmp_size(const void *x, const void *y, void *userdata) {
 /* Loads every request, then puts each program in its stand-in's place. The first failure, in libbpf's
  * order, is the batch's. */
 static int batch_run(Batch *b) {
-        static void *own_bind;
+        static void *own_load, *own_bind;
         __typeof__(&bpf_prog_bind_map) bind = libbpf_own(&own_bind, "bpf_prog_bind_map");
-
-        static void *own_load;
+        unsigned wake;
 
         real_load = libbpf_own(&own_load, "bpf_prog_load");
-        if (!real_load)
+        if (!real_load || !bind)
                 return -ENOSYS;
         for (size_t i = 0; i < b->n_taken; i++)
                 b->order[i] = i;
         qsort_r(b->order, b->n_taken, sizeof(size_t), cmp_size, b->requests);
+
         pthread_mutex_lock(&pool.lock);
-        if (pool.active) {
-                /* Another thread's batch has the helpers: this one loads its own. */
-                pthread_mutex_unlock(&pool.lock);
-                for (size_t i = 0; i < b->n_taken; i++)
-                        load_one(&b->requests[i]);
-        } else {
-                pool_grow(MIN(threads(), PROG_BATCH_THREADS_MAX) - 1);
-                pool.active = b;
-                pthread_cond_broadcast(&pool.work);
-                while (take_one())
-                        ;
-                while (b->done < b->n_taken)
-                        pthread_cond_wait(&pool.done, &pool.lock);
-                pool.active = NULL;
-                pthread_mutex_unlock(&pool.lock);
-        }
+        pool_grow(MIN(threads(), PROG_BATCH_THREADS_MAX) - 1);
+        pool.active = b;
+        /* As many helpers as there are programs besides the one this thread starts with. */
+        wake = (unsigned) MIN((size_t) pool.helpers, b->n_taken - 1);
+        for (unsigned i = 0; i < wake; i++)
+                pthread_cond_signal(&pool.work);
+        while (take_one())
+                ;
+        while (b->done < b->n_taken)
+                pthread_cond_wait(&pool.done, &pool.lock);
+        pool.active = NULL;
+        pthread_mutex_unlock(&pool.lock);
 
         for (size_t i = 0; i < b->n_taken; i++)
                 if (b->requests[i].fd < 0)
@@ -260,15 +254,15 @@ static int batch_run(Batch *b) {
 
                 if (dup3(r->fd, r->stand_in, O_CLOEXEC) < 0)
                         return -errno;
-                close(r->fd);
-                r->fd = -1;
+                r->fd = safe_close(r->fd);
         }
         for (size_t i = 0; i < b->n_binds; i++) {
                 const Bind *x = &b->binds[i];
 
                 /* As libbpf does: a map that cannot be bound is not a failed load. */
-                if (!bind || bind(b->requests[x->request].stand_in, x->map_fd, &x->opts) < 0)
-                        log_debug("binding map fd %d to program %s: %m", x->map_fd, b->requests[x->request].name);
+                if (bind(b->requests[x->request].stand_in, x->map_fd, &x->opts) < 0)
+                        log_debug("Cannot bind map fd %d to program %s: %m", x->map_fd,
+                                  b->requests[x->request].name);
         }
         b->ran = true;
         batched_loads++;
@@ -276,43 +270,86 @@ static int batch_run(Batch *b) {
         return 0;
 }
 
-bool prog_batch_take(enum bpf_prog_type type, const char *name, const char *license, const struct bpf_insn *insns,
-                     size_t insn_cnt, const struct bpf_prog_load_opts *opts, int *ret) {
+/* Copies libbpf's options into ours, with our size: false if they hold more than ours can. */
+static bool copy_opts(void *to, size_t to_sz, const void *from) {
+        size_t from_sz = from ? *(const size_t *) from : 0;
+
+        memset(to, 0, to_sz);
+        if (from)
+                memcpy(to, from, MIN(from_sz, to_sz));
+        *(size_t *) to = to_sz;
+        for (size_t i = to_sz; i < from_sz; i++)
+                if (((const char *) from)[i] != 0)
+                        return false;
+        return true;
+}
+
+static int fail(Batch *b, const char *name, int error) {
+        b->error = error;
+        b->failed_name = name;
+        errno = -error;
+        return error;
+}
+
+static bool expected_anywhere(const Batch *b, const char *name) {
+        for (size_t i = 0; i < b->n_expected; i++)
+                if (name == b->expected[i].name)
+                        return true;
+        return false;
+}
+
+bool prog_batch_take(enum bpf_prog_type type, const char *name, const char *license,
+                     const struct bpf_insn *insns, size_t insn_cnt, const struct bpf_prog_load_opts *opts,
+                     int *ret) {
         Batch *b = current;
         Request *r;
         int k;
 
-        if (!b || !name)
+        /* libbpf passes each program's own name string; its feature probes pass literals. */
+        if (!b || !name || !expected_anywhere(b, name))
                 return false;
-        if (b->error < 0)
-                return strcmp(name, b->failed_name) == 0 && fail(b, name, b->error, ret);
-        if (b->n_taken >= b->n_expected || type != b->expected[b->n_taken].type ||
-            strcmp(name, b->expected[b->n_taken].name) != 0) {
-                /* Not the program expected next: a feature probe, or libbpf loading otherwise than foreseen,
-                 * which the sequential load is for. */
-                for (size_t i = 0; i < b->n_expected; i++)
-                        if (strcmp(name, b->expected[i].name) == 0)
-                                return fail(b, name, -EAGAIN, ret);
-                return false;
+        if (b->error < 0) {
+                /* libbpf asks again, with a log, for the program it was told failed. */
+                if (name != b->failed_name)
+                        return false;
+                *ret = fail(b, name, b->error);
+                return true;
         }
-        if (opts && (opts->log_level != 0 || opts->log_buf))
-                return fail(b, name, -EAGAIN, ret);
+        if (b->n_taken >= b->n_expected || name != b->expected[b->n_taken].name ||
+            type != b->expected[b->n_taken].type) {
+                /* libbpf loading otherwise than foreseen: the sequential load is for that. */
+                *ret = fail(b, name, -EAGAIN);
+                return true;
+        }
+        /* libbpf 1.4 asks for a log only when it asks again; one that asked at once would lose it here. */
+        if (opts && (opts->log_level != 0 || opts->log_buf)) {
+                *ret = fail(b, name, -EAGAIN);
+                return true;
+        }
 
         r = &b->requests[b->n_taken];
-        *r = (Request) {
-                .type = type, .name = name, .license = license, .insns = insns, .insn_cnt = insn_cnt,
-                .stand_in = -1, .fd = -1,
+        *r = (Request){
+                .type = type,
+                .name = name,
+                .license = license,
+                .insns = insns,
+                .insn_cnt = insn_cnt,
+                .stand_in = -1,
+                .fd = -1,
         };
-        r->opts.sz = sizeof(r->opts);
-        if (opts)
-                memcpy(&r->opts, opts, MIN(opts->sz, sizeof(r->opts)));
+        if (!copy_opts(&r->opts, sizeof(r->opts), opts)) {
+                /* A newer libbpf's option this daemon was not built with. */
+                *ret = fail(b, name, -EAGAIN);
+                return true;
+        }
         b->n_taken++;
 
         if (b->n_taken < b->n_expected) {
                 k = stand_in();
                 if (k < 0) {
                         b->n_taken--;
-                        return fail(b, name, k, ret);
+                        *ret = fail(b, name, k);
+                        return true;
                 }
                 *ret = r->stand_in = k;
                 return true;
@@ -321,7 +358,8 @@ bool prog_batch_take(enum bpf_prog_type type, const char *name, const char *lice
         k = batch_run(b);
         if (k < 0) {
                 batch_failures++;
-                return fail(b, name, k, ret);
+                *ret = fail(b, name, k);
+                return true;
         }
         *ret = TAKE_FD(r->fd);
         return true;
@@ -340,9 +378,9 @@ bool prog_batch_bind(int prog_fd, int map_fd, const struct bpf_prog_bind_opts *o
                 if (!a)
                         return false; /* bound to the stand-in, which fails; libbpf goes on without it */
                 b->binds = a;
-                b->binds[b->n_binds] = (Bind) { .request = i, .map_fd = map_fd, .opts.sz = sizeof(a->opts) };
-                if (opts)
-                        memcpy(&b->binds[b->n_binds].opts, opts, MIN(opts->sz, sizeof(a->opts)));
+                a[b->n_binds] = (Bind) { .request = i, .map_fd = map_fd };
+                if (!copy_opts(&a[b->n_binds].opts, sizeof(a->opts), opts))
+                        return false; /* as above */
                 b->n_binds++;
                 *ret = 0;
                 return true;
@@ -350,12 +388,13 @@ bool prog_batch_bind(int prog_fd, int map_fd, const struct bpf_prog_bind_opts *o
         return false;
 }
 
-bool prog_batch_end(void) {
-        /* Stand-ins handed out for a batch that never ran are no programs, whatever libbpf made of them. */
-        bool again = current && (current->error < 0 || (current->n_taken > 0 && !current->ran));
+bool prog_batch_end(int load_result) {
+        /* Stand-ins handed out for a batch that never ran are no programs, whatever libbpf made of them;
+         * a load libbpf failed by itself before the batch ran failed for its own reason. */
+        bool again = current &&
+                     (current->error < 0 || (load_result >= 0 && current->n_taken > 0 && !current->ran));
 
-        batch_free(current);
-        current = NULL;
+        current = batch_free(current);
         return again;
 }
 
@@ -369,4 +408,11 @@ unsigned prog_batch_programs(void) {
 
 unsigned prog_batch_failures(void) {
         return batch_failures;
+}
+
+unsigned prog_batch_helpers(void) {
+        pthread_mutex_lock(&pool.lock);
+        unsigned n = pool.helpers;
+        pthread_mutex_unlock(&pool.lock);
+        return n;
 }

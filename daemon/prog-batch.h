@@ -28,19 +28,23 @@ void prog_batch_set_threads(unsigned n);
  * more than one thread to load them on. */
 void prog_batch_begin(const struct bpf_object *obj);
 
-/* From bpf_prog_load(): if the request is one of the batch's programs, it is taken (true) and *ret is a
- * stand-in fd, or for the last one, what loading them all gave. Anything else (a feature probe) is not. */
-bool prog_batch_take(enum bpf_prog_type type, const char *name, const char *license, const struct bpf_insn *insns,
-                     size_t insn_cnt, const struct bpf_prog_load_opts *opts, int *ret);
+/* From bpf_prog_load(): if the request is one of the batch's programs (libbpf passes the program's own name
+ * string, as bpf_program__name() gave it), it is taken (true) and *ret is a stand-in fd, or for the last
+ * one, what loading them all gave, or -errno. Anything else (libbpf's feature probes) is not. */
+bool prog_batch_take(enum bpf_prog_type type, const char *name, const char *license,
+                     const struct bpf_insn *insns, size_t insn_cnt, const struct bpf_prog_load_opts *opts,
+                     int *ret);
 
 /* From bpf_prog_bind_map(): a bind to a stand-in is taken (true, *ret 0) and made once the program is in. */
 bool prog_batch_bind(int prog_fd, int map_fd, const struct bpf_prog_bind_opts *opts, int *ret);
 
-/* After bpf_object__load(): true if the load is to be done again without a batch, whatever
- * bpf_object__load() returned (a batch failed, or libbpf did not load the programs foreseen). */
-bool prog_batch_end(void);
+/* After bpf_object__load(), with what it returned: true if the load is to be done again without a batch
+ * (a batch failed, or libbpf did not load the programs foreseen), even if it returned success. */
+bool prog_batch_end(int load_result);
 
 /* Loads whose programs were verified side by side; programs loaded that way; batches that failed. */
 unsigned prog_batch_loads(void);
 unsigned prog_batch_programs(void);
 unsigned prog_batch_failures(void);
+/* Helper threads started (besides the loading thread). */
+unsigned prog_batch_helpers(void);

@@ -11,6 +11,7 @@
 char LICENSE[] SEC("license") = "GPL";
 
 const volatile __u32 first_stage = 0;
+const volatile __u32 only_tgid = 0; /* 0: every process */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -21,8 +22,11 @@ struct {
 
 static __always_inline int mark(__u32 stage)
 {
-	__u64 *n = bpf_map_lookup_elem(&reached, &stage);
+	__u64 *n;
 
+	if (only_tgid && bpf_get_current_pid_tgid() >> 32 != only_tgid)
+		return 0;
+	n = bpf_map_lookup_elem(&reached, &stage);
 	if (n)
 		__sync_fetch_and_add(n, 1);
 	return 0;
