@@ -132,7 +132,9 @@ void prog_batch_begin(const struct bpf_object *obj) {
         b->order = calloc(n, sizeof(size_t));
         if (!b->expected || !b->requests || !b->order)
                 return;
-        bpf_object__for_each_program(prog, obj) if (bpf_program__autoload(prog)) {
+        bpf_object__for_each_program(prog, obj) {
+                if (!bpf_program__autoload(prog))
+                        continue;
                 b->expected[b->n_expected].name = bpf_program__name(prog);
                 b->expected[b->n_expected].type = bpf_program__type(prog);
                 b->n_expected++;
@@ -328,14 +330,9 @@ bool prog_batch_take(enum bpf_prog_type type, const char *name, const char *lice
         }
 
         r = &b->requests[b->n_taken];
-        *r = (Request){
-                .type = type,
-                .name = name,
-                .license = license,
-                .insns = insns,
-                .insn_cnt = insn_cnt,
-                .stand_in = -1,
-                .fd = -1,
+        *r = (Request) {
+                .type = type, .name = name, .license = license, .insns = insns, .insn_cnt = insn_cnt,
+                .stand_in = -1, .fd = -1,
         };
         if (!copy_opts(&r->opts, sizeof(r->opts), opts)) {
                 /* A newer libbpf's option this daemon was not built with. */
