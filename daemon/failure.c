@@ -19,55 +19,50 @@ int failure_set(Failure *f, int err, const char *error, json_object *parameters)
         return err;
 }
 
-int failure_setf(Failure *f, int err, const char *error, const char *key, const char *fmt, ...) {
-        _cleanup_free_ char *s = NULL;
-        json_object *p;
-        va_list ap;
-
-        va_start(ap, fmt);
-        s = vformat(fmt, ap);
-        va_end(ap);
-        p = json_object_new_object();
-        if (p)
-                json_object_object_add(p, key, json_object_new_string(s ?: "(out of memory)"));
-        return failure_set(f, err, error, p);
-}
-
 void failure_done(Failure *f) {
         json_object_put(f->parameters);
         *f = (Failure) {};
 }
 
-int failure_invalid_parameter(Failure *f, int err, const char *parameter, const char *fmt, ...) {
-        _cleanup_free_ char *s = NULL;
-        json_object *p;
+/* error {[name_key: name,] key: the formatted text}; returns err. */
+_printf_(7, 0) static int vfailure(Failure *f, int err, const char *error, const char *name_key, const char *name,
+                                   const char *key, const char *fmt, va_list ap) {
+        _cleanup_free_ char *s = vformat(fmt, ap);
+        json_object *p = json_object_new_object();
+
+        if (p) {
+                if (name_key)
+                        json_object_object_add(p, name_key, json_object_new_string(name));
+                json_object_object_add(p, key, json_object_new_string(s ?: "(out of memory)"));
+        }
+        return failure_set(f, err, error, p);
+}
+
+int failure_setf(Failure *f, int err, const char *error, const char *key, const char *fmt, ...) {
         va_list ap;
 
         va_start(ap, fmt);
-        s = vformat(fmt, ap);
+        err = vfailure(f, err, error, NULL, NULL, key, fmt, ap);
         va_end(ap);
-        p = json_object_new_object();
-        if (p) {
-                json_object_object_add(p, "parameter", json_object_new_string(parameter));
-                json_object_object_add(p, "message", json_object_new_string(s ?: "(out of memory)"));
-        }
-        return failure_set(f, err, VL_ERROR_INVALID_PARAMETER, p);
+        return err;
+}
+
+int failure_invalid_parameter(Failure *f, int err, const char *parameter, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        err = vfailure(f, err, VL_ERROR_INVALID_PARAMETER, "parameter", parameter, "message", fmt, ap);
+        va_end(ap);
+        return err;
 }
 
 int failure_too_large(Failure *f, int err, const char *limit, const char *fmt, ...) {
-        _cleanup_free_ char *s = NULL;
-        json_object *p;
         va_list ap;
 
         va_start(ap, fmt);
-        s = vformat(fmt, ap);
+        err = vfailure(f, err, VL_ERROR_TOO_LARGE, "limit", limit, "message", fmt, ap);
         va_end(ap);
-        p = json_object_new_object();
-        if (p) {
-                json_object_object_add(p, "limit", json_object_new_string(limit));
-                json_object_object_add(p, "message", json_object_new_string(s ?: "(out of memory)"));
-        }
-        return failure_set(f, err, VL_ERROR_TOO_LARGE, p);
+        return err;
 }
 
 int failure_system(Failure *f, int err, const char *fmt, ...) {
