@@ -989,6 +989,8 @@ static bool walks_in_batches(const MapCodec *c) {
 }
 
 #define DUMP_BATCH 64u
+/* The kernel's own "not supported" (524), which some bpf commands let out to user space. */
+#define ENOTSUPP 524
 
 /* One step of a batched walk: 1 more may follow, 0 at the end or limit, -EOPNOTSUPP when the kernel has no
  * batch lookup for this map (nothing passed to fn yet), <0 on errors. */
@@ -1030,7 +1032,7 @@ static int dump_step_batches(const MapCodec *c, int map_fd, MapDumpCursor *cur, 
                 if (r == -ENOENT)
                         cur->batch_end = true;
                 else if (r < 0)
-                        return cur->batch_started || cur->n > 0 || (r != -EINVAL && r != -EOPNOTSUPP && r != -524)
+                        return cur->batch_started || cur->n > 0 || (r != -EINVAL && r != -EOPNOTSUPP && r != -ENOTSUPP)
                                        ? r
                                        : -EOPNOTSUPP;
                 cur->batch_started = true;

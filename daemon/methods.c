@@ -1299,6 +1299,11 @@ static int list_stream_step(Call *call, void *data) {
         return vl_stream_reply(call, reply, ls->next >= ls->n);
 }
 
+/* Whether List shows o: the caller may see it, and it is the asked owner's. */
+static bool listed(Call *call, const ListParameters *p, const Object *o) {
+        return (!p->owner.set || o->owner.uid == p->owner.value) && may_see(call, o);
+}
+
 /*
  * Objects with reports of thousands of relocations take hundreds of KB of
  * JSON each: a few dozen of them are more than one message may carry. With
@@ -1306,10 +1311,6 @@ static int list_stream_step(Call *call, void *data) {
  * the next made once the last is sent; without, a list that does not fit is
  * TooLarge, saying to ask with "more".
  */
-static bool listed(Call *call, const ListParameters *p, const Object *o) {
-        return (!p->owner.set || o->owner.uid == p->owner.value) && may_see(call, o);
-}
-
 static int vl_method_list(Call *call) {
         static const ParamField table[] = {
                 { "owner", json_type_int, param_optional_uint32, offsetof(ListParameters, owner) },
@@ -1345,7 +1346,7 @@ static int vl_method_list(Call *call) {
                         continue;
                 json_object_array_add(objects, object_to_frozen(reg->objects[i], &len));
                 total += len + 1;
-                if (total + 64 > VL_MAX_MESSAGE) {
+                if (total > VL_MAX_MESSAGE - VL_REPLY_ENVELOPE) {
                         json_object_put(objects);
                         (void) malloc_trim(0); /* the texts rendered so far, freed */
                         return reply_too_large(call, "message_size",
@@ -1672,7 +1673,7 @@ static int dump_text(const MapCodec *codec, int fd, uint64_t limit, char **ret, 
                                                                       &tlen)))
                         r = -ENOMEM;
                 /* "[a,b]": its elements, after a comma when some came before */
-                if (r >= 0 && tlen > 2 && used + tlen > VL_MAX_MESSAGE - 64)
+                if (r >= 0 && tlen > 2 && used + tlen > VL_MAX_MESSAGE - VL_REPLY_ENVELOPE)
                         r = -EMSGSIZE;
                 else if (r >= 0 && tlen > 2) {
                         if (used > 1)

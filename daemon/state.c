@@ -104,7 +104,7 @@ int state_write(const char *state_dir, const Object *o, json_object **ret_object
         if (!text)
                 return -ENOMEM;
         /* For a reply: one no client could read must not be the answer to a load that stays. */
-        if (ret_object && len > VL_MAX_MESSAGE - REPLY_ENVELOPE) {
+        if (ret_object && len > VL_MAX_MESSAGE - VL_REPLY_ENVELOPE) {
                 free(text);
                 return failure_too_large(f, -EMSGSIZE, "message_size",
                                          "the object's JSON (its programs, maps and relocation report) takes %zu "

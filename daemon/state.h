@@ -13,11 +13,8 @@
 #include "registry.h"
 
 int state_setup(const char *state_dir);
-/* The reply around an object's JSON: {"parameters":{"object":…}} */
-#define REPLY_ENVELOPE 32u
-
 /* <state dir>/<id>.json, atomically. ret_object (if given): the same JSON, for a reply (json_frozen_text()):
- * then an object too large for one (over VL_MAX_MESSAGE - REPLY_ENVELOPE) is TooLarge, and nothing is written. */
+ * then an object too large for one (over VL_MAX_MESSAGE - VL_REPLY_ENVELOPE) is TooLarge, and nothing is written. */
 int state_write(const char *state_dir, const Object *o, json_object **ret_object, Failure *f);
 int state_remove(const char *state_dir, uint64_t id);
 /*

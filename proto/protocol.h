@@ -9,6 +9,9 @@
 
 /* Limits of design.md: past one, an error reply and the connection closes. */
 #define VL_MAX_MESSAGE (16u * 1024 * 1024)
+/* What a reply adds around its payload ({"parameters":{"entries":…,"count":N},"continues":true}): a payload
+ * of up to VL_MAX_MESSAGE - VL_REPLY_ENVELOPE bytes fits in one message. */
+#define VL_REPLY_ENVELOPE 64u
 #define VL_MAX_OBJECT (64u * 1024 * 1024)
 #define VL_MAX_FDS 16u
 #define VL_MAX_JSON_DEPTH 64

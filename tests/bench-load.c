@@ -215,21 +215,6 @@ static int64_t cold_parse(void) {
         return t;
 }
 
-static long rss_kib(pid_t pid) {
-        char path[64], line[256];
-        long kib = -1;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%d/status", pid);
-        f = fopen(path, "re");
-        while (f && fgets(line, sizeof(line), f))
-                if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-                        break;
-        if (f)
-                fclose(f);
-        return kib;
-}
-
 int main(int argc, char **argv) {
         static const char *const objects[] = { "tp_core", "globals", "xdp_pass", "pinned", "many_core",
                                                  "netmon", "secmon", "tp_btf", "ksyms" };
@@ -403,7 +388,8 @@ int main(int argc, char **argv) {
 
         bpfcore_call(client, "io.bpfcored.Status", NULL, NULL, 0, &status);
         json_object_object_get_ex(status.parameters, "btf_cache", &cache);
-        printf("\ndaemon RSS after the runs: %ld KiB; BTF cache: %lld bytes, %lld indexed names\n", rss_kib(d.pid),
+        printf("\ndaemon RSS after the runs: %ld KiB; BTF cache: %lld bytes, %lld indexed names\n",
+               harness_pid_rss_kib(d.pid),
                (long long) json_int(cache, "memory_bytes"), (long long) json_int(cache, "indexed_types"));
         {
                 json_object *c = NULL;
